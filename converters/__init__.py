@@ -1,0 +1,18 @@
+"""edgeseal.converters: export, quantize, prune and distill PyTorch models for on-device runtimes.
+
+The explicit layer under the ``edgeseal.compress`` recipe. Modules:
+
+- ``export``    torch -> ONNX (torch.export-based) and torch -> TFLite (litert-torch), checked against torch
+- ``quantize``  ONNX static/dynamic int8 (ONNX Runtime's tool), TFLite full int8 (ai-edge-quantizer)
+- ``localize``  per-layer int8 error, and keeping the worst layers in float until an accuracy budget holds
+- ``prune``     structured channel pruning (torch-pruning) and unstructured magnitude pruning
+- ``distill``   teacher -> student training with soft targets
+- ``train``     device-aware fine-tuning loops; ``zoo`` real data (digits) and reference models
+- ``infer``     host-side ONNX Runtime / LiteRT runners; ``metrics`` accuracy/F1 and latency
+
+Importing this package does not import torch; each function imports what it needs.
+"""
+
+from ._common import Device, resolve_device
+
+__all__ = ["Device", "resolve_device"]
