@@ -1,0 +1,595 @@
+"""Sealed package format v1: read and write. The normative spec is docs/format.md.
+
+Layout (all integers big-endian)::
+
+    header     magic "\\x89ESEAL\\r\\n" | version u16 = 1 | flags u16 = 0 | manifest_len u32
+    manifest   manifest_len bytes of UTF-8 JSON (cleartext)
+    slots      count u16, then per slot: type u8 | body_len u16 | body
+    payload    ciphertext_len u64 | chunked AEAD ciphertext
+    signature  alg u8 (0 none, 1 Ed25519) | Ed25519: public key (32) | signature (64)
+
+The associated data of every AEAD in the file is SHA-256(header || manifest), so
+neither can be edited without every tag failing. The signature covers every byte
+before the 64 signature bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field, replace
+from enum import Enum, IntEnum
+from typing import Any, Iterable, Mapping, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from . import crypto
+from ._memory import PlainBuffer
+from .crypto import Cipher
+from .errors import (
+    ConfigError,
+    InvalidPackage,
+    NoMatchingKey,
+    PackageExpired,
+    RollbackRejected,
+    UnsignedPackage,
+    UntrustedPublisher,
+)
+from .tensors import TensorSpec
+
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "Header",
+    "Kind",
+    "Codec",
+    "Cipher",
+    "PayloadInfo",
+    "Manifest",
+    "SlotType",
+    "KeySlot",
+    "DeviceRecipient",
+    "PassphraseRecipient",
+    "RawKeyRecipient",
+    "Package",
+    "write_package",
+]
+
+MAGIC = b"\x89ESEAL\r\n"
+FORMAT_VERSION = 1
+HEADER_SIZE = 16
+MAX_MANIFEST = 4 * 2**20
+MAX_SLOTS = 1024
+MIN_CHUNK, MAX_CHUNK = 2**10, 2**28
+DEFAULT_CHUNK = 2**20
+SIGNATURE_SIZE = 64
+# scrypt costs a reader accepts: bounds the memory and time a hostile file can demand.
+MAX_SCRYPT_LOG2_N, MAX_SCRYPT_R, MAX_SCRYPT_P, MAX_SCRYPT_MEMORY = 22, 32, 16, 2**30
+
+
+class Kind(str, Enum):
+    MODEL = "model"
+    DATASET = "dataset"
+
+
+class Codec(str, Enum):
+    """How the plaintext is compressed before encryption."""
+
+    NONE = "none"
+    ZLIB = "zlib"
+
+
+class SlotType(IntEnum):
+    X25519 = 1
+    PASSPHRASE = 2
+    RAW = 3
+
+
+class SignatureAlg(IntEnum):
+    NONE = 0
+    ED25519 = 1
+
+
+# --- header --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Header:
+    """The fixed 16 cleartext bytes at the start of every package."""
+
+    version: int = FORMAT_VERSION
+    flags: int = 0
+    manifest_len: int
+
+    _STRUCT = struct.Struct(">8sHHI")
+
+    def to_bytes(self) -> bytes:
+        return self._STRUCT.pack(MAGIC, self.version, self.flags, self.manifest_len)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> "Header":
+        if len(data) < HEADER_SIZE:
+            raise InvalidPackage()
+        magic, version, flags, manifest_len = cls._STRUCT.unpack_from(data, 0)
+        if magic != MAGIC or version != FORMAT_VERSION or flags != 0 or manifest_len > MAX_MANIFEST:
+            raise InvalidPackage()
+        return cls(version=version, flags=flags, manifest_len=manifest_len)
+
+
+# --- manifest ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayloadInfo:
+    """How the payload was encoded; filled in by the writer, bound into every tag."""
+
+    cipher: Cipher
+    chunk_size: int
+    nonce_prefix: bytes
+    codec: Codec
+    size: int  # bytes encrypted (after the codec)
+    original_size: int  # bytes after decoding
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cipher": self.cipher.value,
+            "chunk_size": self.chunk_size,
+            "nonce_prefix": self.nonce_prefix.hex(),
+            "codec": self.codec.value,
+            "size": self.size,
+            "original_size": self.original_size,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PayloadInfo":
+        info = cls(
+            cipher=Cipher(d["cipher"]),
+            chunk_size=_int(d["chunk_size"]),
+            nonce_prefix=bytes.fromhex(d["nonce_prefix"]),
+            codec=Codec(d["codec"]),
+            size=_int(d["size"]),
+            original_size=_int(d["original_size"]),
+        )
+        if not MIN_CHUNK <= info.chunk_size <= MAX_CHUNK or len(info.nonce_prefix) != crypto.NONCE_PREFIX_SIZE:
+            raise ValueError("payload parameters out of range")
+        if info.codec is Codec.NONE and info.size != info.original_size:
+            raise ValueError("uncompressed payload with two sizes")
+        return info
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """The cleartext description of a package: readable with no key, bound into every AEAD tag."""
+
+    kind: Kind = Kind.MODEL
+    content_format: str  # "onnx", "tflite", "npz", ...
+    name: str = "model"
+    model_version: int = 1
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    target: str | None = None
+    compression: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: int = 0  # unix seconds, UTC
+    expires_at: int | None = None
+    producer: str = ""
+    payload: PayloadInfo | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model_version, int) or self.model_version < 0:
+            raise ConfigError(f"model_version must be an int >= 0, got {self.model_version!r}")
+        if self.expires_at is not None and self.expires_at <= self.created_at:
+            raise ConfigError("expires_at must be later than created_at")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": Kind(self.kind).value,
+            "content_format": self.content_format,
+            "name": self.name,
+            "model_version": self.model_version,
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+            "target": self.target,
+            "compression": dict(self.compression),
+            "metadata": dict(self.metadata),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "producer": self.producer,
+            "payload": None if self.payload is None else self.payload.to_dict(),
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> "Manifest":
+        """Parse a manifest; any malformation is an InvalidPackage (it came from a file)."""
+        try:
+            d = json.loads(bytes(data).decode("utf-8"))
+            expires = d.get("expires_at")
+            return cls(
+                kind=Kind(d["kind"]),
+                content_format=str(d["content_format"]),
+                name=str(d["name"]),
+                model_version=_int(d["model_version"]),
+                inputs=tuple(TensorSpec.from_dict(s) for s in d["inputs"]),
+                outputs=tuple(TensorSpec.from_dict(s) for s in d["outputs"]),
+                target=d.get("target"),
+                compression=dict(d.get("compression") or {}),
+                metadata={str(k): str(v) for k, v in (d.get("metadata") or {}).items()},
+                created_at=_int(d["created_at"]),
+                expires_at=None if expires is None else _int(expires),
+                producer=str(d.get("producer", "")),
+                payload=PayloadInfo.from_dict(d["payload"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, ConfigError, UnicodeDecodeError):
+            raise InvalidPackage() from None
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected an int >= 0, got {value!r}")
+    return value
+
+
+# --- key slots -----------------------------------------------------------------------
+
+_WRAPPED = crypto.KEY_SIZE + crypto.TAG_SIZE
+_FP = crypto.FINGERPRINT_SIZE
+
+
+@dataclass(frozen=True)
+class KeySlot:
+    """One wrapped copy of the content key. ``fingerprint`` is empty for passphrase slots."""
+
+    type: int
+    body: bytes
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self.body[:_FP] if self.type in (SlotType.X25519, SlotType.RAW) else b""
+
+    def describe(self) -> str:
+        if self.type == SlotType.X25519:
+            return f"x25519 device key {self.fingerprint.hex()}"
+        if self.type == SlotType.RAW:
+            return f"raw 256-bit key {self.fingerprint.hex()}"
+        if self.type == SlotType.PASSPHRASE:
+            log2_n, r, p = self.body[16], self.body[17], self.body[18]
+            return f"passphrase (scrypt N=2^{log2_n}, r={r}, p={p})"
+        return f"unknown slot type {self.type} (ignored by this reader)"
+
+    def to_bytes(self) -> bytes:
+        return struct.pack(">BH", self.type, len(self.body)) + self.body
+
+    def is_well_formed(self) -> bool:
+        sizes = {SlotType.X25519: _FP + 32 + _WRAPPED, SlotType.PASSPHRASE: 16 + 3 + _WRAPPED,
+                 SlotType.RAW: _FP + 16 + _WRAPPED}
+        return self.type not in sizes or len(self.body) == sizes[SlotType(self.type)]
+
+    def unwrap(self, key: Any, aad: bytes) -> bytes:
+        """Content key from this slot with ``key`` (an X25519 private key, raw bytes or passphrase)."""
+        body = self.body
+        if self.type == SlotType.X25519:
+            ephemeral = body[_FP : _FP + 32]
+            shared = crypto.x25519_shared(key, ephemeral)
+            device_public = crypto.raw_public(key.public_key())
+            wrap_key = crypto.x25519_wrap_key(shared, ephemeral, device_public)
+            return crypto.unwrap(wrap_key, body[_FP + 32 :], aad)
+        if self.type == SlotType.RAW:
+            return crypto.unwrap(crypto.raw_wrap_key(key, body[_FP : _FP + 16]), body[_FP + 16 :], aad)
+        if self.type == SlotType.PASSPHRASE:
+            salt, (log2_n, r, p) = body[:16], body[16:19]
+            if not (1 <= log2_n <= MAX_SCRYPT_LOG2_N and 1 <= r <= MAX_SCRYPT_R and 1 <= p <= MAX_SCRYPT_P) or (
+                128 * r * 2**log2_n > MAX_SCRYPT_MEMORY
+            ):
+                raise InvalidPackage()
+            return crypto.unwrap(crypto.scrypt_wrap_key(key, salt, log2_n, r, p), body[19:], aad)
+        raise InvalidPackage()
+
+
+@dataclass(frozen=True)
+class DeviceRecipient:
+    """Seal for one device's X25519 public key (32 raw bytes)."""
+
+    public_key: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.public_key) != 32:
+            raise ConfigError("a device public key is 32 raw bytes (X25519)")
+
+    def make_slot(self, content_key: bytes, aad: bytes, randbytes: crypto.RandBytes) -> KeySlot:
+        ephemeral = X25519PrivateKey.from_private_bytes(randbytes(32))
+        ephemeral_public = crypto.raw_public(ephemeral.public_key())
+        shared = crypto.x25519_shared(ephemeral, self.public_key)
+        wrap_key = crypto.x25519_wrap_key(shared, ephemeral_public, self.public_key)
+        body = crypto.x25519_fingerprint(self.public_key) + ephemeral_public + crypto.wrap(wrap_key, content_key, aad)
+        return KeySlot(SlotType.X25519, body)
+
+
+@dataclass(frozen=True)
+class PassphraseRecipient:
+    """Seal for a passphrase, stretched with scrypt (N = 2**log2_n)."""
+
+    passphrase: str = field(repr=False)
+    log2_n: int = 15
+    r: int = 8
+    p: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.passphrase:
+            raise ConfigError("passphrase must not be empty")
+        if not (10 <= self.log2_n <= MAX_SCRYPT_LOG2_N and 1 <= self.r <= MAX_SCRYPT_R and 1 <= self.p <= MAX_SCRYPT_P):
+            raise ConfigError(f"scrypt parameters out of range: log2_n 10..{MAX_SCRYPT_LOG2_N}, r 1..32, p 1..16")
+        if 128 * self.r * 2**self.log2_n > MAX_SCRYPT_MEMORY:
+            raise ConfigError("scrypt parameters need more than 1 GiB; readers refuse that")
+
+    def make_slot(self, content_key: bytes, aad: bytes, randbytes: crypto.RandBytes) -> KeySlot:
+        salt = randbytes(16)
+        wrap_key = crypto.scrypt_wrap_key(self.passphrase, salt, self.log2_n, self.r, self.p)
+        body = salt + bytes([self.log2_n, self.r, self.p]) + crypto.wrap(wrap_key, content_key, aad)
+        return KeySlot(SlotType.PASSPHRASE, body)
+
+
+@dataclass(frozen=True)
+class RawKeyRecipient:
+    """Seal for a raw 256-bit symmetric key."""
+
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.key) != crypto.KEY_SIZE:
+            raise ConfigError("a raw key is exactly 32 bytes")
+
+    def make_slot(self, content_key: bytes, aad: bytes, randbytes: crypto.RandBytes) -> KeySlot:
+        salt = randbytes(16)
+        wrapped = crypto.wrap(crypto.raw_wrap_key(self.key, salt), content_key, aad)
+        return KeySlot(SlotType.RAW, crypto.raw_key_fingerprint(self.key) + salt + wrapped)
+
+
+Recipient = DeviceRecipient | PassphraseRecipient | RawKeyRecipient
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def write_package(
+    payload: bytes,
+    manifest: Manifest,
+    recipients: Sequence[Recipient],
+    signer: Ed25519PrivateKey | None,
+    *,
+    cipher: Cipher = Cipher.AES_256_GCM,
+    codec: Codec = Codec.NONE,
+    chunk_size: int = DEFAULT_CHUNK,
+    randbytes: crypto.RandBytes = os.urandom,
+) -> bytes:
+    """Encrypt ``payload`` for ``recipients`` and sign with ``signer``. Fills ``manifest.payload``."""
+    if not recipients:
+        raise ConfigError("seal for at least one recipient: a device key, a passphrase or a raw key")
+    if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
+        raise ConfigError(f"chunk_size must be within {MIN_CHUNK}..{MAX_CHUNK}")
+    cipher, codec = Cipher(cipher), Codec(codec)
+    stored = zlib.compress(payload, 6) if codec is Codec.ZLIB else bytes(payload)
+    content_key = randbytes(crypto.KEY_SIZE)
+    info = PayloadInfo(
+        cipher=cipher,
+        chunk_size=chunk_size,
+        nonce_prefix=randbytes(crypto.NONCE_PREFIX_SIZE),
+        codec=codec,
+        size=len(stored),
+        original_size=len(payload),
+    )
+    manifest_bytes = replace(manifest, payload=info).to_bytes()
+    if len(manifest_bytes) > MAX_MANIFEST:
+        raise ConfigError(f"manifest is {len(manifest_bytes)} bytes; keep metadata under {MAX_MANIFEST}")
+    head = Header(manifest_len=len(manifest_bytes)).to_bytes() + manifest_bytes
+    aad = hashlib.sha256(head).digest()
+
+    slots = [r.make_slot(content_key, aad, randbytes) for r in recipients]
+    ciphertext = crypto.stream_encrypt(cipher, content_key, info.nonce_prefix, chunk_size, stored, aad)
+    parts = [head, struct.pack(">H", len(slots)), *(s.to_bytes() for s in slots)]
+    parts += [struct.pack(">Q", len(ciphertext)), ciphertext]
+    if signer is None:
+        parts.append(bytes([SignatureAlg.NONE]))
+        return b"".join(parts)
+    parts += [bytes([SignatureAlg.ED25519]), crypto.raw_public(signer.public_key())]
+    unsigned = b"".join(parts)
+    return unsigned + crypto.sign(signer, unsigned)
+
+
+def _seal_from_parts(
+    payload: bytes,
+    manifest: Manifest,
+    recipients: Sequence[Recipient],
+    signer: Ed25519PrivateKey | None,
+    *,
+    seed: bytes,
+    **options: Any,
+) -> bytes:
+    """Deterministic :func:`write_package` for frozen test vectors: all randomness comes from ``seed``."""
+    counter = 0
+
+    def randbytes(n: int) -> bytes:
+        nonlocal counter
+        out = b""
+        while len(out) < n:
+            out += hashlib.sha256(b"edgeseal/test-vector-drbg" + seed + struct.pack(">Q", counter)).digest()
+            counter += 1
+        return out[:n]
+
+    return write_package(payload, manifest, recipients, signer, randbytes=randbytes, **options)
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signature:
+    public_key: bytes
+    signature: bytes
+    signed_len: int  # bytes covered: everything before the signature
+
+
+@dataclass(frozen=True)
+class Package:
+    """A parsed package. Parsing checks structure only; nothing is authenticated yet."""
+
+    data: memoryview
+    header: Header
+    manifest: Manifest
+    manifest_bytes: bytes
+    slots: tuple[KeySlot, ...]
+    ciphertext: memoryview
+    signature: Signature | None
+
+    @property
+    def aad(self) -> bytes:
+        return hashlib.sha256(self.data[: HEADER_SIZE + self.header.manifest_len]).digest()
+
+    @property
+    def publisher(self) -> str | None:
+        """Fingerprint of the signing key as written in the file (not yet verified)."""
+        return None if self.signature is None else crypto.publisher_fingerprint(self.signature.public_key)
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview) -> "Package":
+        view = memoryview(data).cast("B")
+        header = Header.from_bytes(view)
+        pos = HEADER_SIZE + header.manifest_len
+        manifest_bytes = bytes(_take(view, HEADER_SIZE, header.manifest_len))
+        manifest = Manifest.from_bytes(manifest_bytes)
+        (count,) = struct.unpack(">H", _take(view, pos, 2))
+        pos += 2
+        if count == 0 or count > MAX_SLOTS:
+            raise InvalidPackage()
+        slots = []
+        for _ in range(count):
+            slot_type, length = struct.unpack(">BH", _take(view, pos, 3))
+            slot = KeySlot(slot_type, bytes(_take(view, pos + 3, length)))
+            if not slot.is_well_formed():
+                raise InvalidPackage()
+            slots.append(slot)
+            pos += 3 + length
+        (ct_len,) = struct.unpack(">Q", _take(view, pos, 8))
+        info = manifest.payload
+        if ct_len != crypto.ciphertext_size(info.size, info.chunk_size):
+            raise InvalidPackage()
+        ciphertext = _take(view, pos + 8, ct_len)
+        pos += 8 + ct_len
+        alg = _take(view, pos, 1)[0]
+        signature = None
+        if alg == SignatureAlg.ED25519:
+            public = bytes(_take(view, pos + 1, 32))
+            sig = bytes(_take(view, pos + 33, SIGNATURE_SIZE))
+            signature = Signature(public, sig, pos + 33)
+            pos += 33 + SIGNATURE_SIZE
+        elif alg == SignatureAlg.NONE:
+            pos += 1
+        else:
+            raise InvalidPackage()
+        if pos != len(view):
+            raise InvalidPackage()
+        return cls(view, header, manifest, manifest_bytes, tuple(slots), ciphertext, signature)
+
+    def authenticate(self, trusted: Iterable[bytes], *, allow_unsigned: bool = False) -> str | None:
+        """Check the publisher signature against raw Ed25519 ``trusted`` keys, before any decryption.
+
+        Returns the publisher fingerprint, or None for an unsigned package that was allowed.
+        """
+        trusted = {bytes(t) for t in trusted}
+        if self.signature is None:
+            if allow_unsigned:
+                return None
+            raise UnsignedPackage()
+        if self.signature.public_key not in trusted:
+            if not trusted and allow_unsigned:
+                # No trust anchors and unsigned allowed: check integrity only, claim nothing.
+                crypto.verify(self.signature.public_key, self.signature.signature, self.data[: self.signature.signed_len])
+                return None
+            if not trusted:
+                raise UntrustedPublisher(
+                    f"sealed package is signed by publisher {self.publisher}, but no trusted publisher keys "
+                    "were given; pass that publisher's public key as trusted (CLI: --trusted PUB)"
+                )
+            raise UntrustedPublisher(
+                f"sealed package is signed by publisher {self.publisher}, which is not among the "
+                f"{len(trusted)} trusted publisher key(s); add its public key to the trusted keys "
+                "if you trust it, otherwise do not load this file"
+            )
+        crypto.verify(self.signature.public_key, self.signature.signature, self.data[: self.signature.signed_len])
+        return self.publisher
+
+    def check_policy(self, *, min_version: int | None = None, now: float | None = None) -> None:
+        """Rollback floor and expiry; call after :meth:`authenticate` so the values are authentic."""
+        m = self.manifest
+        if min_version is not None and m.model_version < min_version:
+            raise RollbackRejected(
+                f"model {m.name!r} version {m.model_version} is below the minimum version {min_version} "
+                "this app accepts (rollback protection); install a newer package"
+            )
+        now = time.time() if now is None else now
+        if m.expires_at is not None and now >= m.expires_at:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(m.expires_at))
+            raise PackageExpired(f"model {m.name!r} expired at {when}; ask the publisher for a fresh package")
+
+    def content_key(self, key: Any) -> bytes:
+        """Unwrap the content key with an X25519 private key, 32 raw key bytes, or a passphrase ``str``."""
+        if isinstance(key, X25519PrivateKey):
+            candidates = [s for s in self.slots if s.type == SlotType.X25519]
+            fp = crypto.x25519_fingerprint(crypto.raw_public(key.public_key()))
+            what = f"device key {fp.hex()}"
+        elif isinstance(key, (bytes, bytearray)) and len(key) == crypto.KEY_SIZE:
+            key = bytes(key)
+            candidates = [s for s in self.slots if s.type == SlotType.RAW]
+            fp = crypto.raw_key_fingerprint(key)
+            what = f"raw key {fp.hex()}"
+        elif isinstance(key, str):
+            candidates = [s for s in self.slots if s.type == SlotType.PASSPHRASE]
+            fp, what = b"", "a passphrase"
+        else:
+            raise ConfigError(
+                f"cannot open a package with a {type(key).__name__}; give an X25519 device private key, "
+                "a 32-byte raw key or a passphrase"
+            )
+        matching = [s for s in candidates if s.fingerprint == fp]
+        if not matching:
+            held = ", ".join(s.describe() for s in self.slots)
+            raise NoMatchingKey(f"no key slot of this package is for {what}; it is sealed for: {held}")
+        for slot in matching:
+            try:
+                return slot.unwrap(key, self.aad)
+            except InvalidPackage:
+                continue
+        raise InvalidPackage()
+
+    def decrypt(self, content_key: bytes) -> PlainBuffer:
+        """The plaintext payload, decoded, in a wipeable buffer. Never touches a disk."""
+        info = self.manifest.payload
+        plain = crypto.stream_decrypt(
+            info.cipher, content_key, info.nonce_prefix, info.chunk_size, self.ciphertext, info.size, self.aad
+        )
+        if info.codec is Codec.NONE:
+            return plain
+        try:
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(plain.view, max(1, info.original_size))
+            if not inflater.eof or inflater.unconsumed_tail or len(data) != info.original_size:
+                raise InvalidPackage()
+        except zlib.error:
+            raise InvalidPackage() from None
+        finally:
+            plain.wipe()
+        return PlainBuffer.adopt(data)
+
+
+def _take(view: memoryview, start: int, length: int) -> memoryview:
+    if start + length > len(view):
+        raise InvalidPackage()
+    return view[start : start + length]
+

@@ -1,0 +1,200 @@
+"""Open sealed packages: ``load`` a model, ``open_payload`` for a sealed dataset, ``inspect`` without a key."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import backends
+from ._memory import PlainBuffer
+from .errors import ConfigError, UnsupportedError
+from .format import Kind, Manifest, Package
+from .keys import resolve_secret, resolve_trusted
+from .tensors import TensorSpec, validate_inputs
+
+__all__ = ["SealedModel", "load", "open_payload", "inspect", "Inspection"]
+
+Source = str | os.PathLike | bytes | bytearray | memoryview
+
+
+def _read(source: Source) -> bytes | bytearray | memoryview:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return source
+    path = Path(source)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"sealed package {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read sealed package {path}: {exc.strerror}") from None
+
+
+def _open(
+    source: Source,
+    key: Any,
+    trusted: Any,
+    allow_unsigned: bool,
+    min_version: int | None,
+    now: float | None,
+) -> tuple[Package, str | None, PlainBuffer]:
+    if key is None:
+        raise ConfigError("a key is needed to open the package: a device key, RawKey or Passphrase")
+    secret = resolve_secret(key)
+    package = Package.parse(_read(source))
+    publisher = package.authenticate(resolve_trusted(trusted), allow_unsigned=allow_unsigned)
+    package.check_policy(min_version=min_version, now=now)
+    content_key = package.content_key(secret)
+    return package, publisher, package.decrypt(content_key)
+
+
+class SealedModel:
+    """A model opened from a sealed package. ``run`` may be called from many threads at once."""
+
+    def __init__(self, manifest: Manifest, session: Any, backend: str, publisher: str | None,
+                 load_seconds: float, plain: PlainBuffer | None) -> None:
+        self.manifest = manifest
+        self.backend = backend
+        self.publisher = publisher
+        self.load_seconds = load_seconds
+        self._session = session
+        self._plain = plain  # kept only while the backend reads from it (LiteRT)
+        self.inputs: tuple[TensorSpec, ...] = manifest.inputs or session.inputs
+        self.outputs: tuple[TensorSpec, ...] = manifest.outputs or session.outputs
+        self._closed = threading.Event()
+
+    def run(self, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        """Validate ``inputs`` against the input specs, run, and return outputs by name."""
+        if self._closed.is_set():
+            raise ConfigError(f"model {self.manifest.name!r} is closed; load it again")
+        return self._session.run(validate_inputs(inputs, self.inputs))
+
+    def close(self) -> None:
+        """Release the backend session and wipe any plaintext still held."""
+        self._closed.set()
+        self._session.close()
+        if self._plain is not None:
+            self._plain.wipe()
+            self._plain = None
+
+    def __enter__(self) -> "SealedModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        ins = ", ".join(s.describe() for s in self.inputs)
+        outs = ", ".join(s.describe() for s in self.outputs)
+        return (f"SealedModel({self.manifest.name!r} v{self.manifest.model_version}, {self.backend}, "
+                f"inputs=[{ins}], outputs=[{outs}])")
+
+
+def load(
+    source: Source,
+    *,
+    key: Any = None,
+    trusted: Any = (),
+    allow_unsigned: bool = False,
+    min_version: int | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    now: float | None = None,
+) -> SealedModel:
+    """Verify, decrypt in memory and load a sealed model.
+
+    ``key``: an X25519 device private key, :class:`RawKey`, :class:`Passphrase`, a key
+    provider, or the path of a device key PEM. ``trusted``: publisher public keys
+    (objects, raw 32 bytes, or PEM paths). The signature is checked before any
+    decryption; unsigned packages load only with ``allow_unsigned=True``.
+    """
+    started = time.perf_counter()
+    package, publisher, plain = _open(source, key, trusted, allow_unsigned, min_version, now)
+    manifest = package.manifest
+    try:
+        if manifest.kind is not Kind.MODEL:
+            raise ConfigError(f"package {manifest.name!r} holds a {manifest.kind.value}, not a model; "
+                              "use open_payload()")
+        module = backends.select(manifest.content_format, backend)
+        session = module.Session(plain.freeze(), threads)
+    except BaseException:
+        plain.wipe()
+        raise
+    keeps_buffer = module.NAME == "litert"
+    if not keeps_buffer:
+        plain.wipe()  # ONNX Runtime owns a parsed copy now
+    _check_specs(manifest, session)
+    return SealedModel(manifest, session, module.NAME, publisher, time.perf_counter() - started,
+                       plain if keeps_buffer else None)
+
+
+def _check_specs(manifest: Manifest, session: Any) -> None:
+    declared = [(s.name, s.dtype) for s in manifest.inputs]
+    actual = [(s.name, s.dtype) for s in session.inputs]
+    if declared and declared != actual:
+        session.close()
+        raise UnsupportedError(
+            f"package manifest declares inputs {declared} but the model takes {actual}; reseal the model"
+        )
+
+
+def open_payload(
+    source: Source,
+    *,
+    key: Any,
+    trusted: Any = (),
+    allow_unsigned: bool = False,
+    min_version: int | None = None,
+    now: float | None = None,
+) -> tuple[Manifest, PlainBuffer]:
+    """Verify and decrypt any package (e.g. a sealed evaluation set) into a wipeable in-memory buffer."""
+    package, _, plain = _open(source, key, trusted, allow_unsigned, min_version, now)
+    return package.manifest, plain
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What can be learned about a package without its key."""
+
+    size: int
+    manifest: Manifest
+    slots: tuple[str, ...]
+    publisher: str | None
+    signature: str  # "verified", "unsigned", "untrusted", "not checked", "invalid"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "manifest": self.manifest.to_dict(),
+            "slots": list(self.slots),
+            "publisher": self.publisher,
+            "signature": self.signature,
+        }
+
+
+def inspect(source: Source, *, trusted: Iterable[Any] = ()) -> Inspection:
+    """Read the cleartext parts; check the signature if ``trusted`` keys are given."""
+    from .errors import InvalidPackage, UntrustedPublisher
+
+    data = _read(source)
+    package = Package.parse(data)
+    keys = resolve_trusted(trusted)
+    if package.signature is None:
+        status = "unsigned"
+    elif not keys:
+        status = "not checked"
+    else:
+        try:
+            package.authenticate(keys)
+            status = "verified"
+        except UntrustedPublisher:
+            status = "untrusted"
+        except InvalidPackage:
+            status = "invalid"
+    return Inspection(len(data), package.manifest, tuple(s.describe() for s in package.slots),
+                      package.publisher, status)

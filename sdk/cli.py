@@ -1,0 +1,376 @@
+"""The ``edgeseal`` command line.
+
+Exit codes: 0 ok; 1 a check failed (e.g. a release gate); 2 usage or input error;
+3 the package failed authentication; 4 refused by policy (rollback, expiry);
+70 a bug in edgeseal. ``--json`` makes every command print one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+from .runtime import errors
+
+# Feature modules that contribute sub-commands through ``add_parser(subparsers)``.
+# They import torch and friends lazily, so listing them keeps ``edgeseal --help`` fast.
+FEATURE_MODULES = (
+    "edgeseal.demo",
+    "edgeseal.compress",
+    "edgeseal.verify",
+    "edgeseal.devices",
+    "edgeseal.targets_cli",
+    "edgeseal.audit",
+)
+
+HINTS: dict[type, str] = {
+    errors.UnsignedPackage: "the file carries no publisher signature; get a signed package, "
+    "or pass --allow-unsigned if you really mean to run unsigned models",
+    errors.UntrustedPublisher: "pass the publisher's public key with --trusted (edgeseal inspect shows who signed it)",
+    errors.NoMatchingKey: "this package was sealed for other keys; `edgeseal inspect` lists its key slots",
+    errors.InvalidPackage: "check: (1) is this the key the package was sealed for (`edgeseal inspect` lists the "
+    "slots)? (2) was the file damaged or modified (compare its SHA-256 with the publisher's)? "
+    "(3) is --trusted the right publisher key?",
+    errors.RollbackRejected: "install a package with a newer model version",
+    errors.PackageExpired: "ask the publisher for a fresh package",
+}
+
+
+def _hint(exc: errors.EdgesealError) -> str | None:
+    for cls in type(exc).__mro__:
+        if cls in HINTS:
+            return HINTS[cls]
+    return None
+
+
+def _secret_from_env(name: str | None, what: str) -> str | None:
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise errors.ConfigError(f"{what}: environment variable {name} is not set or empty")
+    return value
+
+
+def _passphrase(args: argparse.Namespace, env_attr: str, ask_attr: str, what: str, confirm: bool = False) -> str | None:
+    value = _secret_from_env(getattr(args, env_attr, None), what)
+    if value is None and getattr(args, ask_attr, False):
+        value = getpass.getpass(f"{what}: ")
+        if confirm and getpass.getpass(f"{what} (again): ") != value:
+            raise errors.ConfigError(f"{what}: the two entries differ")
+    return value
+
+
+# --- keygen -----------------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> dict[str, Any]:
+    from .runtime import keys
+
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if args.kind == "raw":
+        raw = keys.RawKey.generate()
+        path = out.with_suffix(".key") if not out.suffix else out
+        keys.write_secret_file(path, keys.raw_key_text(raw), overwrite=args.force)
+        return {"kind": "raw", "private": str(path), "fingerprint": raw.fingerprint,
+                "text": f"raw 256-bit key written to {path} (mode 0600), fingerprint {raw.fingerprint}"}
+    passphrase = _passphrase(args, "passphrase_env", "ask_passphrase", "passphrase for the new private key", True)
+    key = keys.generate_publisher_key() if args.kind == "publisher" else keys.generate_device_key()
+    private, public = out.with_suffix(".pem"), out.with_suffix(".pub")
+    keys.write_private_key(private, key, passphrase, overwrite=args.force)
+    keys.write_public_key(public, key.public_key(), overwrite=args.force)
+    fp = keys.fingerprint(key)
+    role = "publisher (Ed25519, signs packages)" if args.kind == "publisher" else "device (X25519, opens packages)"
+    return {
+        "kind": args.kind,
+        "private": str(private),
+        "public": str(public),
+        "fingerprint": fp,
+        "encrypted": bool(passphrase),
+        "text": f"{role} key\n  private: {private} (mode 0600{', passphrase-protected' if passphrase else ''})\n"
+        f"  public:  {public}\n  fingerprint: {fp}",
+    }
+
+
+# --- seal -------------------------------------------------------------------------------
+
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+
+
+def _parse_expiry(text: str | None) -> Any:
+    import datetime as dt
+
+    if text is None:
+        return None
+    m = _DURATION.match(text)
+    if m:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return dt.timedelta(seconds=int(m.group(1)) * unit)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise errors.ConfigError(f"--expires {text!r}: give a duration like 30d/12h or an ISO date") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
+    from .runtime.keys import FileKey, RawKey
+    from .seal import seal
+
+    raw_keys = []
+    for path in args.raw_key or ():
+        secret = FileKey(Path(path)).load()
+        if not isinstance(secret, RawKey):
+            raise errors.ConfigError(f"{path} is not a raw key file (edgeseal keygen raw)")
+        raw_keys.append(secret)
+    started = time.perf_counter()
+    package = seal(
+        Path(args.model),
+        publisher=None if args.unsigned else args.publisher,
+        publisher_passphrase=_secret_from_env(args.publisher_passphrase_env, "publisher key passphrase"),
+        devices=[Path(d) for d in args.device or ()],
+        passphrase=_passphrase(args, "passphrase_env", "ask_passphrase", "package passphrase", True),
+        raw_keys=raw_keys,
+        unsigned=args.unsigned,
+        name=args.name,
+        version=args.version,
+        expires=_parse_expiry(args.expires),
+        cipher=args.cipher,
+        compression=args.compression,
+        target=args.target,
+        content_format=args.format,
+        out=Path(args.out),
+    )
+    import hashlib
+
+    digest = hashlib.sha256(package).hexdigest()
+    return {
+        "package": args.out,
+        "size": len(package),
+        "sha256": digest,
+        "seconds": round(time.perf_counter() - started, 3),
+        "text": f"sealed {args.model} -> {args.out} ({len(package):,} bytes, sha256 {digest[:16]}…)",
+    }
+
+
+def _publisher_required(args: argparse.Namespace) -> None:
+    if not args.unsigned and not args.publisher:
+        raise errors.ConfigError("--publisher KEY.pem is required to sign (or --unsigned)")
+
+
+# --- inspect ----------------------------------------------------------------------------
+
+
+def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
+    from .runtime import inspect
+
+    info = inspect(Path(args.package), trusted=[Path(t) for t in args.trusted or ()])
+    m = info.manifest
+    lines = [
+        f"{args.package}: {info.size:,} bytes, format v1",
+        f"  {m.kind.value}: {m.name!r} version {m.model_version} ({m.content_format}), target {m.target or '-'}",
+        f"  created {_utc(m.created_at)}, expires {_utc(m.expires_at) if m.expires_at else 'never'}, by {m.producer}",
+        f"  payload: {m.payload.cipher.value}, {m.payload.codec.value}, {m.payload.original_size:,} bytes "
+        f"in {m.payload.chunk_size // 1024} KiB chunks",
+    ]
+    lines += [f"  input  {s.describe()}" for s in m.inputs] + [f"  output {s.describe()}" for s in m.outputs]
+    lines += [f"  slot   {s}" for s in info.slots]
+    lines.append(f"  signed by {info.publisher or '-'}: signature {info.signature}")
+    return {**info.to_dict(), "text": "\n".join(lines)}
+
+
+def _utc(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
+
+
+# --- run --------------------------------------------------------------------------------
+
+
+def _key_from_args(args: argparse.Namespace) -> Any:
+    from .runtime.keys import FileKey, Passphrase
+
+    phrase = _passphrase(args, "passphrase_env", "ask_passphrase", "package passphrase")
+    if phrase is not None:
+        return Passphrase(phrase)
+    if not args.key:
+        raise errors.ConfigError("give the key that opens the package: --key DEVICE.pem (or a raw .key file), "
+                                 "or --passphrase-env VAR")
+    return FileKey(Path(args.key), _secret_from_env(args.key_passphrase_env, "device key passphrase"))
+
+
+def _load_inputs(paths: list[str]) -> Any:
+    if len(paths) == 1 and paths[0].endswith(".npz"):
+        with np.load(paths[0], allow_pickle=False) as z:
+            return {name: z[name] for name in z.files}
+    arrays = []
+    for p in paths:
+        try:
+            arrays.append(np.load(p, allow_pickle=False))
+        except (OSError, ValueError) as exc:
+            raise errors.ConfigError(f"cannot read input {p}: {exc}") from None
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
+    from .runtime import load
+
+    model = load(
+        Path(args.package),
+        key=_key_from_args(args),
+        trusted=[Path(t) for t in args.trusted or ()],
+        allow_unsigned=args.allow_unsigned,
+        min_version=args.min_version,
+        threads=args.threads,
+    )
+    with model:
+        inputs = _load_inputs(args.input)
+        started = time.perf_counter()
+        outputs = model.run(inputs)
+        seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
+        "model": model.manifest.name,
+        "version": model.manifest.model_version,
+        "backend": model.backend,
+        "publisher": model.publisher,
+        "load_seconds": round(model.load_seconds, 4),
+        "run_seconds": round(seconds, 4),
+    }
+    if args.output:
+        np.savez(args.output, **outputs)
+        result["output"] = args.output
+        shown = "\n".join(f"  {k}: {v.dtype}{list(v.shape)}" for k, v in outputs.items())
+        result["text"] = f"ran {model.manifest.name} on {model.backend}; outputs written to {args.output}\n{shown}"
+    else:
+        result["outputs"] = {k: v.tolist() for k, v in outputs.items()}
+        with np.printoptions(precision=5, suppress=True, threshold=200):
+            result["text"] = "\n".join(f"{k} {v.dtype}{list(v.shape)}:\n{v}" for k, v in outputs.items())
+    return result
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def _add_key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", help="device private key PEM or raw .key file that opens the package")
+    p.add_argument("--key-passphrase-env", metavar="VAR", help="env var holding the device key file's passphrase")
+    p.add_argument("--passphrase-env", metavar="VAR", help="open a passphrase slot with the passphrase in VAR")
+    p.add_argument("--ask-passphrase", action="store_true", help="prompt for the package passphrase")
+    p.add_argument("--trusted", action="append", metavar="PUB", help="trusted publisher public key (repeatable)")
+    p.add_argument("--allow-unsigned", action="store_true", help="accept packages with no publisher signature")
+    p.add_argument("--min-version", type=int, help="refuse model versions below this (rollback protection)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeseal", description="Compress, seal, run and verify on-device models.")
+    parser.add_argument("--version", action="version", version=f"edgeseal {__version__}")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("keygen", help="create a publisher (Ed25519), device (X25519) or raw key")
+    p.add_argument("kind", choices=["publisher", "device", "raw"])
+    p.add_argument("--out", "-o", required=True, help="path stem: writes STEM.pem (0600) and STEM.pub")
+    p.add_argument("--passphrase-env", metavar="VAR", help="protect the private key with the passphrase in VAR")
+    p.add_argument("--ask-passphrase", action="store_true", help="prompt for a passphrase for the private key")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("seal", help="encrypt, bind and sign a model for devices")
+    p.add_argument("model", help="ONNX or TFLite model file (or .npz dataset)")
+    p.add_argument("--out", "-o", required=True, help="sealed package to write (.eseal)")
+    p.add_argument("--publisher", help="publisher private key PEM that signs the package")
+    p.add_argument("--publisher-passphrase-env", metavar="VAR", help="env var with the publisher key's passphrase")
+    p.add_argument("--unsigned", action="store_true", help="do not sign (runtimes refuse it unless told otherwise)")
+    p.add_argument("--device", action="append", metavar="PUB", help="device public key to seal for (repeatable)")
+    p.add_argument("--raw-key", action="append", metavar="KEY", help="raw key file to seal for (repeatable)")
+    p.add_argument("--passphrase-env", metavar="VAR", help="also seal for the passphrase in VAR")
+    p.add_argument("--ask-passphrase", action="store_true", help="also seal for a passphrase typed at a prompt")
+    p.add_argument("--name", help="model name in the manifest (default: file name)")
+    p.add_argument("--version", type=int, default=1, help="model version, for rollback protection (default 1)")
+    p.add_argument("--expires", help="expiry: a duration (30d, 12h) or an ISO date")
+    p.add_argument("--cipher", default="auto", choices=["auto", "aes-256-gcm", "chacha20-poly1305"])
+    p.add_argument("--compression", default="none", choices=["none", "zlib"])
+    p.add_argument("--target", help="target profile name (sets the cipher when --cipher auto)")
+    p.add_argument("--format", choices=["onnx", "tflite", "npz"], help="content format (default: detected)")
+    p.set_defaults(func=cmd_seal, check=_publisher_required)
+
+    p = sub.add_parser("inspect", help="show a package's manifest, key slots and signature (no key needed)")
+    p.add_argument("package")
+    p.add_argument("--trusted", action="append", metavar="PUB", help="check the signature against this key")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("run", help="run a sealed model on .npy/.npz inputs")
+    p.add_argument("package")
+    p.add_argument("--input", "-i", action="append", required=True, help=".npz (named) or .npy (in input order)")
+    p.add_argument("--output", "-o", help="write outputs to this .npz (default: print them)")
+    p.add_argument("--threads", type=int, help="intra-op threads for the backend")
+    _add_key_options(p)
+    p.set_defaults(func=cmd_run)
+
+    for module_name in FEATURE_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # feature not part of this build
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def _emit(result: Any, as_json: bool) -> None:
+    if isinstance(result, dict):
+        text = result.pop("text", None)
+        if as_json:
+            print(json.dumps(result, indent=2, default=str))
+        elif text:
+            print(text)
+        return
+    if result is not None:
+        print(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        if getattr(args, "check", None):
+            args.check(args)
+        result = args.func(args)
+    except errors.EdgesealError as exc:
+        hint = _hint(exc)
+        if args.json:
+            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc), "hint": hint}, indent=2))
+        else:
+            print(f"edgeseal: error: {exc}", file=sys.stderr)
+            if hint:
+                print(f"  what to check: {hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgeseal: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(result, int):
+        return result
+    code = result.pop("exit_code", 0) if isinstance(result, dict) else 0
+    _emit(result, args.json)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

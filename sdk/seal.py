@@ -1,0 +1,184 @@
+"""``edgeseal.seal``: the safe way to make a sealed package. Nonces, salts and keys are never the caller's job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from .runtime import backends, crypto
+from .runtime.errors import ConfigError, UnsupportedError
+from .runtime.format import (
+    Cipher,
+    Codec,
+    DeviceRecipient,
+    Kind,
+    Manifest,
+    PassphraseRecipient,
+    RawKeyRecipient,
+    write_package,
+)
+from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key
+from .runtime.tensors import TensorSpec
+
+__all__ = ["seal", "detect_format"]
+
+PRODUCER = "edgeseal/0.1.0"
+
+
+def detect_format(data: bytes, hint: str | None = None) -> str:
+    """Content format of model bytes: from the bytes themselves, else the file-name hint."""
+    if data[4:8] == b"TFL3":
+        return "tflite"
+    if data[:4] == b"PK\x03\x04":
+        return "npz"
+    if hint:
+        suffix = Path(hint).suffix.lower().lstrip(".")
+        if suffix in ("onnx", "tflite", "npz"):
+            return suffix
+    if data[:1] == b"\x08":  # ONNX ModelProto starts with field 1 (ir_version), varint
+        return "onnx"
+    raise ConfigError("cannot tell the model format; pass content_format='onnx' or 'tflite'")
+
+
+def _device_public(item: Any) -> bytes:
+    if isinstance(item, X25519PrivateKey):
+        item = item.public_key()
+    if isinstance(item, X25519PublicKey):
+        return crypto.raw_public(item)
+    if isinstance(item, (bytes, bytearray)) and len(item) == 32:
+        return bytes(item)
+    if isinstance(item, (str, os.PathLike)):
+        key = load_public_key(Path(item))
+        if not isinstance(key, X25519PublicKey):
+            raise ConfigError(f"{item} is a publisher (Ed25519) key; seal for device (X25519) public keys")
+        return crypto.raw_public(key)
+    raise ConfigError(f"a device key must be an X25519 public key, 32 raw bytes or a PEM path, not {type(item).__name__}")
+
+
+def _publisher(publisher: Any, passphrase: str | None) -> Ed25519PrivateKey:
+    if isinstance(publisher, (str, os.PathLike)):
+        publisher = load_private_key(Path(publisher), passphrase)
+    if not isinstance(publisher, Ed25519PrivateKey):
+        raise ConfigError("the publisher key must be an Ed25519 private key (edgeseal keygen publisher)")
+    return publisher
+
+
+def _expiry(expires: Any, now: int) -> int | None:
+    if expires is None:
+        return None
+    if isinstance(expires, dt.timedelta):
+        return now + int(expires.total_seconds())
+    if isinstance(expires, dt.datetime):
+        if expires.tzinfo is None:
+            raise ConfigError("expires must be timezone-aware (e.g. datetime(..., tzinfo=timezone.utc))")
+        return int(expires.timestamp())
+    if isinstance(expires, int) and not isinstance(expires, bool):
+        return expires
+    raise ConfigError("expires must be a datetime, a timedelta or unix seconds")
+
+
+def _specs(content_format: str, data: bytes) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Read input/output specs by loading the model with its backend here, when one is installed."""
+    try:
+        module = backends.select(content_format)
+    except UnsupportedError:
+        return (), ()
+    session = module.Session(data, 1)
+    try:
+        return session.inputs, session.outputs
+    finally:
+        session.close()
+
+
+def seal(
+    model: bytes | str | os.PathLike,
+    *,
+    publisher: Any = None,
+    publisher_passphrase: str | None = None,
+    devices: Iterable[Any] = (),
+    passphrase: str | Passphrase | None = None,
+    raw_keys: Iterable[bytes | RawKey] = (),
+    unsigned: bool = False,
+    name: str | None = None,
+    version: int = 1,
+    expires: Any = None,
+    cipher: str | Cipher = "auto",
+    compression: str | Codec = Codec.NONE,
+    target: str | None = None,
+    kind: str | Kind = Kind.MODEL,
+    content_format: str | None = None,
+    compression_summary: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    out: str | os.PathLike | None = None,
+    now: float | None = None,
+) -> bytes:
+    """Encrypt, bind and sign a model (or dataset) for the given devices/passphrase/raw keys.
+
+    Returns the package bytes; with ``out`` also writes them there. ``cipher="auto"``
+    takes the target profile's cipher (ChaCha20-Poly1305 for CPUs without AES
+    instructions), else AES-256-GCM.
+    """
+    hint = None
+    if isinstance(model, (str, os.PathLike)):
+        hint = str(model)
+        try:
+            model = Path(model).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read model file {hint}: {exc.strerror}") from None
+    data = bytes(model)
+    kind = Kind(kind)
+    content_format = content_format or detect_format(data, hint)
+    if publisher is None and not unsigned:
+        raise ConfigError("sign the package with a publisher key (publisher=...), or pass unsigned=True")
+    signer = None if publisher is None else _publisher(publisher, publisher_passphrase)
+
+    recipients: list = [DeviceRecipient(_device_public(d)) for d in devices]
+    if passphrase is not None:
+        text = passphrase.text if isinstance(passphrase, Passphrase) else passphrase
+        recipients.append(PassphraseRecipient(text))
+    recipients += [RawKeyRecipient(k.key if isinstance(k, RawKey) else bytes(k)) for k in raw_keys]
+    if not recipients:
+        raise ConfigError("seal for at least one device key, a passphrase or a raw key")
+
+    created = int(time.time() if now is None else now)
+    inputs, outputs = _specs(content_format, data) if kind is Kind.MODEL else ((), ())
+    manifest = Manifest(
+        kind=kind,
+        content_format=content_format,
+        name=name or (Path(hint).stem if hint else "model"),
+        model_version=version,
+        inputs=inputs,
+        outputs=outputs,
+        target=target,
+        compression=dict(compression_summary or {}),
+        metadata=dict(metadata or {}),
+        created_at=created,
+        expires_at=_expiry(expires, created),
+        producer=PRODUCER,
+    )
+    package = write_package(data, manifest, recipients, signer, cipher=_cipher(cipher, target),
+                            codec=Codec(compression))
+    if out is not None:
+        Path(out).write_bytes(package)
+    return package
+
+
+def _cipher(cipher: str | Cipher, target: str | None) -> Cipher:
+    if cipher != "auto":
+        try:
+            return Cipher(cipher)
+        except ValueError:
+            raise ConfigError(f"cipher must be 'auto' or one of {[c.value for c in Cipher]}, not {cipher!r}") from None
+    if target is not None:
+        try:
+            from .targets import get_target  # target profiles, when installed
+        except ImportError:
+            return Cipher.AES_256_GCM
+        return Cipher(get_target(target).cipher)
+    return Cipher.AES_256_GCM
