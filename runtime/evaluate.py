@@ -1,0 +1,267 @@
+"""The device-side evaluation runner behind ``python -m edgeseal.runtime eval``.
+
+Runs on the device with only the runtime installed (numpy, cryptography, one
+backend; never torch). Opens a sealed model and a sealed evaluation set (an
+``.npz`` sealed with manifest kind ``dataset``), runs every sample one at a
+time, and returns one JSON-able dict: the outputs' SHA-256 digest, metrics
+against the labels, latency p50/p95, load time and peak memory. The raw outputs
+can be written to an ``.npz`` so the host can measure element-wise differences.
+
+The metric functions here are plain numpy and are reused by the host side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ConfigError, InvalidInput
+
+__all__ = [
+    "SCHEMA",
+    "LABEL_KEYS",
+    "evaluate",
+    "split_dataset",
+    "outputs_digest",
+    "classification_metrics",
+    "latency_summary",
+    "peak_rss_mb",
+]
+
+SCHEMA = "edgeseal.eval/1"
+LABEL_KEYS = ("labels", "label", "y")
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MiB (``getrusage``; None where unavailable)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB on Linux/Android
+    return round(peak * scale / 2**20, 2)
+
+
+def outputs_digest(outputs: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over every output in name order: name, dtype, shape, then the C-order bytes."""
+    h = hashlib.sha256()
+    for name in sorted(outputs):
+        arr = np.ascontiguousarray(outputs[name])
+        h.update(f"{name}\0{arr.dtype.str}\0{arr.shape}\0".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float | int]:
+    if not seconds:
+        return {"n": 0}
+    ms = np.asarray(seconds) * 1000.0
+    return {
+        "n": int(ms.size),
+        "p50": round(float(np.percentile(ms, 50)), 4),
+        "p95": round(float(np.percentile(ms, 95)), 4),
+        "mean": round(float(ms.mean()), 4),
+        "min": round(float(ms.min()), 4),
+        "max": round(float(ms.max()), 4),
+    }
+
+
+def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy and macro precision/recall/F1 of ``argmax(scores, -1)`` against integer labels."""
+    scores = np.asarray(scores)
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    pred = scores.reshape(len(labels), -1).argmax(axis=1)
+    classes = np.union1d(np.unique(labels), np.unique(pred))
+    precision, recall, f1 = [], [], []
+    for c in classes:
+        tp = int(np.sum((pred == c) & (labels == c)))
+        fp = int(np.sum((pred == c) & (labels != c)))
+        fn = int(np.sum((pred != c) & (labels == c)))
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        precision.append(p)
+        recall.append(r)
+        f1.append(2 * p * r / (p + r) if p + r else 0.0)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(np.mean(pred == labels)),
+        "precision_macro": float(np.mean(precision)),
+        "recall_macro": float(np.mean(recall)),
+        "f1_macro": float(np.mean(f1)),
+    }
+
+
+def split_dataset(arrays: Mapping[str, np.ndarray], input_specs: tuple) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Map the data set's arrays onto the model's inputs; the rest may be labels.
+
+    Arrays named like the inputs are used as such; a one-input model also takes a
+    data set with a single non-label array of any name. Every array must have the
+    same number of samples (axis 0) and each sample the input's shape and dtype.
+    """
+    labels = next((np.asarray(arrays[k]) for k in LABEL_KEYS if k in arrays), None)
+    features = {k: v for k, v in arrays.items() if k not in LABEL_KEYS}
+    names = [s.name for s in input_specs]
+    if all(n in features for n in names):
+        feeds = {n: features[n] for n in names}
+    elif len(names) == 1 and len(features) == 1:
+        feeds = {names[0]: next(iter(features.values()))}
+    else:
+        missing = [n for n in names if n not in features]
+        raise InvalidInput(
+            f"evaluation data has arrays {sorted(features)} but the model needs inputs {names} "
+            f"(missing {missing}); save the .npz with one array per input name plus 'labels'"
+        )
+    counts = {n: len(a) for n, a in feeds.items()}
+    if labels is not None:
+        counts["labels"] = len(labels)
+    if len(set(counts.values())) != 1:
+        raise InvalidInput(f"evaluation data arrays disagree on the number of samples: {counts}")
+    for spec in input_specs:
+        arr = feeds[spec.name]
+        want = np.dtype(spec.dtype)
+        if arr.dtype != want:
+            raise InvalidInput(
+                f"evaluation data {spec.name!r} is {arr.dtype} but the model input is {want}; "
+                f"save it as {want} (e.g. x.astype(np.{want.name}))"
+            )
+        sample = tuple(spec.shape[1:]) if spec.shape else ()
+        got = arr.shape[1:]
+        if len(sample) != len(got) or any(isinstance(d, int) and d >= 0 and d != g for d, g in zip(sample, got)):
+            raise InvalidInput(
+                f"evaluation data {spec.name!r} has samples of shape {tuple(got)} but the model input "
+                f"{spec.name!r} takes (batch, {', '.join(map(str, sample))}); reshape the data"
+            )
+    return feeds, labels
+
+
+def _load_npz(data: bytes) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as exc:  # zipfile/npy format errors: a user file problem
+        raise ConfigError(f"evaluation data is not a readable .npz ({type(exc).__name__}: {exc})") from None
+
+
+def _sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _backend_version(name: str) -> str:
+    try:
+        if name == "onnxruntime":
+            import onnxruntime
+
+            return onnxruntime.__version__
+        from importlib.metadata import version
+
+        return version("ai-edge-litert")
+    except Exception:  # noqa: BLE001 - informative only
+        return "unknown"
+
+
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    *,
+    key: Any,
+    trusted: Any = (),
+    allow_unsigned: bool = False,
+    backend: str = "auto",
+    threads: int | None = None,
+    warmup: int = 2,
+    max_samples: int | None = None,
+    outputs_path: str | Path | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Open ``model`` and the sealed data set ``data``, run every sample, return the result dict."""
+    from . import __version__, load, open_payload
+    from .format import Kind
+
+    started = time.perf_counter()
+    sealed = load(model, key=key, trusted=trusted, allow_unsigned=allow_unsigned, backend=backend, threads=threads)
+    try:
+        manifest, plain = open_payload(data, key=key, trusted=trusted, allow_unsigned=allow_unsigned)
+        try:
+            if manifest.kind is not Kind.DATASET:
+                raise ConfigError(
+                    f"--data package {manifest.name!r} holds a {manifest.kind.value}, not a dataset; "
+                    "seal the evaluation .npz with kind='dataset'"
+                )
+            arrays = _load_npz(plain.freeze())
+        finally:
+            plain.wipe()
+        feeds, labels = split_dataset(arrays, sealed.inputs)
+        n = len(next(iter(feeds.values())))
+        if max_samples is not None:
+            n = min(n, max_samples)
+            labels = None if labels is None else labels[:n]
+        if n == 0:
+            raise InvalidInput("evaluation data holds no samples")
+        for i in range(min(warmup, n)):
+            sealed.run({k: v[i : i + 1] for k, v in feeds.items()})
+        seconds: list[float] = []
+        chunks: dict[str, list[np.ndarray]] = {}
+        for i in range(n):
+            batch = {k: v[i : i + 1] for k, v in feeds.items()}
+            t0 = time.perf_counter()
+            out = sealed.run(batch)
+            seconds.append(time.perf_counter() - t0)
+            for name, value in out.items():
+                chunks.setdefault(name, []).append(value)
+            if progress is not None:
+                progress(i + 1, n)
+        outputs = {k: np.concatenate(v, axis=0) for k, v in chunks.items()}
+        first = sealed.outputs[0].name if sealed.outputs else sorted(outputs)[0]
+        result: dict[str, Any] = {
+            "schema": SCHEMA,
+            "ok": True,
+            "device": {
+                "machine": platform.machine(),
+                "system": platform.system(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "edgeseal_runtime": __version__,
+                "backend": sealed.backend,
+                "backend_version": _backend_version(sealed.backend),
+                "threads": threads,
+            },
+            "package": {
+                "name": sealed.manifest.name,
+                "sha256": _sha256_file(model),
+                "model_version": sealed.manifest.model_version,
+                "target": sealed.manifest.target,
+                "publisher": sealed.publisher,
+            },
+            "data": {"name": manifest.name, "sha256": _sha256_file(data), "n_samples": n,
+                     "labels": labels is not None},
+            "outputs": {
+                k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": outputs_digest({k: v})}
+                for k, v in sorted(outputs.items())
+            },
+            "outputs_sha256": outputs_digest(outputs),
+            "metrics": classification_metrics(outputs[first], labels) if labels is not None else None,
+            "metrics_output": first if labels is not None else None,
+            "latency_ms": latency_summary(seconds),
+            "load_seconds": round(sealed.load_seconds, 6),
+            "wall_seconds": None,
+            "peak_rss_mb": None,
+        }
+        if outputs_path is not None:
+            np.savez(outputs_path, **outputs)
+    finally:
+        sealed.close()
+    result["wall_seconds"] = round(time.perf_counter() - started, 4)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
