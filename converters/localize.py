@@ -1,0 +1,316 @@
+"""Per-layer int8 error localization and the accuracy budget.
+
+``layer_errors`` runs the float model and its int8 version side by side on the
+same inputs, reads every intermediate tensor the two graphs share, and reports
+for each node the signal-to-quantization-noise ratio (SQNR, dB) of its output
+and how much noise the node itself added beyond its noisiest input — the error
+the node *adds*, which is what localizes a bad layer (accumulated error alone just
+grows towards the output).
+
+``quantize_within_budget`` quantizes, measures the score drop against float,
+and while the drop exceeds ``max_drop`` keeps the worst-ranked quantized
+nodes in float (ORT's ``nodes_to_exclude``), re-quantizing each time. Its
+``QuantReport`` says which nodes were excluded, the score at each step, and
+what the exclusions cost in size and latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from edgeseal.runtime.errors import ConfigError
+
+from ._common import progress
+from .metrics import Latency, measure_latency
+from .quantize import (
+    CalibrationData,
+    OnnxDynamicConfig,
+    OnnxStaticConfig,
+    as_feeds,
+    preprocess_onnx,
+    quantize_onnx_dynamic,
+    quantize_onnx_static,
+)
+
+__all__ = ["LayerError", "layer_errors", "BudgetStep", "QuantReport", "quantize_within_budget", "sqnr_db"]
+
+OnnxQuantConfig = Union[OnnxStaticConfig, OnnxDynamicConfig]
+
+
+def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    """10*log10(signal power / noise power); +inf when identical."""
+    ref = np.asarray(ref, dtype=np.float64)
+    noise = float(np.sum((ref - np.asarray(test, dtype=np.float64)) ** 2))
+    signal = float(np.sum(ref**2))
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerError:
+    """Error of one node after quantization, measured on the tensor it produces."""
+
+    node: str  # node name in the float graph (what ``exclude_nodes`` takes)
+    op_type: str
+    output: str
+    sqnr_db: float  # this node's output, int8 model vs float model (higher is better)
+    added_noise: float  # noise/signal power this node adds beyond the noisiest of its inputs
+    quantized: bool  # whether the quantizer touched this node (a candidate to keep in float)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sqnr_db"] = None if not math.isfinite(self.sqnr_db) else round(self.sqnr_db, 3)
+        d["added_noise"] = float(f"{self.added_noise:.4g}")
+        return d
+
+
+_DQ = "DequantizeLinear"
+_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+
+
+def _with_outputs(model: bytes, names: Sequence[str]) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    have = {o.name for o in proto.graph.output}
+    for name in names:
+        if name not in have:
+            proto.graph.output.append(onnx.ValueInfoProto(name=name))
+    return proto.SerializeToString()
+
+
+def _collect(model: bytes, names: list[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor name
+    sess = ort.InferenceSession(_with_outputs(model, names), sess_options=opts, providers=["CPUExecutionProvider"])
+    wanted = set(names)
+    outs = [o.name for o in sess.get_outputs() if o.name in wanted]
+    acc: dict[str, list[np.ndarray]] = {n: [] for n in outs}
+    for feed in feeds:
+        for n, v in zip(outs, sess.run(outs, feed)):
+            acc[n].append(np.asarray(v, dtype=np.float32).ravel())
+    return {n: np.concatenate(v) for n, v in acc.items() if v}
+
+
+def layer_errors(
+    float_model: bytes, quant_model: bytes, data: CalibrationData, *, samples: int = 32
+) -> list[LayerError]:
+    """Side-by-side run of float and int8 models; per-node errors, largest added noise first.
+
+    ``float_model`` must be the graph the int8 model was quantized from (after any preprocessing),
+    so node and tensor names line up. Each compute node of the int8 graph is matched to the float
+    tensor it produces (its dequantized value when the quantizer added Q/DQ after it); the node
+    keeps its float-graph name, so the result feeds ``exclude_nodes`` directly.
+    """
+    import onnx
+
+    feeds = as_feeds(float_model, data, limit=samples, batch_size=8)
+    fq = onnx.load_from_string(float_model)
+    qq = onnx.load_from_string(quant_model)
+    f_producer = {o: n for n in fq.graph.node for o in n.output}
+    f_names = {n.name for n in fq.graph.node}
+    q_producer = {o: n for n in qq.graph.node for o in n.output}
+    q_tensors = set(q_producer)
+
+    def q_value_name(t: str) -> str:
+        dq = f"{t}_DequantizeLinear_Output"
+        return dq if dq in q_tensors else t
+
+    def float_name(t: str) -> str:
+        return t[: -len("_DequantizeLinear_Output")] if t.endswith("_DequantizeLinear_Output") else t
+
+    compute = [n for n in qq.graph.node if n.op_type not in _QDQ_OPS and n.op_type != "Constant"]
+    pairs: dict[str, str] = {}  # float tensor -> int8-side tensor carrying the same value
+    renamed: dict[str, str] = {}  # int8 output name -> float name (ORT renames a graph output's producer)
+    for n in compute:
+        for o in n.output:
+            if o in f_producer:
+                pairs[o] = q_value_name(o)
+            elif o.endswith("_QuantizeLinear_Input") and o[: -len("_QuantizeLinear_Input")] in f_producer:
+                renamed[o] = o[: -len("_QuantizeLinear_Input")]
+                pairs[renamed[o]] = renamed[o]
+    f_acts = _collect(float_model, list(pairs), feeds)
+    q_acts = _collect(quant_model, sorted(set(pairs.values())), feeds)
+    sq: dict[str, float] = {}
+    for f_t, q_t in pairs.items():
+        if f_t in f_acts and q_t in q_acts and f_acts[f_t].shape == q_acts[q_t].shape:
+            sq[f_t] = sqnr_db(f_acts[f_t], q_acts[q_t])
+    nsr = lambda db: 0.0 if db == math.inf else (math.inf if db == -math.inf else 10 ** (-db / 10))  # noqa: E731
+    out = []
+    for n in compute:
+        o = next((renamed.get(o, o) for o in n.output if renamed.get(o, o) in sq), None)
+        if o is None:
+            continue
+        name = n.name if n.name in f_names else f_producer[o].name
+        op_type = next((f.op_type for f in fq.graph.node if f.name == name), n.op_type)
+        in_noise = [nsr(sq[float_name(i)]) for i in n.input if float_name(i) in sq]
+        quantized = n.op_type != op_type or any(i in q_producer and q_producer[i].op_type == _DQ for i in n.input)
+        quantized = quantized or n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger")
+        added = nsr(sq[o]) - (max(in_noise) if in_noise else 0.0)
+        out.append(LayerError(name, op_type, o, sq[o], added, quantized))
+    out.sort(key=lambda e: -e.added_noise)
+    return out
+
+
+# --------------------------------------------------------------------------- the budget loop
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetStep:
+    excluded: tuple[str, ...]
+    score: float
+    drop: float
+    size_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantReport:
+    """What the budget loop did: baseline, each attempt, the layers kept in float and what they cost."""
+
+    mode: str
+    metric: str
+    max_drop: float
+    float_score: float
+    steps: tuple[BudgetStep, ...]
+    layers: tuple[LayerError, ...]
+    float_size: int
+    int8_size: int  # every quantizable node quantized (first attempt)
+    final_size: int
+    float_latency: Latency | None
+    int8_latency: Latency | None
+    final_latency: Latency | None
+    met: bool
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        return self.steps[-1].excluded
+
+    @property
+    def final_score(self) -> float:
+        return self.steps[-1].score
+
+    def to_dict(self) -> dict[str, Any]:
+        lat = lambda l: None if l is None else l.to_dict()  # noqa: E731
+        return {
+            "mode": self.mode,
+            "metric": self.metric,
+            "max_drop": self.max_drop,
+            "met": self.met,
+            "float_score": self.float_score,
+            "final_score": self.final_score,
+            "excluded": list(self.excluded),
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+            "layers": [e.to_dict() for e in self.layers],
+            "size_bytes": {"float": self.float_size, "int8_all": self.int8_size, "final": self.final_size},
+            "latency": {"float": lat(self.float_latency), "int8_all": lat(self.int8_latency), "final": lat(self.final_latency)},
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"int8 ({self.mode}) {self.metric}: float {self.float_score:.4f}, all-int8 {self.steps[0].score:.4f}, "
+            f"final {self.final_score:.4f} (max drop {self.max_drop}: {'met' if self.met else 'NOT met'})",
+            f"kept in float: {', '.join(self.excluded) or 'none'}",
+            f"size: float {self.float_size:,} B, all-int8 {self.int8_size:,} B, final {self.final_size:,} B",
+        ]
+        if self.float_latency and self.int8_latency and self.final_latency:
+            lines.append(
+                f"latency p50: float {self.float_latency.p50_ms:.3f} ms, all-int8 {self.int8_latency.p50_ms:.3f} ms, "
+                f"final {self.final_latency.p50_ms:.3f} ms"
+            )
+        worst = [f"{e.node} ({e.op_type}, {e.sqnr_db:.1f} dB)" for e in self.layers if e.quantized][:5]
+        lines.append("worst layers (by noise added): " + (", ".join(worst) or "not measured"))
+        return "\n".join(lines)
+
+
+def _quantize(model: bytes, data: CalibrationData | None, config: OnnxQuantConfig) -> bytes:
+    if isinstance(config, OnnxDynamicConfig):
+        return quantize_onnx_dynamic(model, config)
+    if data is None:
+        raise ConfigError("static int8 needs calibration data")
+    return quantize_onnx_static(model, data, config)
+
+
+def quantize_within_budget(
+    float_model: bytes,
+    config: OnnxQuantConfig,
+    *,
+    score: Callable[[bytes], float],
+    max_drop: float,
+    calibration: CalibrationData | None = None,
+    probe: CalibrationData | None = None,
+    metric: str = "score",
+    max_excluded: int = 8,
+    latency_input: dict[str, np.ndarray] | np.ndarray | None = None,
+    show_progress: bool = True,
+) -> tuple[bytes, QuantReport]:
+    """Quantize ``float_model`` and keep its worst layers in float until ``score`` drops by at most ``max_drop``.
+
+    ``score(model_bytes) -> float`` is higher-is-better (e.g. accuracy in points, mean cosine).
+    ``probe`` (default: the calibration data) feeds the side-by-side layer error run.
+    ``latency_input`` (one batch) enables latency measurement of float, all-int8 and final models.
+    Returns the final model bytes and the ``QuantReport``; ``report.met`` says whether the budget held.
+    """
+    if max_drop < 0:
+        raise ConfigError(f"max_drop={max_drop} must be >= 0")
+    if config.preprocess:
+        float_model = preprocess_onnx(float_model)
+        config = config.replace(preprocess=False)
+    base_excluded = tuple(config.exclude_nodes)
+    float_score = score(float_model)
+    first = _quantize(float_model, calibration, config)
+    steps = [BudgetStep(base_excluded, s := score(first), float_score - s, len(first))]
+    probe_data = probe if probe is not None else calibration
+    layers: list[LayerError] = []
+    current = first
+    if steps[-1].drop > max_drop:
+        if probe_data is None:
+            raise ConfigError("layer error localization needs probe data (calibration or probe)")
+        layers = layer_errors(float_model, first, probe_data)
+        candidates = [e.node for e in layers if e.quantized and e.node not in base_excluded][:max_excluded]
+        excluded = list(base_excluded)
+        with progress("keep worst layers in float", len(candidates), enabled=show_progress) as bar:
+            for node in candidates:
+                excluded.append(node)
+                current = _quantize(float_model, calibration, config.replace(exclude_nodes=tuple(excluded)))
+                s = score(current)
+                steps.append(BudgetStep(tuple(excluded), s, float_score - s, len(current)))
+                bar.advance()
+                if steps[-1].drop <= max_drop:
+                    break
+    elif probe_data is not None:
+        layers = layer_errors(float_model, first, probe_data)
+    lat = [None, None, None]
+    if latency_input is not None:
+        from .infer import OnnxRunner
+
+        for i, m in enumerate((float_model, first, current)):
+            r = OnnxRunner(m)
+            feed = latency_input if isinstance(latency_input, dict) else {r.input_name: np.asarray(latency_input, np.float32)}
+            lat[i] = measure_latency(lambda: r.session.run(None, feed), runs=100, warmup=10)
+    report = QuantReport(
+        mode="dynamic" if isinstance(config, OnnxDynamicConfig) else "static",
+        metric=metric,
+        max_drop=max_drop,
+        float_score=float_score,
+        steps=tuple(steps),
+        layers=tuple(layers),
+        float_size=len(float_model),
+        int8_size=len(first),
+        final_size=len(current),
+        float_latency=lat[0],
+        int8_latency=lat[1],
+        final_latency=lat[2],
+        met=steps[-1].drop <= max_drop,
+    )
+    return current, report
