@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
 
 from ..errors import InvalidInput, UnsupportedError
 from ..tensors import TensorSpec
+
+# ONNX Runtime >= 1.29 on Linux starts 1DS telemetry when it is imported: it writes a device id
+# and an event database under ~/.cache/Microsoft/DeveloperTools and $TMPDIR/.ses, and uploads
+# process information. A sealed-model runtime writes nothing and calls nobody, so opt out unless
+# the application set the variable itself (this only works before onnxruntime is first imported).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 NAME = "onnxruntime"
 FORMAT = "onnx"

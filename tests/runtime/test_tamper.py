@@ -1,0 +1,116 @@
+"""Every single-bit flip and every truncation of a sealed package fails with the typed error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgeseal
+from edgeseal.runtime import InvalidPackage, UntrustedPublisher, crypto
+from edgeseal.runtime.format import HEADER_SIZE, Manifest, Package, RawKeyRecipient, write_package
+
+RAW = bytes(range(32))
+
+
+@pytest.fixture(scope="module")
+def small_signed(small_onnx_model, publisher, device):
+    return edgeseal.seal(small_onnx_model, publisher=publisher, devices=[device])
+
+
+@pytest.fixture(scope="module")
+def small_unsigned():
+    """Unsigned, raw key, 3 chunks of 256 bytes: the AEAD alone must catch every change."""
+    return write_package(b"edgeseal" * 80, Manifest(content_format="bin"), [RawKeyRecipient(RAW)], None,
+                         chunk_size=1024)
+
+
+def _open_signed(data, publisher, device):
+    package = Package.parse(data)
+    package.authenticate([crypto.raw_public(publisher.public_key())])
+    package.check_policy()
+    return package.decrypt(package.content_key(device))
+
+
+def _open_unsigned(data):
+    package = Package.parse(data)
+    package.authenticate([], allow_unsigned=True)
+    return package.decrypt(package.content_key(RAW))
+
+
+def _flips(data: bytes):
+    for offset in range(len(data)):
+        for bit in range(8):
+            flipped = bytearray(data)
+            flipped[offset] ^= 1 << bit
+            yield offset, bytes(flipped)
+
+
+def test_signed_package_opens_before_tampering(small_signed, small_onnx_model, publisher, device):
+    assert bytes(_open_signed(small_signed, publisher, device).view) == small_onnx_model
+
+
+def test_every_bit_flip_of_signed_package_is_rejected(small_signed, publisher, device):
+    key_start = len(small_signed) - 64 - 32  # the publisher key stored before the signature
+    seen = {}
+    for offset, flipped in _flips(small_signed):
+        with pytest.raises(InvalidPackage) as err:
+            _open_signed(flipped, publisher, device)
+        expected = UntrustedPublisher if key_start <= offset < key_start + 32 else InvalidPackage
+        assert type(err.value) is expected, (offset, type(err.value))
+        seen[type(err.value)] = seen.get(type(err.value), 0) + 1
+    assert seen[UntrustedPublisher] == 32 * 8
+    assert seen[InvalidPackage] == (len(small_signed) - 32) * 8
+
+
+def test_every_bit_flip_of_unsigned_package_fails_aead(small_unsigned):
+    assert bytes(_open_unsigned(small_unsigned).view) == b"edgeseal" * 80
+    for offset, flipped in _flips(small_unsigned):
+        with pytest.raises(InvalidPackage):
+            _open_unsigned(flipped)
+
+
+@pytest.mark.parametrize("which", ["signed", "unsigned"])
+def test_truncation_at_every_offset_is_rejected(which, small_signed, small_unsigned, publisher, device):
+    data = small_signed if which == "signed" else small_unsigned
+    for end in range(len(data)):
+        with pytest.raises(InvalidPackage):
+            if which == "signed":
+                _open_signed(data[:end], publisher, device)
+            else:
+                _open_unsigned(data[:end])
+    with pytest.raises(InvalidPackage):  # and appending is no better
+        _open_unsigned(small_unsigned + b"\x00")
+
+
+def test_stream_chunks_cannot_be_reordered_dropped_or_swapped():
+    from edgeseal.runtime.crypto import Cipher, stream_decrypt, stream_encrypt
+
+    key, prefix, aad, cs = bytes(32), bytes(7), b"aad", 1024
+    plain = np.random.default_rng(0).bytes(3 * cs)
+    ct = stream_encrypt(Cipher.AES_256_GCM, key, prefix, cs, plain, aad)
+    c = [ct[i * (cs + 16) : (i + 1) * (cs + 16)] for i in range(3)]
+    assert bytes(stream_decrypt(Cipher.AES_256_GCM, key, prefix, cs, memoryview(ct), 3 * cs, aad).view) == plain
+    cases = {
+        "reordered": (c[1] + c[0] + c[2], 3 * cs),
+        "last chunk dropped": (c[0] + c[1], 2 * cs),  # chunk 1 was not sealed as final
+        "first chunk dropped": (c[1] + c[2], 2 * cs),
+        "chunk repeated": (c[0] + c[0] + c[2], 3 * cs),
+    }
+    for name, (data, size) in cases.items():
+        with pytest.raises(InvalidPackage):
+            stream_decrypt(Cipher.AES_256_GCM, key, prefix, cs, memoryview(data), size, aad)
+    other = stream_encrypt(Cipher.AES_256_GCM, key, prefix, cs, plain, b"another manifest")
+    with pytest.raises(InvalidPackage):  # a chunk from a package with another manifest
+        stream_decrypt(Cipher.AES_256_GCM, key, prefix, cs, memoryview(c[0] + other[cs + 16 :]), 3 * cs, aad)
+
+
+def test_header_round_trips_and_rejects_unknown_versions():
+    from edgeseal.runtime.format import Header
+
+    header = Header(manifest_len=1234)
+    raw = header.to_bytes()
+    assert len(raw) == HEADER_SIZE and raw[:8] == b"\x89ESEAL\r\n"
+    assert Header.from_bytes(raw) == header
+    for bad in (raw[:8] + b"\x00\x02" + raw[10:], raw[:10] + b"\x00\x01" + raw[12:], b"PK" + raw[2:]):
+        with pytest.raises(InvalidPackage):
+            Header.from_bytes(bad)
