@@ -32,10 +32,9 @@ class PlainBuffer:
     __slots__ = ("data", "view", "_scratch")
 
     def __init__(self, size: int) -> None:
-        if _CPYTHON and size > 0:
-            self.data = bytes(size)  # a fresh object: never shared or interned for size > 1
-            window = (ctypes.c_char * size).from_address(id(self.data) + _BYTES_DATA_OFFSET)
-            self.view = memoryview(window).cast("B")
+        if _CPYTHON and size > 1:
+            self.data = bytes(size)  # a fresh object (CPython shares only sizes 0 and 1)
+            self.view = _window(self.data)
             self._scratch = None
         else:
             self._scratch = bytearray(size)
@@ -48,9 +47,8 @@ class PlainBuffer:
         buf = cls.__new__(cls)
         buf.data = data
         buf._scratch = None
-        if _CPYTHON and data:
-            window = (ctypes.c_char * len(data)).from_address(id(data) + _BYTES_DATA_OFFSET)
-            buf.view = memoryview(window).cast("B")
+        if _CPYTHON and len(data) > 1:
+            buf.view = _window(data)
         else:
             buf.view = memoryview(b"")
         return buf
@@ -70,6 +68,14 @@ class PlainBuffer:
 
     def __repr__(self) -> str:
         return f"PlainBuffer(<{self.view.nbytes} bytes>)"
+
+
+def _window(data: bytes) -> memoryview:
+    """A writable view of ``data``'s storage that keeps ``data`` alive as long as the view lives."""
+    window_type = type("PlainWindow", (ctypes.c_char * len(data),), {})
+    window = window_type.from_address(id(data) + _BYTES_DATA_OFFSET)
+    window.owner = data  # the view holds the window, the window holds the bytes object
+    return memoryview(window).cast("B")
 
 
 def wipe(buffer: bytearray | memoryview) -> None:

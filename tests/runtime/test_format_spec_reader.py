@@ -1,0 +1,186 @@
+"""A second reader of format v1, written from docs/format.md alone with the raw `cryptography`
+primitives — no edgeseal import. It must agree with every frozen vector."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+SPEC = json.loads((VECTORS / "vectors.json").read_text())
+KEYS = SPEC["keys"]
+
+
+class Reject(Exception):
+    """The spec says: reject. ``reason`` is the spec's name for the failure."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _int(v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise Reject("InvalidPackage")
+    return v
+
+
+def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt, info).derive(ikm)
+
+
+def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_version, now: int, key) -> bytes:
+    """§7 'Reading, in order'."""
+    def take(pos: int, n: int) -> bytes:
+        if pos + n > len(data):
+            raise Reject("InvalidPackage")
+        return data[pos : pos + n]
+
+    # 1. header
+    magic, version, flags, mlen = struct.unpack(">8sHHI", take(0, 16))
+    if magic != b"\x89ESEAL\r\n" or version != 1 or flags != 0 or mlen > 4 * 2**20:
+        raise Reject("InvalidPackage")
+    # 2. manifest
+    try:
+        manifest = json.loads(take(16, mlen).decode("utf-8"))
+        pay = manifest["payload"]
+        cipher, chunk, prefix = pay["cipher"], _int(pay["chunk_size"]), bytes.fromhex(pay["nonce_prefix"])
+        codec, size, original = pay["codec"], _int(pay["size"]), _int(pay["original_size"])
+        version_, expires = _int(manifest["model_version"]), manifest["expires_at"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise Reject("InvalidPackage") from None
+    if cipher not in ("aes-256-gcm", "chacha20-poly1305") or codec not in ("none", "zlib") or len(prefix) != 7:
+        raise Reject("InvalidPackage")
+    if not 1024 <= chunk <= 2**28 or (codec == "none" and size != original):
+        raise Reject("InvalidPackage")
+    aad = hashlib.sha256(data[: 16 + mlen]).digest()  # H
+    # 3. slots, payload, signature, end of file
+    pos = 16 + mlen
+    (count,) = struct.unpack(">H", take(pos, 2))
+    pos += 2
+    if not 1 <= count <= 1024:
+        raise Reject("InvalidPackage")
+    slots = []
+    for _ in range(count):
+        stype, blen = struct.unpack(">BH", take(pos, 3))
+        body = take(pos + 3, blen)
+        if {1: 96, 2: 67, 3: 80}.get(stype, blen) != blen:
+            raise Reject("InvalidPackage")
+        slots.append((stype, body))
+        pos += 3 + blen
+    (ct_len,) = struct.unpack(">Q", take(pos, 8))
+    n = max(1, -(-size // chunk))
+    if ct_len != size + 16 * n:
+        raise Reject("InvalidPackage")
+    ciphertext = take(pos + 8, ct_len)
+    pos += 8 + ct_len
+    alg = take(pos, 1)[0]
+    if alg == 1:
+        publisher, signature, signed = take(pos + 1, 32), take(pos + 33, 64), data[: pos + 33]
+        pos += 97
+    elif alg == 0:
+        publisher = None
+        pos += 1
+    else:
+        raise Reject("InvalidPackage")
+    if pos != len(data):
+        raise Reject("InvalidPackage")
+    # 4. trust and signature, before any decryption
+    if publisher is None:
+        if not allow_unsigned:
+            raise Reject("UnsignedPackage")
+    else:
+        if publisher not in trusted and not (allow_unsigned and not trusted):
+            raise Reject("UntrustedPublisher")
+        try:
+            message = b"edgeseal/v1/signature" + b"\x00" + hashlib.sha256(signed).digest()
+            Ed25519PublicKey.from_public_bytes(publisher).verify(signature, message)
+        except InvalidSignature:
+            raise Reject("InvalidPackage") from None
+    # 5. policy
+    if min_version is not None and version_ < min_version:
+        raise Reject("RollbackRejected")
+    if expires is not None and now >= _int(expires):
+        raise Reject("PackageExpired")
+    # 6. slot
+    def unwrap(wrap_key: bytes, wrapped: bytes) -> bytes:
+        try:
+            return AESGCM(wrap_key).decrypt(bytes(12), wrapped, aad)
+        except InvalidTag:
+            raise Reject("InvalidPackage") from None
+
+    if isinstance(key, X25519PrivateKey):
+        d_pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        fp = hashlib.sha256(b"edgeseal/v1/fingerprint/x25519" + d_pub).digest()[:16]
+        match = [b for t, b in slots if t == 1 and b[:16] == fp]
+        if not match:
+            raise Reject("NoMatchingKey")
+        e_pub = match[0][16:48]
+        shared = key.exchange(X25519PublicKey.from_public_bytes(e_pub))
+        content_key = unwrap(_hkdf(shared, e_pub + d_pub, b"edgeseal/v1/slot/x25519"), match[0][48:])
+    elif isinstance(key, bytes):
+        fp = hashlib.sha256(b"edgeseal/v1/fingerprint/raw" + key).digest()[:16]
+        match = [b for t, b in slots if t == 3 and b[:16] == fp]
+        if not match:
+            raise Reject("NoMatchingKey")
+        content_key = unwrap(_hkdf(key, match[0][16:32], b"edgeseal/v1/slot/raw"), match[0][32:])
+    else:
+        match = [b for t, b in slots if t == 2]
+        if not match:
+            raise Reject("NoMatchingKey")
+        salt, (log2_n, r, p) = match[0][:16], match[0][16:19]
+        kdf = Scrypt(salt=salt, length=32, n=2**log2_n, r=r, p=p)
+        content_key = unwrap(kdf.derive(key.encode("utf-8")), match[0][19:])
+    # 7. chunks
+    aead = AESGCM(content_key) if cipher == "aes-256-gcm" else ChaCha20Poly1305(content_key)
+    plain = bytearray()
+    for i in range(n):
+        start = i * (chunk + 16)
+        part = ciphertext[start : start + min(chunk, size - i * chunk) + 16]
+        nonce = prefix + struct.pack(">I", i) + (b"\x01" if i == n - 1 else b"\x00")
+        try:
+            plain += aead.decrypt(nonce, part, aad)
+        except InvalidTag:
+            raise Reject("InvalidPackage") from None
+    # 8. codec
+    if codec == "zlib":
+        inflater = zlib.decompressobj()
+        out = inflater.decompress(bytes(plain), max(1, original))
+        if not inflater.eof or inflater.unconsumed_tail or len(out) != original:
+            raise Reject("InvalidPackage")
+        return out
+    return bytes(plain)
+
+
+def _key(kind: str):
+    if kind == "x25519":
+        return X25519PrivateKey.from_private_bytes(bytes.fromhex(KEYS["x25519_private"]))
+    return bytes.fromhex(KEYS["raw"]) if kind == "raw" else KEYS["passphrase"]
+
+
+@pytest.mark.parametrize("vector", SPEC["vectors"], ids=lambda v: v["file"])
+def test_spec_reader_agrees_with_vector(vector):
+    data = (VECTORS / vector["file"]).read_bytes()
+    for kind in vector["open_with"]:
+        kwargs = dict(trusted=[bytes.fromhex(KEYS[t]) for t in vector["trusted"]],
+                      allow_unsigned=vector["allow_unsigned"], min_version=vector["min_version"],
+                      now=KEYS["now"], key=_key(kind))
+        if "error" in vector:
+            with pytest.raises(Reject) as err:
+                spec_read(data, **kwargs)
+            assert err.value.reason == vector["error"]
+        else:
+            assert hashlib.sha256(spec_read(data, **kwargs)).hexdigest() == vector["plaintext_sha256"]

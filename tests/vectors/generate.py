@@ -1,0 +1,179 @@
+"""Generate the frozen format-v1 test vectors (run once; released vectors never change).
+
+    python tests/vectors/generate.py            # writes *.eseal and vectors.json here
+    python tests/vectors/generate.py --check    # regenerates in memory and compares byte for byte
+
+All randomness comes from fixed seeds through edgeseal.runtime.format._seal_from_parts,
+so the output is reproducible. Keys are derived from fixed labels and published in
+vectors.json: these are test keys, never use them for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from edgeseal.runtime.format import (
+    Codec,
+    DeviceRecipient,
+    Manifest,
+    PassphraseRecipient,
+    RawKeyRecipient,
+    _seal_from_parts,
+)
+from edgeseal.runtime.tensors import TensorSpec
+
+HERE = Path(__file__).resolve().parent
+CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
+NOW = 1_785_000_000  # the "current time" readers use when checking these vectors
+
+
+def _seed(label: str) -> bytes:
+    return hashlib.sha256(b"edgeseal test vector key: " + label.encode()).digest()
+
+
+def _raw_private(key) -> bytes:
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+
+def _raw_public(key) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+PUBLISHER = Ed25519PrivateKey.from_private_bytes(_seed("publisher"))
+OTHER_PUBLISHER = Ed25519PrivateKey.from_private_bytes(_seed("other publisher"))
+DEVICE = X25519PrivateKey.from_private_bytes(_seed("device"))
+OTHER_DEVICE = X25519PrivateKey.from_private_bytes(_seed("other device"))
+RAW = _seed("raw key")
+PASSPHRASE = "correct horse battery staple"
+PAYLOAD = b"".join(b"edgeseal format v1 test payload, line %04d\n" % i for i in range(70))  # 3010 bytes
+
+
+def _manifest(**changes) -> Manifest:
+    fields = dict(
+        content_format="bin",
+        name="vector",
+        model_version=2,
+        inputs=(TensorSpec(name="x", dtype="float32", shape=(None, 4)),),
+        outputs=(TensorSpec(name="y", dtype="int8", shape=(None, 2)),),
+        created_at=CREATED,
+        producer="edgeseal-test-vectors/1",
+    )
+    fields.update(changes)
+    return Manifest(**fields)
+
+
+def _patch(data: bytes, offset: int, new: bytes) -> bytes:
+    return data[:offset] + new + data[offset + len(new):]
+
+
+def build() -> list[tuple[dict, bytes]]:
+    """(description, file bytes) for every vector, in a fixed order."""
+    device_slot, raw_slot = DeviceRecipient(_raw_public(DEVICE)), RawKeyRecipient(RAW)
+    v = []
+
+    signed = _seal_from_parts(PAYLOAD, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"v1", chunk_size=1024)
+    v.append(({"name": "valid-aes-x25519-raw-signed", "open_with": ["x25519", "raw"]}, signed))
+
+    chacha = _seal_from_parts(PAYLOAD, _manifest(expires_at=NOW + 10**8), [PassphraseRecipient(PASSPHRASE, log2_n=10)],
+                              PUBLISHER, seed=b"v2", cipher="chacha20-poly1305", codec=Codec.ZLIB, chunk_size=1024)
+    v.append(({"name": "valid-chacha-passphrase-zlib-signed", "open_with": ["passphrase"]}, chacha))
+
+    empty = _seal_from_parts(b"", _manifest(content_format="npz", kind="dataset", inputs=(), outputs=()),
+                             [raw_slot], None, seed=b"v3")
+    v.append(({"name": "valid-empty-unsigned-raw", "open_with": ["raw"], "allow_unsigned": True}, empty))
+
+    unsigned = _seal_from_parts(PAYLOAD, _manifest(), [raw_slot], None, seed=b"v4", chunk_size=1024)
+    v.append(({"name": "valid-unsigned-3-chunks", "open_with": ["raw"], "allow_unsigned": True}, unsigned))
+
+    def bad(name: str, data: bytes, error: str, **extra) -> None:
+        v.append(({"name": name, "error": error, "open_with": ["x25519"], **extra}, data))
+
+    mlen = struct.unpack(">I", signed[12:16])[0]
+    bad("invalid-magic", _patch(signed, 1, b"F"), "InvalidPackage")
+    bad("invalid-version-2", _patch(signed, 8, b"\x00\x02"), "InvalidPackage")
+    bad("invalid-flags", _patch(signed, 10, b"\x00\x01"), "InvalidPackage")
+    bad("invalid-manifest-edited", signed.replace(b'"model_version":2', b'"model_version":9'), "InvalidPackage")
+    bad("invalid-payload-bit-flip", _patch(signed, len(signed) - 97 - 100, bytes([signed[-197] ^ 0x01])),
+        "InvalidPackage")
+    bad("invalid-truncated-in-payload", signed[: 16 + mlen + 500], "InvalidPackage")
+    bad("invalid-trailing-byte", signed + b"\x00", "InvalidPackage")
+    bad("invalid-signature-bit-flip", _patch(signed, len(signed) - 1, bytes([signed[-1] ^ 0x80])), "InvalidPackage")
+    bad("invalid-signature-stripped", signed[: len(signed) - 97] + b"\x00", "UnsignedPackage")
+    resigned = _seal_from_parts(PAYLOAD, _manifest(), [device_slot], OTHER_PUBLISHER, seed=b"v5", chunk_size=1024)
+    bad("invalid-untrusted-publisher", resigned, "UntrustedPublisher")
+    other = _seal_from_parts(PAYLOAD, _manifest(), [DeviceRecipient(_raw_public(OTHER_DEVICE))], PUBLISHER,
+                             seed=b"v6", chunk_size=1024)
+    bad("invalid-no-slot-for-key", other, "NoMatchingKey")
+    old = _seal_from_parts(PAYLOAD, _manifest(model_version=1), [device_slot], PUBLISHER, seed=b"v7")
+    bad("invalid-below-version-floor", old, "RollbackRejected", min_version=2)
+    expired = _seal_from_parts(PAYLOAD, _manifest(expires_at=NOW - 1), [device_slot], PUBLISHER, seed=b"v8")
+    bad("invalid-expired", expired, "PackageExpired")
+
+    # Unsigned packages: the AEAD alone must catch these.
+    ct_start = len(unsigned) - 1 - (len(PAYLOAD) + 16 * 3)
+    c0, c1 = ct_start, ct_start + 1024 + 16
+    swapped = unsigned[:c0] + unsigned[c1 : c1 + 1040] + unsigned[c0:c1] + unsigned[c1 + 1040 :]
+    bad("invalid-unsigned-chunks-swapped", swapped, "InvalidPackage", open_with=["raw"], allow_unsigned=True)
+    bad("invalid-unsigned-manifest-edited", unsigned.replace(b'"name":"vector"', b'"name":"vectoR"'),
+        "InvalidPackage", open_with=["raw"], allow_unsigned=True)
+    bad("invalid-unsigned-wrapped-key-bit-flip", _patch(unsigned, 16 + mlen + 2 + 3 + 40, bytes([unsigned[16 + mlen + 45] ^ 4])),
+        "InvalidPackage", open_with=["raw"], allow_unsigned=True)
+    return v
+
+
+def keys_json() -> dict:
+    return {
+        "publisher_public": _raw_public(PUBLISHER).hex(),
+        "x25519_private": _raw_private(DEVICE).hex(),
+        "raw": RAW.hex(),
+        "passphrase": PASSPHRASE,
+        "now": NOW,
+    }
+
+
+def describe(vectors: list[tuple[dict, bytes]]) -> dict:
+    entries = []
+    for meta, data in vectors:
+        entry = {
+            "file": meta["name"] + ".eseal",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "open_with": meta["open_with"],
+            "trusted": [] if meta.get("allow_unsigned") else ["publisher_public"],
+            "allow_unsigned": meta.get("allow_unsigned", False),
+            "min_version": meta.get("min_version"),
+        }
+        if "error" in meta:
+            entry["error"] = meta["error"]
+        else:
+            entry["plaintext_sha256"] = hashlib.sha256(b"" if "empty" in meta["name"] else PAYLOAD).hexdigest()
+        entries.append(entry)
+    return {"format_version": 1, "keys": keys_json(), "vectors": entries}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with the files on disk instead of writing")
+    args = parser.parse_args()
+    vectors = build()
+    if args.check:
+        stale = [m["name"] for m, data in vectors if (HERE / (m["name"] + ".eseal")).read_bytes() != data]
+        print("\n".join(stale) or "all vectors reproduce byte for byte")
+        return 1 if stale else 0
+    for meta, data in vectors:
+        (HERE / (meta["name"] + ".eseal")).write_bytes(data)
+    (HERE / "vectors.json").write_text(json.dumps(describe(vectors), indent=2) + "\n")
+    print(f"wrote {len(vectors)} vectors to {HERE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
