@@ -289,15 +289,18 @@ def resolve_trusted(trusted: object) -> list[bytes]:
     if isinstance(trusted, (str, os.PathLike, bytes, Ed25519PublicKey, Ed25519PrivateKey)):
         trusted = [trusted]
     out = []
-    for item in trusted:  # type: ignore[union-attr]
-        if isinstance(item, Ed25519PrivateKey):
-            item = item.public_key()
+    for given in trusted:  # type: ignore[union-attr]
+        item = given.public_key() if isinstance(given, Ed25519PrivateKey) else given
         if isinstance(item, (bytes, bytearray)) and len(item) == 32:
             out.append(bytes(item))
             continue
         if isinstance(item, (str, os.PathLike, bytes, bytearray)):
             item = load_public_key(item if not isinstance(item, str) else Path(item))
         if not isinstance(item, Ed25519PublicKey):
-            raise ConfigError("trusted publisher keys must be Ed25519 public keys (or PEM files of them)")
+            where = given if isinstance(given, (str, os.PathLike)) else type(given).__name__
+            raise ConfigError(
+                f"{where} is not a publisher key: trusted keys are Ed25519 public keys (edgeseal keygen publisher "
+                "writes one as .pub); device (X25519) keys open packages, they do not sign them"
+            )
         out.append(crypto.raw_public(item))
     return out

@@ -327,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == module_name:  # feature not part of this build
                 continue
             raise
-        module.add_parser(sub)
+        add_parser = getattr(module, "add_parser", None)
+        if add_parser is not None:  # a package may exist before its command does
+            add_parser(sub)
     return parser
 
 

@@ -1,0 +1,125 @@
+"""The CLI as a user runs it: keygen, seal, inspect, run; --json; exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def edgeseal(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "edgeseal", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+    from conftest import onnx_mlp
+
+    d = tmp_path_factory.mktemp("cli")
+    (d / "mlp.onnx").write_bytes(onnx_mlp())
+    np.save(d / "x.npy", np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32))
+    edgeseal("keygen", "publisher", "-o", "publisher", cwd=d, env={"PUB_PW": "pub-secret"})
+    edgeseal("keygen", "device", "-o", "pi", cwd=d)
+    edgeseal("keygen", "device", "-o", "other", cwd=d)
+    return d
+
+
+def test_keygen_writes_0600_private_and_public(workdir):
+    for stem in ("publisher", "pi"):
+        assert stat.S_IMODE((workdir / f"{stem}.pem").stat().st_mode) == 0o600
+        assert b"PUBLIC KEY" in (workdir / f"{stem}.pub").read_bytes()
+    out = json.loads(edgeseal("--json", "keygen", "raw", "-o", "k", cwd=workdir).stdout)
+    assert out["kind"] == "raw" and len(out["fingerprint"]) == 32
+    assert stat.S_IMODE((workdir / "k.key").stat().st_mode) == 0o600
+    again = edgeseal("keygen", "device", "-o", "pi", cwd=workdir, check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_seal_inspect_run_round_trip(workdir):
+    sealed = json.loads(edgeseal("--json", "seal", "mlp.onnx", "-o", "mlp.eseal", "--publisher", "publisher.pem",
+                                 "--device", "pi.pub", "--version", "3", "--expires", "30d", cwd=workdir).stdout)
+    assert sealed["size"] == (workdir / "mlp.eseal").stat().st_size and len(sealed["sha256"]) == 64
+
+    info = json.loads(edgeseal("--json", "inspect", "mlp.eseal", "--trusted", "publisher.pub", cwd=workdir).stdout)
+    assert info["signature"] == "verified" and info["manifest"]["model_version"] == 3
+    assert info["manifest"]["inputs"] == [{"name": "x", "dtype": "float32", "shape": [None, 16]}]
+    assert len(info["slots"]) == 1 and info["slots"][0].startswith("x25519 device key")
+    text = edgeseal("inspect", "mlp.eseal", cwd=workdir).stdout
+    assert "signature not checked" in text and "input  x: float32[?, 16]" in text
+
+    edgeseal("run", "mlp.eseal", "--key", "pi.pem", "--trusted", "publisher.pub", "-i", "x.npy", "-o", "y.npz",
+             cwd=workdir)
+    import onnxruntime as ort
+
+    want = ort.InferenceSession(str(workdir / "mlp.onnx")).run(None, {"x": np.load(workdir / "x.npy")})
+    with np.load(workdir / "y.npz") as got:
+        np.testing.assert_array_equal(got["logits"], want[0])
+        np.testing.assert_array_equal(got["probs"], want[1])
+    printed = json.loads(edgeseal("--json", "run", "mlp.eseal", "--key", "pi.pem", "--trusted", "publisher.pub",
+                                  "-i", "x.npy", cwd=workdir).stdout)
+    assert printed["backend"] == "onnxruntime" and np.allclose(printed["outputs"]["logits"], want[0])
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--key", "other.pem", "--trusted", "publisher.pub"], 3, "no key slot of this package is for device key"),
+        (["--key", "pi.pem"], 3, "no trusted publisher keys were given"),
+        (["--key", "pi.pem", "--trusted", "other.pub"], 2, "other.pub is not a publisher key"),
+        (["--key", "pi.pem", "--trusted", "publisher.pub", "--min-version", "4"], 4, "below the minimum version 4"),
+        (["--key", "missing.pem", "--trusted", "publisher.pub"], 2, "cannot read key file missing.pem"),
+    ],
+)
+def test_run_failures_exit_codes_and_messages(workdir, args, code, message):
+    if not (workdir / "mlp.eseal").exists():
+        test_seal_inspect_run_round_trip(workdir)
+    proc = edgeseal("run", "mlp.eseal", "-i", "x.npy", *args, cwd=workdir, check=False)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_damaged_package_exit_3_with_what_to_check(workdir):
+    data = bytearray((workdir / "mlp.eseal").read_bytes() if (workdir / "mlp.eseal").exists() else b"")
+    if not data:
+        test_seal_inspect_run_round_trip(workdir)
+        data = bytearray((workdir / "mlp.eseal").read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (workdir / "damaged.eseal").write_bytes(bytes(data))
+    proc = edgeseal("--json", "run", "damaged.eseal", "--key", "pi.pem", "--trusted", "publisher.pub", "-i", "x.npy",
+                    cwd=workdir, check=False)
+    assert proc.returncode == 3
+    err = json.loads(proc.stdout)
+    assert err["error"] == "InvalidPackage" and "damaged or modified" in err["hint"]
+
+
+def test_bad_inputs_exit_2(workdir):
+    if not (workdir / "mlp.eseal").exists():
+        test_seal_inspect_run_round_trip(workdir)
+    np.save(workdir / "bad.npy", np.zeros((3, 15), np.float32))
+    proc = edgeseal("run", "mlp.eseal", "--key", "pi.pem", "--trusted", "publisher.pub", "-i", "bad.npy",
+                    cwd=workdir, check=False)
+    assert proc.returncode == 2 and "input 'x' has shape (3, 15)" in proc.stderr
+    proc = edgeseal("seal", "mlp.onnx", "-o", "x.eseal", "--device", "pi.pub", cwd=workdir, check=False)
+    assert proc.returncode == 2 and "--publisher" in proc.stderr
+
+
+def test_passphrase_from_environment(workdir):
+    edgeseal("seal", "mlp.onnx", "-o", "pw.eseal", "--publisher", "publisher.pem", "--passphrase-env", "PKG_PW",
+             cwd=workdir, env={"PKG_PW": "open sesame"})
+    ok = edgeseal("run", "pw.eseal", "--passphrase-env", "PKG_PW", "--trusted", "publisher.pub", "-i", "x.npy",
+                  cwd=workdir, env={"PKG_PW": "open sesame"})
+    assert "logits" in ok.stdout
+    bad = edgeseal("run", "pw.eseal", "--passphrase-env", "PKG_PW", "--trusted", "publisher.pub", "-i", "x.npy",
+                   cwd=workdir, env={"PKG_PW": "wrong"}, check=False)
+    assert bad.returncode == 3 and "open sesame" not in bad.stderr + bad.stdout
