@@ -1,0 +1,307 @@
+"""The ``compress`` recipe: a TOML file that maps 1:1 onto frozen config dataclasses.
+
+Each TOML table is one dataclass below and each key one of its fields; an
+unknown table or key is a ``ConfigError`` that lists the valid ones. A recipe
+loads with ``load_recipe(path)`` or is built in Python directly:
+
+    [model]                         # ModelSpec
+    factory = "edgeseal.converters.zoo:DigitsCNN"   # module:callable, or give a TorchScript / torch.export file
+    state_dict = "digits.pt"
+    input_shape = [1, 8, 8]         # one sample, without the batch dimension
+
+    [data]                          # DataSpec: .npz files with arrays x (inputs) and y (labels)
+    train = "train.npz"
+    calibration = "calib.npz"
+    eval = "eval.npz"
+
+    [prune]                         # PruneStage
+    method = "structured"
+    ratio = 0.5
+    epochs = 10
+
+    [distill]                       # DistillStage: fine-tune with the original model as teacher
+    temperature = 4.0
+    alpha = 0.7
+
+    [quantize]                      # QuantizeStage
+    mode = "static"
+    calibration = "percentile"
+    max_drop = 0.5
+
+    [export]                        # ExportStage
+    format = "onnx"
+
+    [target]                        # TargetSpec: what the target runtime can execute
+    supported_ops = ["Conv", "Gemm", "Relu", "MaxPool", "Reshape", "QuantizeLinear", "DequantizeLinear"]
+
+Relative paths in a recipe file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edgeseal.runtime.errors import ConfigError
+
+__all__ = [
+    "PruneMethod",
+    "QuantMode",
+    "ModelFormat",
+    "ModelSpec",
+    "DataSpec",
+    "PruneStage",
+    "DistillStage",
+    "QuantizeStage",
+    "ExportStage",
+    "TargetSpec",
+    "CompressRecipe",
+    "load_recipe",
+    "recipe_from_dict",
+]
+
+
+class PruneMethod(str, enum.Enum):
+    STRUCTURED = "structured"
+    UNSTRUCTURED = "unstructured"
+
+
+class QuantMode(str, enum.Enum):
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+    NONE = "none"
+
+
+class ModelFormat(str, enum.Enum):
+    ONNX = "onnx"
+    TFLITE = "tflite"
+
+
+def _enum(cls: type[enum.Enum], value: Any, field: str) -> Any:
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        raise ConfigError(f"{field}={value!r} is not valid; choose one of {', '.join(repr(m.value) for m in cls)}") from None
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """Where the model comes from when no file is given, and the shape of one input sample."""
+
+    factory: str | None = None  # "package.module:callable" returning an nn.Module
+    state_dict: str | None = None  # torch.save(model.state_dict()) file loaded into the factory's model
+    input_shape: tuple[int, ...] | None = None  # one sample, no batch dimension
+
+    def __post_init__(self) -> None:
+        if self.factory is not None:
+            _check(
+                isinstance(self.factory, str) and ":" in self.factory,
+                f"[model] factory={self.factory!r} must look like 'package.module:callable'",
+            )
+        if self.input_shape is not None:
+            shape = tuple(self.input_shape)
+            _check(all(isinstance(d, int) and d > 0 for d in shape), f"[model] input_shape={list(shape)} must be positive ints")
+            object.__setattr__(self, "input_shape", shape)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataSpec:
+    """``.npz`` files: ``x_key`` holds inputs (N, *input_shape), ``y_key`` integer labels (N,)."""
+
+    train: str | None = None
+    calibration: str | None = None
+    eval: str | None = None
+    x_key: str = "x"
+    y_key: str = "y"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PruneStage:
+    """Pruning followed by fine-tuning on the training data (or distillation when [distill] is set)."""
+
+    method: PruneMethod = PruneMethod.STRUCTURED
+    ratio: float = 0.5  # structured: fraction of channels removed per layer
+    importance: str = "l2"
+    amount: float = 0.5  # unstructured: fraction of weights zeroed
+    scope: str = "global"
+    gradual: bool = True
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", _enum(PruneMethod, self.method, "[prune] method"))
+        _check(0 < self.ratio < 1, f"[prune] ratio={self.ratio} must be in (0, 1)")
+        _check(0 < self.amount < 1, f"[prune] amount={self.amount} must be in (0, 1)")
+        _check(self.epochs >= 0, f"[prune] epochs={self.epochs} must be >= 0")
+        _check(self.lr > 0, f"[prune] lr={self.lr} must be > 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DistillStage:
+    """Distillation with the input model as teacher.
+
+    With ``student`` (``module:callable``) a new student is trained from scratch; without it,
+    distillation is how the pruned model is fine-tuned.
+    """
+
+    student: str | None = None
+    temperature: float = 4.0
+    alpha: float = 0.7
+    epochs: int = 20
+    lr: float = 2e-3
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0, f"[distill] temperature={self.temperature} must be > 0")
+        _check(0 <= self.alpha <= 1, f"[distill] alpha={self.alpha} must be in [0, 1]")
+        _check(self.epochs >= 0, f"[distill] epochs={self.epochs} must be >= 0")
+        if self.student is not None:
+            _check(":" in self.student, f"[distill] student={self.student!r} must look like 'package.module:callable'")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class QuantizeStage:
+    """int8 quantization. ONNX: static (QDQ, calibrated) or dynamic; TFLite: static full int8.
+
+    ``max_drop`` is the accuracy budget in points (percent); for ONNX the worst layers are kept in
+    float until it holds (at most ``max_excluded`` of them).
+    """
+
+    mode: QuantMode = QuantMode.STATIC
+    calibration: str = "minmax"
+    percentile: float = 99.999
+    per_channel: bool = True
+    symmetric_activations: bool = False
+    samples: int = 256
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+    max_drop: float = 0.5
+    max_excluded: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", _enum(QuantMode, self.mode, "[quantize] mode"))
+        object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
+        object.__setattr__(self, "exclude_op_types", tuple(self.exclude_op_types))
+        _check(self.max_drop >= 0, f"[quantize] max_drop={self.max_drop} must be >= 0 (accuracy points)")
+        _check(self.samples >= 1, f"[quantize] samples={self.samples} must be >= 1")
+        _check(self.max_excluded >= 0, f"[quantize] max_excluded={self.max_excluded} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportStage:
+    format: ModelFormat = ModelFormat.ONNX
+    opset: int = 20
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "format", _enum(ModelFormat, self.format, "[export] format"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TargetSpec:
+    """What the target can run. For now a plain list of op types (ONNX op types or TFLite builtin names);
+    target profiles from ``edgeseal.targets`` will fill this in."""
+
+    name: str = "host"
+    supported_ops: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "supported_ops", tuple(self.supported_ops))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompressRecipe:
+    """A whole recipe; a stage left as ``None`` is skipped (export always runs)."""
+
+    model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+    data: DataSpec = dataclasses.field(default_factory=DataSpec)
+    prune: PruneStage | None = None
+    distill: DistillStage | None = None
+    quantize: QuantizeStage | None = None
+    export: ExportStage = dataclasses.field(default_factory=ExportStage)
+    target: TargetSpec = dataclasses.field(default_factory=TargetSpec)
+    device: str = "auto"
+    seed: int = 0
+    latency_runs: int = 200
+
+    def __post_init__(self) -> None:
+        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+               f"device={self.device!r} must be 'auto', 'cpu' or 'cuda'")
+        _check(self.latency_runs >= 1, f"latency_runs={self.latency_runs} must be >= 1")
+
+
+# --------------------------------------------------------------------------- TOML -> dataclasses
+
+
+def _dataclass_type(tp: Any) -> type | None:
+    """The dataclass inside ``X`` or ``X | None``, else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None
+
+
+def _build(cls: type, table: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table, got {type(table).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {key!r} in {where}; valid keys are: {', '.join(sorted(fields))}"
+            )
+        sub = _dataclass_type(hints[key])
+        if sub is not None:
+            kwargs[key] = _build(sub, value, f"[{key}]")
+        else:
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # wrong value types surface here
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def recipe_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> CompressRecipe:
+    """Build a ``CompressRecipe`` from parsed TOML; relative file paths are resolved against ``base_dir``."""
+    recipe = _build(CompressRecipe, data, "the recipe (top level)")
+    if base_dir is None:
+        return recipe
+    fix = lambda p: None if p is None or Path(p).is_absolute() else str(base_dir / p)  # noqa: E731
+    model = dataclasses.replace(recipe.model, state_dict=fix(recipe.model.state_dict) or recipe.model.state_dict)
+    data_spec = dataclasses.replace(
+        recipe.data,
+        **{k: fix(getattr(recipe.data, k)) or getattr(recipe.data, k) for k in ("train", "calibration", "eval")},
+    )
+    return dataclasses.replace(recipe, model=model, data=data_spec)
+
+
+def load_recipe(path: str | Path) -> CompressRecipe:
+    """Read a TOML recipe file into a ``CompressRecipe``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read recipe {path}: {exc.strerror}; check the path") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"recipe {path} is not valid TOML: {exc}") from None
+    return recipe_from_dict(data, base_dir=path.resolve().parent)
