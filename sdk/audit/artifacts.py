@@ -1,0 +1,172 @@
+"""The one interface every attack runs against: an artifact that maps inputs to class scores.
+
+An *artifact* is what ships: an fp32 torch module (the white-box reference), an
+ONNX or TFLite file, or a sealed package opened by ``edgeseal.runtime.load``.
+Attacks only call ``predict`` (black box); the white-box attacks additionally
+need ``TorchArtifact.module`` for gradients.
+
+``predict(x)`` takes a batch-first float array and returns the model's raw class
+scores (logits) as float64, shape ``(batch, n_classes)``. Every call counts its
+rows in ``queries`` so black-box budgets are reported honestly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from edgeseal.runtime.errors import ConfigError, UnsupportedError
+
+__all__ = ["Artifact", "ArtifactBase", "TorchArtifact", "OnnxArtifact", "TFLiteArtifact", "SealedArtifact"]
+
+
+@runtime_checkable
+class Artifact(Protocol):
+    name: str
+    kind: str
+    size_bytes: int | None
+    metadata: Mapping[str, Any]
+    queries: int
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(kw_only=True)
+class ArtifactBase:
+    """Shared bookkeeping: name, kind (fp32/int8/pruned/...), size, metadata and a query counter."""
+
+    name: str
+    kind: str
+    size_bytes: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    queries: int = 0
+    batch_limit: int = 4096
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+        if x.ndim < 2:
+            raise ConfigError(f"{self.name}: predict needs a batch-first array, got shape {x.shape}")
+        self.queries += x.shape[0]
+        parts = [self._predict(x[i : i + self.batch_limit]) for i in range(0, x.shape[0], self.batch_limit)]
+        out = np.concatenate(parts, axis=0).astype(np.float64)
+        return out.reshape(x.shape[0], -1)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(kw_only=True)
+class TorchArtifact(ArtifactBase):
+    """An fp32 (or any) torch module in eval mode; the white-box reference."""
+
+    module: Any = None
+
+    def __post_init__(self) -> None:
+        if self.module is None:
+            raise ConfigError(f"{self.name}: TorchArtifact needs module=")
+        self.module.eval()
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.module(torch.from_numpy(x)).double().numpy()
+
+
+@dataclass(kw_only=True)
+class OnnxArtifact(ArtifactBase):
+    """ONNX bytes run by onnxruntime on the CPU (one thread: the attacks are many small calls)."""
+
+    model: bytes = b""
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        if not self.model:
+            raise ConfigError(f"{self.name}: OnnxArtifact needs model= (the ONNX bytes)")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(self.model, opts, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        if self.size_bytes is None:
+            self.size_bytes = len(self.model)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: x})[0]
+
+
+@dataclass(kw_only=True)
+class TFLiteArtifact(ArtifactBase):
+    """TFLite flatbuffer run by LiteRT (``ai_edge_litert``); the batch dimension is resized per call."""
+
+    model: bytes = b""
+
+    def __post_init__(self) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise UnsupportedError("TFLite artifacts need LiteRT: pip install 'edgeseal[tflite]'", reason=str(e))
+        if not self.model:
+            raise ConfigError(f"{self.name}: TFLiteArtifact needs model= (the .tflite bytes)")
+        self._interp = Interpreter(model_content=self.model, num_threads=1)
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self._batch = -1
+        if self.size_bytes is None:
+            self.size_bytes = len(self.model)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] != self._batch:
+            self._interp.resize_tensor_input(self._in["index"], list(x.shape))
+            self._interp.allocate_tensors()
+            self._batch = x.shape[0]
+        dtype = self._in["dtype"]
+        if dtype != np.float32:  # a fully-integer model: quantize with the input's params
+            scale, zp = self._in["quantization"]
+            x = np.clip(np.round(x / scale + zp), np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+        self._interp.set_tensor(self._in["index"], x)
+        self._interp.invoke()
+        y = self._interp.get_tensor(self._out["index"])
+        if self._out["dtype"] != np.float32:
+            scale, zp = self._out["quantization"]
+            y = (y.astype(np.float64) - zp) * scale
+        return y
+
+
+@dataclass(kw_only=True)
+class SealedArtifact(ArtifactBase):
+    """A sealed package opened with ``edgeseal.runtime.load``: the audit runs on what ships.
+
+    ``load_options`` go to ``load`` unchanged (``key=``, ``trusted=``, ``allow_unsigned=`` ...).
+    """
+
+    package: bytes | str | Path = b""
+    load_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from edgeseal import runtime
+
+        if not hasattr(runtime, "load"):
+            raise UnsupportedError(
+                "this build of edgeseal.runtime has no load(); sealed artifacts need the runtime",
+                reason="edgeseal.runtime.load missing",
+            )
+        self._model = runtime.load(self.package, **dict(self.load_options))
+        self._input = self._model.inputs[0].name
+        self._output = self._model.outputs[0].name
+        if self.size_bytes is None:
+            self.size_bytes = (
+                len(self.package) if isinstance(self.package, bytes) else Path(self.package).stat().st_size
+            )
+        manifest = getattr(self._model, "manifest", None)
+        if manifest is not None:
+            self.metadata.setdefault("manifest_model_version", getattr(manifest, "model_version", None))
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self._model.run({self._input: x})[self._output]

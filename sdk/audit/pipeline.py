@@ -1,0 +1,279 @@
+"""``run_audit``: train the target, build its variants, attack every artifact, aggregate over seeds.
+
+The returned report is a plain JSON-ready dict (schema ``edgeseal.audit/1``);
+``report.write_html`` renders it and ``gate.evaluate`` checks it against limits.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import numpy as np
+
+from . import membership as MI
+from .artifacts import ArtifactBase, TorchArtifact
+from .config import AuditConfig, Variant, config_to_dict
+from .data import Dataset, load_dataset, member_split, subsample
+from .disagreement import search_disagreements
+from .explain import explanation_drift, feature_groups
+from .robustness import fgsm, pgd, random_search_attack, robust_accuracy
+from .training import accuracy, make_mlp, train_classifier
+from .variants import Sealer, build_variant
+
+__all__ = ["run_audit", "SCHEMA", "COMBINED"]
+
+SCHEMA = "edgeseal.audit/1"
+COMBINED = "combined"  # pseudo-artifact: an attacker combining the shipped compressed variants
+_SHIPPED_TOGETHER = (Variant.INT8, Variant.PRUNED, Variant.DISTILLED)
+
+
+class _Progress:
+    """A rich progress bar when ``show``; a no-op otherwise (tests, --quiet)."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self._bar = None
+        if show:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("[bold]audit[/] {task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=False)
+            self._task = self._bar.add_task("", total=total)
+            self._bar.start()
+
+    def step(self, description: str, advance: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=advance, description=description)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+
+
+def _torch_predict(module) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(np.asarray(x, np.float32))).double().numpy()
+
+    return predict
+
+
+def _environment() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    env = {"python": platform.python_version(), "machine": platform.machine()}
+    for pkg in ("edgeseal", "torch", "onnxruntime", "opacus", "numpy", "scikit-learn"):
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            env[pkg] = None
+    return env
+
+
+def _membership(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarray, refs: MI.ReferenceModels):
+    out: dict[str, Any] = {}
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for art in artifacts:
+        z = art.predict(ds.x)
+        scores[art.name] = {a.value: MI.attack_scores(a, z, ds.y, refs) for a in MI.MiaAttack}
+        out[art.name] = {
+            "accuracy": accuracy(z[~is_member], ds.y[~is_member]),
+            "train_accuracy": accuracy(z[is_member], ds.y[is_member]),
+            "size_bytes": art.size_bytes,
+            "sealed": bool(art.metadata.get("sealed", False)),
+            "info": {k: v for k, v in art.metadata.items() if k != "sealed"},
+            "mia": {a: MI.evaluate_scores(a, s, is_member).to_dict() for a, s in scores[art.name].items()},
+        }
+    shipped = [v.value for v in _SHIPPED_TOGETHER if v.value in scores]
+    combined = None
+    if len(shipped) >= 2:
+        combined = {"variants": shipped,
+                    "mia": {a.value: MI.evaluate_scores(a.value, MI.combine_scores([scores[s][a.value] for s in shipped]),
+                                                        is_member).to_dict() for a in MI.MiaAttack}}
+    return out, combined
+
+
+def _robustness(cfg: AuditConfig, ds: Dataset, ref: TorchArtifact, artifacts: list[ArtifactBase],
+                x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
+    rc = cfg.robustness
+    eps_list = rc.epsilons_for(ds.name)
+    curves: dict[str, dict[str, list[float]]] = {a.name: {"fgsm": [], "pgd": [], "blackbox": []} for a in artifacts}
+    queries: dict[str, int] = {}
+    for eps in eps_list:
+        x_fgsm = fgsm(ref.module, x, y, eps, lo=ds.lo, hi=ds.hi)
+        x_pgd = pgd(ref.module, x, y, eps, steps=rc.pgd_steps, step=rc.pgd_step_ratio * eps, lo=ds.lo, hi=ds.hi,
+                    seed=seed)
+        for art in artifacts:
+            curves[art.name]["fgsm"].append(robust_accuracy(art, x_fgsm, y))
+            curves[art.name]["pgd"].append(robust_accuracy(art, x_pgd, y))
+            before = art.queries
+            x_bb = random_search_attack(art, x, y, eps, queries=rc.blackbox_queries, lo=ds.lo, hi=ds.hi, seed=seed)
+            queries[art.name] = queries.get(art.name, 0) + art.queries - before
+            curves[art.name]["blackbox"].append(robust_accuracy(art, x_bb, y))
+    return {"epsilons": list(eps_list), "examples": int(len(x)), "norm": "linf", "curves": curves,
+            "attacks": {"fgsm": "white-box on the fp32 reference, transferred",
+                        "pgd": f"white-box on fp32, {rc.pgd_steps} steps of {rc.pgd_step_ratio}*eps, random start, "
+                               "transferred",
+                        "blackbox": f"score-based random search on the artifact itself, {rc.blackbox_queries} "
+                                    "queries per example and epsilon"},
+            "blackbox_queries_total": queries}
+
+
+def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int, sealer: Sealer,
+              progress: _Progress) -> dict[str, Any]:
+    split = member_split(len(ds.y), seed=seed, member_fraction=cfg.member_fraction)
+    is_member = np.zeros(len(ds.y), bool)
+    is_member[split.members] = True
+    fp32 = make_mlp(ds.n_features, ds.n_classes, cfg.train.hidden, seed=seed)
+    train_classifier(fp32, ds.x[split.members], ds.y[split.members], cfg.train, seed=seed)
+    ref = TorchArtifact(name="fp32", kind="fp32", module=fp32, metadata={"sealed": False, "role": "reference"})
+    from .variants import _onnx
+
+    fp32_onnx = _onnx(fp32, ds.x[split.members][:64])
+    ref.size_bytes = len(fp32_onnx)
+    progress.step(f"{ds.name} seed {seed}: fp32 target trained")
+    artifacts: list[ArtifactBase] = [ref]
+    for v in cfg.variants:
+        built = build_variant(v, fp32, ds, split.members, opts=cfg.variant_options, train=cfg.train,
+                              epsilons=cfg.robustness.epsilons_for(ds.name), sealer=sealer, seed=seed,
+                              fp32_onnx=fp32_onnx)
+        artifacts.append(built.artifact)
+        progress.step(f"{ds.name} seed {seed}: built {v.value}")
+    mia, combined = _membership(artifacts, ds, is_member, refs)
+    progress.step(f"{ds.name} seed {seed}: membership inference")
+    rng = np.random.default_rng(seed)
+    eval_idx = rng.permutation(split.nonmembers)
+    rob_idx = eval_idx[: cfg.robustness.examples]
+    robustness = _robustness(cfg, ds, ref, artifacts, ds.x[rob_idx], ds.y[rob_idx], seed)
+    progress.step(f"{ds.name} seed {seed}: robustness")
+    disagreement = {}
+    if any(a.name == Variant.INT8.value for a in artifacts):
+        int8 = next(a for a in artifacts if a.name == Variant.INT8.value)
+        dis_idx = eval_idx[: cfg.disagreement.examples]
+        disagreement[int8.name] = search_disagreements(
+            ref, int8, ds.x[dis_idx], ds.x, radius=cfg.disagreement.radius.get(ds.name, 0.1),
+            queries=cfg.disagreement.queries, lo=ds.lo, hi=ds.hi, seed=seed).to_dict()
+    progress.step(f"{ds.name} seed {seed}: disagreement search")
+    groups = feature_groups(ds.n_features, ds.image_shape, cfg.explanation.patch)
+    baseline = np.zeros(ds.n_features, np.float32) if ds.image_shape else ds.x.mean(axis=0)
+    exp_idx = eval_idx[: cfg.explanation.examples]
+    explanation = {a.name: explanation_drift(ref, a, ds.x[exp_idx], groups=groups, baseline=baseline).to_dict()
+                   for a in artifacts[1:]}
+    progress.step(f"{ds.name} seed {seed}: explanation drift")
+    return {"seed": seed, "split": split.to_dict(),
+            "indices": {"robustness": rob_idx.tolist(), "disagreement": eval_idx[: cfg.disagreement.examples].tolist(),
+                        "explanation": exp_idx.tolist()},
+            "artifacts": mia, "combined": combined, "robustness": robustness,
+            "disagreement": disagreement, "explanation": explanation}
+
+
+def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    names = list(seeds[0]["artifacts"])
+    attacks = [a.value for a in MI.MiaAttack]
+    arts: dict[str, Any] = {}
+    for n in names:
+        per = [s["artifacts"][n] for s in seeds]
+        arts[n] = {
+            "accuracy": _stats([p["accuracy"] for p in per]),
+            "train_accuracy": _stats([p["train_accuracy"] for p in per]),
+            "size_bytes": _stats([p["size_bytes"] for p in per if p["size_bytes"] is not None] or [0]),
+            "sealed": per[0]["sealed"],
+            "mia": {a: {m: _stats([p["mia"][a][m] for p in per])
+                        for m in ("auc", "advantage", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")} for a in attacks},
+            "roc": {a: {"fpr": per[0]["mia"][a]["roc"]["fpr"],
+                        "tpr": np.mean([p["mia"][a]["roc"]["tpr"] for p in per], axis=0).round(6).tolist()}
+                    for a in attacks},
+        }
+        for key in ("epsilon", "delta", "noise_multiplier", "sparsity"):
+            vals = [p["info"][key] for p in per if key in p["info"]]
+            if vals:
+                arts[n].setdefault("info", {})[key] = _stats(vals)
+    out: dict[str, Any] = {"artifacts": arts}
+    if seeds[0]["combined"]:
+        c = [s["combined"] for s in seeds]
+        out["combined"] = {"variants": c[0]["variants"],
+                           "mia": {a: {m: _stats([x["mia"][a][m] for x in c])
+                                       for m in ("auc", "advantage", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")}
+                                   for a in attacks},
+                           "roc": {a: {"fpr": c[0]["mia"][a]["roc"]["fpr"],
+                                       "tpr": np.mean([x["mia"][a]["roc"]["tpr"] for x in c], axis=0).round(6).tolist()}
+                                   for a in attacks}}
+    rob = seeds[0]["robustness"]
+    out["robustness"] = {"epsilons": rob["epsilons"], "curves": {
+        n: {atk: {"mean": np.mean([s["robustness"]["curves"][n][atk] for s in seeds], axis=0).round(6).tolist(),
+                  "std": np.std([s["robustness"]["curves"][n][atk] for s in seeds], axis=0, ddof=1 if len(seeds) > 1 else 0).round(6).tolist()}
+            for atk in ("fgsm", "pgd", "blackbox")} for n in names}}
+    out["disagreement"] = {n: {"rate": _stats([s["disagreement"][n]["rate"] for s in seeds]),
+                               "natural": _stats([s["disagreement"][n]["natural"] for s in seeds]),
+                               "found": _stats([s["disagreement"][n]["found"] for s in seeds]),
+                               "linf_median": _stats([s["disagreement"][n]["linf_distance"]["median"] for s in seeds
+                                                      if s["disagreement"][n]["linf_distance"]["median"] is not None] or [float("nan")]),
+                               "radius": seeds[0]["disagreement"][n]["radius"],
+                               "start_points": seeds[0]["disagreement"][n]["start_points"]}
+                           for n in seeds[0]["disagreement"]}
+    out["explanation"] = {n: {"spearman_mean": _stats([s["explanation"][n]["spearman_mean"] for s in seeds]),
+                              "top5_overlap_mean": _stats([s["explanation"][n]["top5_overlap_mean"] for s in seeds])}
+                          for n in seeds[0]["explanation"]}
+    return out
+
+
+def run_audit(cfg: AuditConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Run the whole audit described by ``cfg``; returns the JSON-ready report (without the gate)."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    started = time.perf_counter()
+    steps_per_seed = 5 + len(cfg.variants)
+    bar = _Progress(progress, total=len(cfg.datasets) * (cfg.membership.reference_models + len(cfg.seeds) * steps_per_seed))
+    sealer = Sealer(enabled=cfg.sealed)
+    datasets: dict[str, Any] = {}
+    try:
+        for name in cfg.datasets:
+            ds, pool_idx = subsample(load_dataset(name), cfg.pool_size.get(name.value), seed=cfg.pool_seed)
+
+            def train_fn(x, y, seed, _ds=ds):
+                m = make_mlp(_ds.n_features, _ds.n_classes, cfg.train.hidden, seed=seed)
+                return _torch_predict(train_classifier(m, x, y, cfg.train, seed=seed))
+
+            refs = MI.train_reference_models(ds.x, ds.y, count=cfg.membership.reference_models,
+                                             seed=cfg.membership.reference_seed, train_fn=train_fn,
+                                             progress=lambda _n=ds.name: bar.step(f"{_n}: reference models"))
+            seeds = [_run_seed(cfg, ds, refs, s, sealer, bar) for s in cfg.seeds]
+            datasets[ds.name] = {
+                "n_records": int(len(ds.y)), "pool_seed": cfg.pool_seed,
+                "pool_indices": pool_idx.tolist(), "n_features": ds.n_features, "n_classes": ds.n_classes,
+                "input_range": None if ds.lo is None else [ds.lo, ds.hi],
+                "reference_models": {"count": refs.count, "seed": refs.seed, "recipe": cfg.train.to_dict(),
+                                     "pool": "all pool records; each reference trained on a balanced random half of them",
+                                     "note": "fp32 reference models, same architecture and recipe as the target"},
+                "seeds": seeds,
+                "summary": _summarize(seeds),
+            }
+    finally:
+        bar.close()
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "elapsed_s": round(time.perf_counter() - started, 2),
+        "config": config_to_dict(cfg),
+        "environment": _environment(),
+        "attacks": {
+            "membership": {"loss": "threshold on cross-entropy (Yeom et al. 2018)",
+                           "confidence": "threshold on logit-scaled true-class confidence",
+                           "lira": "online LiRA, fixed variance (Carlini et al. 2022)",
+                           "lira_offline": "offline LiRA (OUT reference models only)",
+                           "combined": "sum of standardized per-variant scores over the variants shipped together"},
+            "members": "half of the records (split seed = run seed) trained the target; the other half are "
+                       "non-members and the test set",
+        },
+        "datasets": datasets,
+    }

@@ -1,0 +1,250 @@
+"""Render an audit report: JSON for machines, a self-contained HTML page (plots inlined as
+base64 PNG, no external resource) and a short Markdown summary for people.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_json", "render_html", "write_html", "render_markdown", "figures"]
+
+_COLORS = {"fp32": "#222222", "int8": "#1f77b4", "pruned": "#ff7f0e", "distilled": "#2ca02c",
+           "dp-sgd": "#9467bd", "pruned-advft": "#d62728", "combined": "#8c564b"}
+_ATTACK_TITLES = {"lira": "LiRA (online, reference models)", "loss": "loss threshold",
+                  "confidence": "confidence threshold", "lira_offline": "LiRA (offline)"}
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(report, indent=1, allow_nan=True))
+    return p
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _color(name: str) -> str:
+    return _COLORS.get(name, "#7f7f7f")
+
+
+def figures(report: dict[str, Any]) -> dict[str, str]:
+    """Every plot of the report as ``{id: base64 PNG}`` (ROC, robust accuracy, size/accuracy/leakage)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    out: dict[str, str] = {}
+    for dname, d in report["datasets"].items():
+        s = d["summary"]
+        curves = dict(s["artifacts"])
+        if "combined" in s:
+            curves["combined"] = s["combined"]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, attack in zip(axes, ("lira", "loss")):
+            for name, a in curves.items():
+                roc = a["roc"][attack]
+                auc = a["mia"][attack]["auc"]["mean"]
+                ax.plot(roc["fpr"], roc["tpr"], color=_color(name), lw=1.6,
+                        ls="--" if name == "combined" else "-", label=f"{name} (AUC {auc:.3f})")
+            ax.plot([1e-3, 1], [1e-3, 1], color="#bbbbbb", lw=1, ls=":", label="chance")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(1e-3, 1)
+            ax.set_ylim(1e-3, 1)
+            ax.set_xlabel("false positive rate")
+            ax.set_ylabel("true positive rate")
+            ax.set_title(f"{dname}: {_ATTACK_TITLES[attack]}")
+            ax.legend(fontsize=7, loc="lower right")
+        out[f"roc-{dname}"] = _png(fig)
+
+        rob = s["robustness"]
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+        for ax, attack in zip(axes, ("fgsm", "pgd", "blackbox")):
+            for name, c in rob["curves"].items():
+                ax.errorbar(rob["epsilons"], c[attack]["mean"], yerr=c[attack]["std"], color=_color(name),
+                            marker="o", ms=3, lw=1.5, capsize=2, label=name)
+            ax.set_xlabel("L-inf budget epsilon")
+            ax.set_title({"fgsm": "FGSM (fp32, transferred)", "pgd": "PGD (fp32, transferred)",
+                          "blackbox": "black-box on the artifact"}[attack])
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("robust accuracy")
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{dname}: robust accuracy vs perturbation budget")
+        out[f"robust-{dname}"] = _png(fig)
+
+        names = list(s["artifacts"])
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        kb = [s["artifacts"][n]["size_bytes"]["mean"] / 1024 for n in names]
+        acc = [s["artifacts"][n]["accuracy"]["mean"] for n in names]
+        acc_sd = [s["artifacts"][n]["accuracy"]["std"] for n in names]
+        auc = [s["artifacts"][n]["mia"]["lira"]["auc"]["mean"] for n in names]
+        auc_sd = [s["artifacts"][n]["mia"]["lira"]["auc"]["std"] for n in names]
+        cols = [_color(n) for n in names]
+        axes[0].bar(names, kb, color=cols)
+        axes[0].set_title("model size (KiB, ONNX)")
+        axes[1].bar(names, acc, yerr=acc_sd, color=cols, capsize=3)
+        axes[1].set_ylim(min(acc) - 0.1, 1.0)
+        axes[1].set_title("test accuracy (non-members)")
+        axes[2].bar(names, auc, yerr=auc_sd, color=cols, capsize=3)
+        axes[2].axhline(0.5, color="#888888", ls=":", lw=1)
+        axes[2].set_ylim(0.4, max(auc) + 0.1)
+        axes[2].set_title("membership leakage (LiRA AUC)")
+        for ax in axes:
+            ax.tick_params(axis="x", rotation=35, labelsize=8)
+        fig.suptitle(f"{dname}: size / accuracy / leakage per artifact")
+        out[f"tradeoff-{dname}"] = _png(fig)
+    return out
+
+
+def _f(stat: dict[str, float] | float | None, digits: int = 3, pct: bool = False) -> str:
+    if stat is None:
+        return "–"
+    if isinstance(stat, dict):
+        m, sd = stat["mean"], stat.get("std", 0.0)
+        if m != m:  # NaN
+            return "–"
+        if pct:
+            return f"{100 * m:.1f}% ± {100 * sd:.1f}"
+        return f"{m:.{digits}f} ± {sd:.{digits}f}"
+    return f"{stat:.{digits}f}"
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1320px;color:#222}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:1.6em}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:.86em} td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+img{max-width:100%;display:block;margin:8px 0;border:1px solid #eee}
+.pass{color:#1a7f37;font-weight:bold} .fail{color:#cf222e;font-weight:bold} .muted{color:#666;font-size:.85em}
+code{background:#f5f5f5;padding:1px 4px}
+"""
+
+
+def render_html(report: dict[str, Any]) -> str:
+    figs = figures(report)
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgeseal audit</title>"
+             f"<style>{_CSS}</style></head><body>",
+             "<h1>edgeseal audit: does compression leak more or break more easily?</h1>",
+             f"<p class='muted'>schema {e(report['schema'])} · created {e(report['created'])} · "
+             f"{report['elapsed_s']} s · seeds {report['config']['seeds']} · "
+             f"torch {e(str(report['environment'].get('torch')))}, onnxruntime "
+             f"{e(str(report['environment'].get('onnxruntime')))}, opacus {e(str(report['environment'].get('opacus')))}</p>"]
+    gate = report.get("gate")
+    if gate:
+        status = "<span class='pass'>PASSED</span>" if gate["passed"] else "<span class='fail'>FAILED</span>"
+        parts.append(f"<h2>Gate: {status}</h2>")
+        rows = [[e(c["dataset"]), e(c["artifact"]), e(c["check"]), f"{c['value']:.4f}", f"{c['limit']:.4f}",
+                 "<span class='fail'>over</span>" if c["violated"] else "<span class='pass'>ok</span>"]
+                for c in gate["checks"]]
+        parts.append(_table(["dataset", "artifact", "check", "value", "limit", ""], rows) if rows
+                     else "<p>no limits configured</p>")
+    for dname, d in report["datasets"].items():
+        s = d["summary"]
+        parts.append(f"<h2>{e(dname)}</h2>")
+        parts.append(f"<p class='muted'>{d['n_records']} records, {d['n_features']} features, {d['n_classes']} classes. "
+                     f"Members: half the records per seed (split seed = run seed; indices in the JSON). "
+                     f"{d['reference_models']['count']} reference models (seed {d['reference_models']['seed']}), "
+                     f"{e(d['reference_models']['note'])}.</p>")
+        rows = []
+        for name, a in list(s["artifacts"].items()) + ([("combined", s["combined"])] if "combined" in s else []):
+            info = a.get("info", {})
+            extra = ""
+            if "epsilon" in info:
+                extra = f"DP ε={info['epsilon']['mean']:.2f}, δ={info['delta']['mean']:.1e}"
+            elif "sparsity" in info:
+                extra = f"sparsity {100 * info['sparsity']['mean']:.0f}%"
+            if name == "combined":
+                extra = "attacker combines " + ", ".join(s["combined"]["variants"])
+            rows.append([e(name),
+                         _f(a.get("accuracy"), pct=True) if "accuracy" in a else "–",
+                         f"{a['size_bytes']['mean'] / 1024:.1f}" if "size_bytes" in a else "–",
+                         "yes" if a.get("sealed") else "no" if "sealed" in a else "–",
+                         _f(a["mia"]["lira"]["auc"]), _f(a["mia"]["lira"]["advantage"]),
+                         _f(a["mia"]["lira"]["tpr_at_1pct_fpr"], pct=True),
+                         _f(a["mia"]["lira"]["tpr_at_0.1pct_fpr"], pct=True),
+                         _f(a["mia"]["loss"]["auc"]), e(extra)])
+        parts.append("<h3>Membership inference and accuracy (mean ± std over seeds)</h3>")
+        parts.append(_table(["artifact", "test acc", "KiB", "sealed", "LiRA AUC", "LiRA adv.", "TPR@1%FPR",
+                             "TPR@0.1%FPR", "loss-attack AUC", "notes"], rows))
+        parts.append(f"<img alt='ROC curves {e(dname)}' src='data:image/png;base64,{figs['roc-' + dname]}'>")
+        parts.append(f"<img alt='size accuracy leakage {e(dname)}' src='data:image/png;base64,{figs['tradeoff-' + dname]}'>")
+        parts.append("<h3>Adversarial robustness</h3>")
+        parts.append(f"<img alt='robust accuracy {e(dname)}' src='data:image/png;base64,{figs['robust-' + dname]}'>")
+        rob = s["robustness"]
+        rows = [[e(n)] + [f"{m:.3f}" for m in c["pgd"]["mean"]] + [f"{m:.3f}" for m in c["blackbox"]["mean"]]
+                for n, c in rob["curves"].items()]
+        eps = [f"ε={v:g}" for v in rob["epsilons"]]
+        parts.append(_table(["artifact"] + [f"PGD {x}" for x in eps] + [f"black-box {x}" for x in eps], rows))
+        if s.get("disagreement"):
+            parts.append("<h3>int8 vs fp32 disagreement search</h3>")
+            rows = [[e(n), str(v["start_points"]), _f(v["natural"], 2), _f(v["found"], 1), _f(v["rate"], pct=True),
+                     f"{v['radius']:g}", _f(v["linf_median"])] for n, v in s["disagreement"].items()]
+            parts.append(_table(["artifact", "start points", "on the data itself", "found within radius",
+                                 "rate", "L-inf radius", "median L-inf distance"], rows))
+        parts.append("<h3>Explanation drift (occlusion attributions vs fp32)</h3>")
+        rows = [[e(n), _f(v["spearman_mean"]), _f(v["top5_overlap_mean"])] for n, v in s["explanation"].items()]
+        parts.append(_table(["artifact", "Spearman ρ (mean over inputs)", "top-5 overlap"], rows))
+    parts.append("<h2>Attacks and reproducibility</h2><ul>")
+    for k, v in report["attacks"]["membership"].items():
+        parts.append(f"<li><code>{e(k)}</code>: {e(v)}</li>")
+    parts.append(f"<li>members: {e(report['attacks']['members'])}</li></ul>")
+    parts.append("<p class='muted'>Full configuration, splits, indices and per-seed results are in the JSON report.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(report: dict[str, Any], path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(render_html(report), encoding="utf-8")
+    return p
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# edgeseal audit ({report['created']}, seeds {report['config']['seeds']}, {report['elapsed_s']} s)", ""]
+    gate = report.get("gate")
+    if gate:
+        lines += [f"Gate: **{'PASSED' if gate['passed'] else 'FAILED'}** "
+                  f"({sum(c['violated'] for c in gate['checks'])} of {len(gate['checks'])} checks over the limit)", ""]
+    for dname, d in report["datasets"].items():
+        s = d["summary"]
+        lines += [f"## {dname}", "", "| artifact | test acc | KiB | LiRA AUC | TPR@1%FPR | loss AUC | PGD acc (ε grid) | "
+                  "black-box acc (ε grid) | Spearman vs fp32 |", "|---|---|---|---|---|---|---|---|---|"]
+        for n, a in s["artifacts"].items():
+            c = s["robustness"]["curves"][n]
+            sp = s["explanation"].get(n, {}).get("spearman_mean")
+            lines.append(f"| {n} | {_f(a['accuracy'], pct=True)} | {a['size_bytes']['mean'] / 1024:.1f} | "
+                         f"{_f(a['mia']['lira']['auc'])} | {_f(a['mia']['lira']['tpr_at_1pct_fpr'], pct=True)} | "
+                         f"{_f(a['mia']['loss']['auc'])} | {' / '.join(f'{v:.2f}' for v in c['pgd']['mean'])} | "
+                         f"{' / '.join(f'{v:.2f}' for v in c['blackbox']['mean'])} | {_f(sp) if sp else '–'} |")
+        if "combined" in s:
+            c = s["combined"]
+            lines.append(f"| combined ({'+'.join(c['variants'])}) | – | – | {_f(c['mia']['lira']['auc'])} | "
+                         f"{_f(c['mia']['lira']['tpr_at_1pct_fpr'], pct=True)} | {_f(c['mia']['loss']['auc'])} | – | – | – |")
+        lines += ["", f"ε grid: {s['robustness']['epsilons']}"]
+        for n, v in s.get("disagreement", {}).items():
+            lines.append(f"; {n} vs fp32 disagreements: {_f(v['found'], 1)} of {v['start_points']} start points "
+                         f"within L-inf {v['radius']:g} (median distance {_f(v['linf_median'])}; "
+                         f"{_f(v['natural'], 1)} on the data itself)")
+        lines.append("")
+    return "\n".join(lines)
