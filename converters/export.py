@@ -130,7 +130,10 @@ def _torch_reference(model: Any, x: np.ndarray) -> np.ndarray:
 
     model = model.cpu().eval()
     with torch.no_grad():
-        return model(torch.as_tensor(x)).float().numpy()
+        try:
+            return model(torch.as_tensor(x)).float().numpy()
+        except Exception:  # a program traced at a fixed batch of 1
+            return np.concatenate([model(torch.as_tensor(x[i : i + 1])).float().numpy() for i in range(len(x))])
 
 
 @contextlib.contextmanager
@@ -139,7 +142,7 @@ def _quiet() -> Any:
     level = logging.root.level
     logging.root.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
         logging.root.setLevel(level)
@@ -164,24 +167,29 @@ def export_onnx(model: Any, sample: Any, config: ExportConfig | None = None) -> 
     model = model.cpu().eval()
     example = torch.as_tensor(x[: max(2, min(len(x), 2))] if len(x) >= 2 else np.concatenate([x, x]))
     dynamic = ({0: torch.export.Dim("batch", min=1)},) if config.dynamic_batch else None
+    program = None
     with _quiet():
-        try:
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                external_data=False,
-                opset_version=config.opset,
-                dynamic_shapes=dynamic,
-                input_names=["input"],
-                output_names=["output"],
-                verbose=False,
-            )
-        except Exception as exc:  # the exporter raises many types; say what failed and where to look
-            raise UnsupportedError(
-                f"torch.onnx.export could not export {type(model).__name__}: {exc}".splitlines()[0],
-                reason="torch.export failed",
-            ) from exc
+        attempts = [(example, dynamic)] if dynamic is None else [(example, dynamic), (example[:1], None)]
+        for i, (ex, dyn) in enumerate(attempts):  # a program traced at batch 1 only exports at batch 1
+            try:
+                program = torch.onnx.export(
+                    model,
+                    (ex,),
+                    dynamo=True,
+                    external_data=False,
+                    opset_version=config.opset,
+                    dynamic_shapes=dyn,
+                    input_names=["input"],
+                    output_names=["output"],
+                    verbose=False,
+                )
+                break
+            except Exception as exc:  # the exporter raises many types; say what failed and where to look
+                if i == len(attempts) - 1:
+                    raise UnsupportedError(
+                        f"torch.onnx.export could not export {type(model).__name__}: {exc}".splitlines()[0],
+                        reason="torch.export failed",
+                    ) from exc
     proto = program.model_proto
     data = proto.SerializeToString()
     if len(data) >= 2**31:

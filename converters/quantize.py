@@ -176,7 +176,10 @@ def as_feeds(model: bytes, data: CalibrationData, *, limit: int, batch_size: int
                 "as a list of dicts name -> array"
             )
         name, dims = specs[0]
+        if dims and isinstance(dims[0], int) and dims[0] > 0:
+            batch_size = dims[0]  # a fixed-batch model takes exactly that many samples per run
         x = np.asarray(data, dtype=np.float32)[:limit]
+        x = x[: len(x) - len(x) % batch_size] if len(x) >= batch_size else x
         feeds = [{name: x[i : i + batch_size]} for i in range(0, len(x), batch_size)]
     else:
         feeds = [dict(f) for f in list(data)[:limit]]

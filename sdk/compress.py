@@ -1,0 +1,553 @@
+"""``edgeseal.compress``: one call from a PyTorch model to a smaller exported model and a report.
+
+    >>> import edgeseal.compress as ec
+    >>> result = ec.compress(model, "recipe.toml", train=(x, y), calibration=x_cal, eval=(x_te, y_te))
+    >>> print(result.report.render())
+    >>> open("model.int8.onnx", "wb").write(result.model)
+
+Stages run in a fixed order — load, (distill a new student), prune + fine-tune,
+export, quantize — and each one that runs is measured the same way: exported
+file size (raw and zlib), accuracy / macro-F1 / per-class precision, recall and
+F1 on the eval set, and latency (batch 1, one thread, this machine).
+
+CLI: ``edgeseal compress MODEL --recipe r.toml`` (see ``add_parser``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeseal.runtime.errors import ConfigError, EdgesealError, UnsupportedError
+
+from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
+
+__all__ = ["StageReport", "CompressReport", "CompressResult", "compress", "load_model", "load_npz", "add_parser"]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclasses.dataclass(frozen=True)
+class StageReport:
+    """One measured model along the pipeline."""
+
+    stage: str
+    format: str
+    size_bytes: int
+    zlib_bytes: int
+    params: int | None
+    classification: Any  # edgeseal.converters.metrics.ClassificationReport | None
+    latency: Any  # edgeseal.converters.metrics.Latency
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "format": self.format,
+            "size_bytes": self.size_bytes,
+            "zlib_bytes": self.zlib_bytes,
+            "params": self.params,
+            "classification": None if self.classification is None else self.classification.to_dict(),
+            "latency": self.latency.to_dict(),
+            "notes": list(self.notes),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressReport:
+    """Every stage's measurements plus the pruning plan and the int8 report when those ran."""
+
+    stages: tuple[StageReport, ...]
+    pruning: Any = None  # PruningPlan
+    quantization: Any = None  # QuantReport (ONNX)
+    export: Any = None  # ExportResult of the final float export
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stages": [s.to_dict() for s in self.stages],
+            "pruning": None if self.pruning is None else self.pruning.to_dict(),
+            "quantization": None if self.quantization is None else self.quantization.to_dict(),
+            "export": None if self.export is None else self.export.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def render(self) -> str:
+        """A plain-text table for people: one row per stage, then per-class metrics of the last stage."""
+        head = f"{'stage':<22}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'p50 ms':>9}{'p95 ms':>9}"
+        lines = [head, "-" * len(head)]
+        for s in self.stages:
+            c = s.classification
+            acc = f"{100 * c.accuracy:.2f}" if c else "-"
+            f1 = f"{c.macro_f1:.4f}" if c else "-"
+            lines.append(
+                f"{s.stage:<22}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}"
+                f"{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}"
+            )
+        last = self.stages[-1].classification if self.stages else None
+        if last is not None:
+            lines += ["", f"per class ({self.stages[-1].stage}):", f"{'class':>6}{'precision':>11}{'recall':>9}{'F1':>8}{'n':>6}"]
+            lines += [f"{m.label:>6}{m.precision:>11.3f}{m.recall:>9.3f}{m.f1:>8.3f}{m.support:>6}" for m in last.per_class]
+        if self.pruning is not None:
+            lines += ["", "pruning:", self.pruning.summary()]
+        if self.quantization is not None:
+            lines += ["", self.quantization.summary()]
+        for s in self.stages:
+            lines += [f"note ({s.stage}): {n}" for n in s.notes]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressResult:
+    model: bytes = dataclasses.field(repr=False)
+    format: str
+    report: CompressReport
+    torch_model: Any = dataclasses.field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _resolve_callable(ref: str, what: str) -> Any:
+    mod_name, _, attr = ref.partition(":")
+    try:
+        obj = importlib.import_module(mod_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{what} {ref!r} cannot be imported ({exc}); give 'package.module:callable' on PYTHONPATH") from None
+    if not callable(obj):
+        raise ConfigError(f"{what} {ref!r} is not callable")
+    return obj
+
+
+def load_model(path: str | Path | None = None, *, factory: str | None = None, state_dict: str | None = None) -> Any:
+    """A torch module from a TorchScript or ``torch.export`` (.pt2) file, or ``factory`` + optional state dict."""
+    import torch
+
+    if path is None:
+        if factory is None:
+            raise ConfigError("no model: give a TorchScript/torch.export file, or [model] factory = 'module:callable'")
+        model = _resolve_callable(factory, "[model] factory")()
+        if not isinstance(model, torch.nn.Module):
+            raise ConfigError(f"[model] factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
+        if state_dict is not None:
+            sd = _load_state_dict(Path(state_dict))
+            try:
+                model.load_state_dict(sd)
+            except RuntimeError as exc:
+                first = str(exc).splitlines()[0]
+                raise ConfigError(f"state dict {state_dict} does not fit the factory's model: {first}") from None
+        return model.eval()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"model file {path} does not exist")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"{path} is not a model: expected a TorchScript (torch.jit.save) or torch.export (torch.export.save) "
+            "file, which are zip archives"
+        )
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    try:
+        if any(n.endswith("archive_format") for n in names) or any("/models/" in n for n in names):
+            return _Wrapped(torch.export.load(str(path)).module())
+        if any(n.endswith("constants.pkl") for n in names) or any("/code/" in n for n in names):
+            return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # corrupt archives raise assorted errors
+        raise ConfigError(f"{path} could not be loaded as a model: {str(exc).splitlines()[0]}") from None
+    raise ConfigError(
+        f"{path} is not a model (it looks like a plain torch.save file, e.g. a state dict); give "
+        "[model] factory = 'module:callable' and state_dict = that file, or save with torch.jit.save / torch.export.save"
+    )
+
+
+def _wrapped_class() -> Any:
+    import torch
+
+    class Wrapped(torch.nn.Module):
+        """An exported graph as an nn.Module: forward calls it; train()/eval() do not recurse into it
+        (torch.export's modules refuse mode switches)."""
+
+        def __init__(self, graph: Any) -> None:
+            super().__init__()
+            self.inner = graph  # not "graph": fx would confuse it with GraphModule.graph on re-export
+
+        def forward(self, x: Any) -> Any:
+            return self.inner(x)
+
+        def train(self, mode: bool = True) -> Any:
+            self.training = mode
+            return self
+
+    return Wrapped
+
+
+def _Wrapped(graph: Any) -> Any:  # noqa: N802 - a factory standing in for the class
+    return _wrapped_class()(graph)
+
+
+def _script_to_module(model: Any, sample: np.ndarray) -> Any:
+    """TorchScript -> torch.export program (TS2EPConverter) -> module, so the exporters accept it."""
+    import torch
+    from torch._export.converter import TS2EPConverter
+
+    try:
+        program = TS2EPConverter(model, (torch.as_tensor(sample[:2]),)).convert()
+    except Exception as exc:
+        raise UnsupportedError(
+            f"this TorchScript model cannot be converted to a torch.export program ({str(exc).splitlines()[0]}); "
+            "save it with torch.export.save, or give [model] factory + state_dict"
+        ) from None
+    return _Wrapped(program.module())
+
+
+def _load_state_dict(path: Path) -> Any:
+    import torch
+
+    if not path.is_file():
+        raise ConfigError(f"state dict {path} does not exist")
+    try:
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"{path} is not a torch state dict: {str(exc).splitlines()[0]}") from None
+    if not isinstance(sd, dict):
+        raise ConfigError(f"{path} holds a {type(sd).__name__}, not a state dict")
+    return sd
+
+
+def load_npz(path: str | Path, *, x_key: str = "x", y_key: str = "y", need_y: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inputs (and labels) from an ``.npz`` file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            if x_key not in keys:
+                raise ConfigError(f"{path} has no array {x_key!r} (it has {keys}); set [data] x_key")
+            x = np.asarray(z[x_key], dtype=np.float32)
+            y = np.asarray(z[y_key]).astype(np.int64) if y_key in keys else None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path} as .npz: {exc}") from None
+    if need_y and y is None:
+        raise ConfigError(f"{path} has no labels {y_key!r}; set [data] y_key")
+    return x, y
+
+
+def _as_xy(value: Any, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    if value is None:
+        return None, None  # type: ignore[return-value]
+    if isinstance(value, (str, Path)):
+        return load_npz(value, need_y=what != "calibration")
+    if isinstance(value, tuple):
+        x, y = value
+        return np.asarray(x, np.float32), None if y is None else np.asarray(y).astype(np.int64)
+    return np.asarray(value, np.float32), None
+
+
+def _check_shape(model: Any, x: np.ndarray, what: str, input_shape: tuple[int, ...] | None) -> None:
+    import torch
+
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+        raise ConfigError(
+            f"{what} data has samples of shape {tuple(x.shape[1:])} but the model input is {tuple(input_shape)}; "
+            "give arrays shaped (N, *input_shape)"
+        )
+    try:
+        with torch.no_grad():
+            model.eval()(torch.as_tensor(x[:1]))
+    except Exception as exc:
+        raise ConfigError(
+            f"{what} data of shape {x.shape} does not fit the model ({str(exc).splitlines()[0]}); "
+            "give arrays shaped like the model input, batch first"
+        ) from None
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def _stage(name: str, model_bytes: bytes, fmt: str, eval_xy: Any, runs: int, params: int | None, notes=()) -> StageReport:
+    from edgeseal.converters.infer import runner_for
+    from edgeseal.converters.metrics import classification_report, measure_latency
+
+    runner = runner_for(model_bytes)
+    x, y = eval_xy
+    cls = None
+    if x is not None and y is not None:
+        logits = runner.run_batched(x)
+        cls = classification_report(y, logits.argmax(-1), num_classes=logits.shape[-1])
+    one = x[:1] if x is not None else None
+    lat = measure_latency(lambda: runner.run(one), runs=runs, warmup=min(20, runs)) if one is not None else None
+    return StageReport(name, fmt, len(model_bytes), len(zlib.compress(model_bytes, 9)), params, cls, lat, tuple(notes))
+
+
+def _export(model: Any, x: np.ndarray, recipe: CompressRecipe) -> Any:
+    from edgeseal.converters.export import ExportConfig, export_onnx, export_tflite
+
+    cfg = ExportConfig(opset=recipe.export.opset, supported_ops=recipe.target.supported_ops)
+    if recipe.export.format is ModelFormat.TFLITE:
+        return export_tflite(model, x, cfg)
+    return export_onnx(model, x, cfg)
+
+
+def compress(
+    model: Any = None,
+    recipe: CompressRecipe | str | Path | None = None,
+    *,
+    train: Any = None,
+    calibration: Any = None,
+    eval: Any = None,  # noqa: A002 - mirrors the recipe's [data] eval
+    show_progress: bool = True,
+) -> CompressResult:
+    """Run a compress recipe on ``model`` (an ``nn.Module``, a model file path, or None for [model] factory).
+
+    Data arguments override the recipe's [data] files: ``(x, y)`` tuples or ``.npz`` paths;
+    ``calibration`` may be a bare array. Returns the final model bytes and the ``CompressReport``.
+    """
+    import copy
+    import warnings
+
+    import torch
+
+    from edgeseal.converters import distill as dist
+    from edgeseal.converters import prune as pr
+    from edgeseal.converters.train import TrainConfig, fit
+    from edgeseal.converters.zoo import count_params
+
+    if recipe is None:
+        recipe = CompressRecipe()
+    elif not isinstance(recipe, CompressRecipe):
+        recipe = load_recipe(recipe)
+    if model is None or isinstance(model, (str, Path)):
+        model = load_model(model, factory=recipe.model.factory, state_dict=recipe.model.state_dict)
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module, a model file or None, got {type(model).__name__}")
+    d = recipe.data
+    train_xy = _as_xy(train if train is not None else d.train, "train")
+    eval_xy = _as_xy(eval if eval is not None else d.eval, "eval")
+    cal_x = _as_xy(calibration if calibration is not None else d.calibration, "calibration")[0]
+    if cal_x is None:
+        cal_x = train_xy[0] if train_xy[0] is not None else eval_xy[0]
+    if cal_x is None:
+        raise ConfigError("no data: give eval/calibration/train data ([data] in the recipe or the arguments)")
+    for what, x in (("calibration", cal_x), ("train", train_xy[0]), ("eval", eval_xy[0])):
+        if x is not None:
+            _check_shape(model, x, what, recipe.model.input_shape)
+    sample = eval_xy[0] if eval_xy[0] is not None else cal_x
+    fmt = recipe.export.format.value
+    runs = recipe.latency_runs
+    needs_training = recipe.prune is not None or (recipe.distill is not None and recipe.distill.student is not None)
+    if needs_training and (train_xy[0] is None or train_xy[1] is None):
+        raise ConfigError("pruning and distillation fine-tune the model: give labelled train data ([data] train)")
+    if needs_training and (isinstance(model, torch.jit.ScriptModule) or type(model).__name__ == "Wrapped"):
+        raise UnsupportedError(
+            "pruning and distillation need the model's Python class; a TorchScript or torch.export file can only be "
+            "exported and quantized. Use [model] factory + state_dict instead"
+        )
+    if isinstance(model, torch.jit.ScriptModule):
+        model = _script_to_module(model, sample)
+    stages: list[StageReport] = []
+    warn_list: list[str] = []
+    teacher = model
+    first = _export(model, sample, recipe)
+    stages.append(_stage("original", first.model, fmt, eval_xy, runs, _params(model)))
+    current = model
+    plan = None
+    if recipe.distill is not None and recipe.distill.student is not None:
+        ds = recipe.distill
+        torch.manual_seed(recipe.seed)
+        student = _resolve_callable(ds.student, "[distill] student")()
+        tc = TrainConfig(epochs=ds.epochs, lr=ds.lr, batch_size=ds.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
+        current = dist.distill(teacher, student, *train_xy, dist.DistillConfig(temperature=ds.temperature, alpha=ds.alpha, train=tc))
+        ex = _export(current, sample, recipe)
+        stages.append(_stage("distilled student", ex.model, fmt, eval_xy, runs, count_params(current)))
+    if recipe.prune is not None:
+        p = recipe.prune
+        current = copy.deepcopy(current)
+        tc = TrainConfig(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
+
+        def fine_tune(m: Any, hook: Any = None) -> Any:
+            if recipe.distill is not None and recipe.distill.student is None:
+                dc = dist.DistillConfig(temperature=recipe.distill.temperature, alpha=recipe.distill.alpha, train=tc)
+                return _distill_with_hook(teacher, m, train_xy, dc, hook)
+            return fit(m, *train_xy, tc, after_step=hook, description="fine-tune")
+
+        if p.method is PruneMethod.STRUCTURED:
+            current, plan = pr.prune_structured(current, cal_x, pr.StructuredPruneConfig(ratio=p.ratio, importance=p.importance))
+            current = fine_tune(current)
+            note = f"{plan.channels_removed:.0%} of channels removed, then fine-tuned {p.epochs} epochs"
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pr.SparsityWarning)
+                cfg = pr.UnstructuredPruneConfig(amount=p.amount, scope=p.scope, gradual=p.gradual)
+                current = pr.prune_unstructured(current, cfg, fine_tune=fine_tune)
+            warn_list += [str(w.message) for w in caught if issubclass(w.category, pr.SparsityWarning)]
+            note = f"{pr.sparsity(current):.0%} of weights zero ({p.scope}, {'gradual' if p.gradual else 'one-shot'})"
+        ex = _export(current, sample, recipe)
+        stages.append(_stage("pruned + fine-tuned", ex.model, fmt, eval_xy, runs, count_params(current), [note]))
+    final_export = _export(current, sample, recipe)
+    model_bytes = final_export.model
+    qreport = None
+    if recipe.quantize is not None and recipe.quantize.mode is not QuantMode.NONE:
+        model_bytes, qreport, notes = _quantize(final_export.model, fmt, recipe, cal_x, eval_xy, show_progress)
+        if recipe.target.supported_ops:
+            from edgeseal.converters.export import check_ops, onnx_ops, tflite_ops
+
+            ops = tflite_ops(model_bytes) if fmt == "tflite" else onnx_ops(model_bytes)
+            check_ops(ops, recipe.target.supported_ops, target=f"target {recipe.target.name!r}")
+        stages.append(_stage(f"int8 {recipe.quantize.mode.value}", model_bytes, fmt, eval_xy, runs, None, notes))
+        if qreport is not None and not qreport.met:
+            warn_list.append(
+                f"int8 accuracy drop {qreport.steps[-1].drop:.2f} points exceeds max_drop {recipe.quantize.max_drop} even "
+                f"with {len(qreport.excluded)} layers in float; raise max_excluded, change calibration, or fine-tune"
+            )
+    report = CompressReport(tuple(stages), plan, qreport, final_export, tuple(warn_list))
+    return CompressResult(model_bytes, fmt, report, current)
+
+
+def _params(model: Any) -> int | None:
+    try:
+        return int(sum(p.numel() for p in model.parameters()))
+    except Exception:
+        return None
+
+
+def _distill_with_hook(teacher: Any, student: Any, train_xy: Any, config: Any, hook: Any) -> Any:
+    import torch
+
+    from edgeseal.converters.distill import distillation_loss
+    from edgeseal.converters.train import fit
+
+    teacher = teacher.eval()
+
+    def loss_fn(logits: Any, labels: Any, inputs: Any) -> Any:
+        with torch.no_grad():
+            t = teacher.to(inputs.device)(inputs)
+        return distillation_loss(logits, t, labels, temperature=config.temperature, alpha=config.alpha)
+
+    out = fit(student, *train_xy, config.train, loss_fn=loss_fn, after_step=hook, description="distill fine-tune")
+    teacher.cpu()
+    return out
+
+
+def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.ndarray, eval_xy: Any, show_progress: bool):
+    from edgeseal.converters import quantize as q
+    from edgeseal.converters.infer import runner_for
+    from edgeseal.converters.localize import quantize_within_budget
+
+    qs = recipe.quantize
+    x, y = eval_xy
+    if fmt == "tflite":
+        if qs.mode is QuantMode.DYNAMIC:
+            raise UnsupportedError("dynamic int8 is offered for ONNX only here; use mode = 'static' for TFLite")
+        out = q.quantize_tflite_int8(float_model, cal_x, q.TfliteInt8Config(samples=qs.samples))
+        notes = ["TFLite full int8 (ai-edge-quantizer static_wi8_ai8); no per-layer exclusion for TFLite yet"]
+        if x is not None and y is not None:
+            acc = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
+            drop = acc(float_model) - acc(out)
+            notes.append(f"accuracy drop {drop:.2f} points (max_drop {qs.max_drop})")
+        return out, None, notes
+    if qs.mode is QuantMode.DYNAMIC:
+        cfg: Any = q.OnnxDynamicConfig(per_channel=qs.per_channel, exclude_nodes=qs.exclude_nodes)
+    else:
+        cfg = q.OnnxStaticConfig(
+            calibration=qs.calibration,
+            percentile=qs.percentile,
+            per_channel=qs.per_channel,
+            symmetric_activations=qs.symmetric_activations,
+            samples=qs.samples,
+            exclude_nodes=qs.exclude_nodes,
+            exclude_op_types=qs.exclude_op_types,
+        )
+    if x is None or y is None:
+        out = q.quantize_onnx_dynamic(float_model, cfg) if qs.mode is QuantMode.DYNAMIC else q.quantize_onnx_static(float_model, cal_x, cfg)
+        return out, None, ["no labelled eval data: accuracy budget not checked"]
+    score = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
+    out, report = quantize_within_budget(
+        float_model,
+        cfg,
+        score=score,
+        max_drop=qs.max_drop,
+        calibration=cal_x,
+        probe=cal_x,
+        metric="accuracy (points)",
+        max_excluded=qs.max_excluded,
+        show_progress=show_progress,
+    )
+    return out, report, [f"kept in float: {', '.join(report.excluded) or 'none'}"]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``edgeseal compress``."""
+    p = subparsers.add_parser(
+        "compress",
+        help="prune / distill / quantize a PyTorch model and export it (ONNX or TFLite)",
+        description="Run a TOML compress recipe on a model and write the compressed model plus a report.",
+    )
+    p.add_argument("model", nargs="?", help="TorchScript or torch.export file (omit to use [model] factory)")
+    p.add_argument("--recipe", required=True, help="TOML recipe file")
+    p.add_argument("--train", help=".npz with x, y for fine-tuning (overrides [data] train)")
+    p.add_argument("--calibration", help=".npz with x for calibration (overrides [data] calibration)")
+    p.add_argument("--eval", help=".npz with x, y for evaluation (overrides [data] eval)")
+    p.add_argument("--max-drop", type=float, help="accuracy budget in points (overrides [quantize] max_drop)")
+    p.add_argument("-o", "--out", required=True, help="where to write the compressed model")
+    p.add_argument("--report", help="where to write the JSON report (default: OUT + .report.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no table")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    try:
+        recipe = load_recipe(args.recipe)
+        if args.max_drop is not None:
+            if recipe.quantize is None:
+                raise ConfigError("--max-drop given but the recipe has no [quantize] stage")
+            recipe = dataclasses.replace(recipe, quantize=dataclasses.replace(recipe.quantize, max_drop=args.max_drop))
+        result = compress(
+            args.model,
+            recipe,
+            train=args.train,
+            calibration=args.calibration,
+            eval=args.eval,
+            show_progress=not args.quiet,
+        )
+    except EdgesealError as exc:
+        print(f"edgeseal compress: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    out = Path(args.out)
+    out.write_bytes(result.model)
+    report_path = Path(args.report) if args.report else out.with_name(out.name + ".report.json")
+    report_path.write_text(result.report.to_json())
+    if not args.quiet:
+        print(result.report.render())
+        print(f"\nwrote {out} ({len(result.model):,} bytes) and {report_path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m edgeseal.compress``) until the CLI wires ``add_parser``."""
+    parser = argparse.ArgumentParser(prog="edgeseal")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
