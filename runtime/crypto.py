@@ -7,7 +7,9 @@ failure of an authenticity check raises a bare :class:`InvalidPackage`.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Callable
 
@@ -98,24 +100,51 @@ def stream_encrypt(
 
 
 def stream_decrypt(
-    cipher: Cipher, key: bytes, prefix: bytes, chunk_size: int, ciphertext: memoryview, size: int, aad: bytes
+    cipher: Cipher, key: bytes, prefix: bytes, chunk_size: int, ciphertext: memoryview, size: int, aad: bytes,
+    *, threads: int | None = None,
 ) -> PlainBuffer:
-    """Decrypt into a fresh :class:`PlainBuffer`; wipe it and raise InvalidPackage on any failure."""
+    """Decrypt into a fresh :class:`PlainBuffer`; wipe it and raise InvalidPackage on any failure.
+
+    Chunks are independent, so large payloads are decrypted by several threads
+    (the AEAD releases the GIL); each writes its own slice of the one buffer.
+    """
     n = chunk_count(size, chunk_size)
     if len(ciphertext) != size + TAG_SIZE * n:
         raise InvalidPackage()
     aead = cipher.aead(key)
     plain = PlainBuffer(size)
-    try:
-        for i in range(n):
+
+    def decrypt_range(first: int, stop: int) -> None:
+        for i in range(first, stop):
             start = i * chunk_size
             end = min(start + chunk_size, size)
-            ct = ciphertext[i * (chunk_size + TAG_SIZE) : i * (chunk_size + TAG_SIZE) + (end - start) + TAG_SIZE]
+            offset = i * (chunk_size + TAG_SIZE)
+            ct = ciphertext[offset : offset + (end - start) + TAG_SIZE]
             aead.decrypt_into(chunk_nonce(prefix, i, i == n - 1), ct, aad, plain.view[start:end])
+
+    try:
+        in_parallel(decrypt_range, n, threads if size >= PARALLEL_MIN_BYTES else 1)
     except (InvalidTag, ValueError):
         plain.wipe()
         raise InvalidPackage() from None
     return plain
+
+
+PARALLEL_MIN_BYTES = 8 * 2**20
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def in_parallel(work: Callable[[int, int], object], n: int, threads: int | None = None) -> list:
+    """Run ``work(first, stop)`` over ``range(n)`` split into contiguous ranges, one per thread."""
+    threads = max(1, min(n, threads or default_threads()))
+    bounds = [(n * t // threads, n * (t + 1) // threads) for t in range(threads)]
+    if threads == 1:
+        return [work(0, n)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda b: work(*b), bounds))
 
 
 # --- fingerprints ---------------------------------------------------------------------
@@ -183,9 +212,32 @@ def unwrap(wrap_key: bytes, wrapped: bytes, aad: bytes) -> bytes:
 # --- publisher signature --------------------------------------------------------------
 
 
+HASH_BLOCK = 2**20
+
+
+def signed_digest(signed_bytes: memoryview | bytes, *, threads: int | None = None) -> bytes:
+    """SHA-256 over the per-block SHA-256 of the signed bytes (1 MiB blocks, hashed in parallel).
+
+    digest = SHA-256("edgeseal/v1/blocks" || len (u64) || SHA-256(block_0) || SHA-256(block_1) || ...)
+    """
+    view = memoryview(signed_bytes).cast("B")
+    total = len(view)
+    blocks = max(1, -(-total // HASH_BLOCK))
+
+    def hash_range(first: int, stop: int) -> list[bytes]:
+        return [hashlib.sha256(view[j * HASH_BLOCK : (j + 1) * HASH_BLOCK]).digest() for j in range(first, stop)]
+
+    parts = in_parallel(hash_range, blocks, threads if total >= PARALLEL_MIN_BYTES else 1)
+    outer = hashlib.sha256(b"edgeseal/v1/blocks" + struct.pack(">Q", total))
+    for part in parts:
+        for h in part:
+            outer.update(h)
+    return outer.digest()
+
+
 def signature_message(signed_bytes: memoryview | bytes) -> bytes:
-    """Ed25519 signs a domain tag plus the SHA-256 of every byte before the signature."""
-    return b"edgeseal/v1/signature\x00" + hashlib.sha256(signed_bytes).digest()
+    """Ed25519 signs a domain tag plus :func:`signed_digest` of every byte before the signature."""
+    return b"edgeseal/v1/signature\x00" + signed_digest(signed_bytes)
 
 
 def sign(key: Ed25519PrivateKey, signed_bytes: memoryview | bytes) -> bytes:
