@@ -33,11 +33,23 @@ from .quantize import (
     OnnxStaticConfig,
     as_feeds,
     preprocess_onnx,
+    TfliteInt8Config,
     quantize_onnx_dynamic,
     quantize_onnx_static,
+    quantize_tflite_int8,
+    tflite_op_outputs,
 )
 
-__all__ = ["LayerError", "layer_errors", "BudgetStep", "QuantReport", "quantize_within_budget", "sqnr_db"]
+__all__ = [
+    "LayerError",
+    "layer_errors",
+    "BudgetStep",
+    "QuantReport",
+    "quantize_within_budget",
+    "tflite_op_sensitivity",
+    "tflite_within_budget",
+    "sqnr_db",
+]
 
 OnnxQuantConfig = Union[OnnxStaticConfig, OnnxDynamicConfig]
 
@@ -300,6 +312,104 @@ def quantize_within_budget(
             lat[i] = measure_latency(lambda: r.session.run(None, feed), runs=100, warmup=10)
     report = QuantReport(
         mode="dynamic" if isinstance(config, OnnxDynamicConfig) else "static",
+        metric=metric,
+        max_drop=max_drop,
+        float_score=float_score,
+        steps=tuple(steps),
+        layers=tuple(layers),
+        float_size=len(float_model),
+        int8_size=len(first),
+        final_size=len(current),
+        float_latency=lat[0],
+        int8_latency=lat[1],
+        final_latency=lat[2],
+        met=steps[-1].drop <= max_drop,
+    )
+    return current, report
+
+
+# --------------------------------------------------------------------------- TFLite
+
+_TFLITE_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV")
+
+
+def _tflite_outputs(model: bytes, x: np.ndarray) -> np.ndarray:
+    from .infer import TfliteRunner
+
+    return TfliteRunner(model).run_batched(x)
+
+
+def tflite_op_sensitivity(
+    float_model: bytes, representative: np.ndarray, probe: np.ndarray, config: TfliteInt8Config | None = None
+) -> list[LayerError]:
+    """For each weight op of a TFLite model: the model output's SQNR when only that op stays in float.
+
+    TFLite has no shared tensor names between float and int8 graphs to compare layer by layer,
+    so the localization is leave-one-in-float: ``added_noise`` is the output noise (relative
+    power) that quantizing this op costs — all-int8 noise minus the noise with this op in float.
+    Worst first.
+    """
+    config = config or TfliteInt8Config()
+    ref = _tflite_outputs(float_model, probe)
+    nsr = lambda db: 0.0 if db == math.inf else 10 ** (-db / 10)  # noqa: E731
+    base = sqnr_db(ref, _tflite_outputs(quantize_tflite_int8(float_model, representative, config), probe))
+    out = []
+    for op, name in tflite_op_outputs(float_model):
+        if op not in _TFLITE_WEIGHT_OPS:
+            continue
+        keep = tuple(config.keep_float) + (name,)
+        db = sqnr_db(ref, _tflite_outputs(quantize_tflite_int8(float_model, representative, dataclasses.replace(config, keep_float=keep)), probe))
+        out.append(LayerError(name, op, name, db, nsr(base) - nsr(db), True))
+    out.sort(key=lambda e: -e.added_noise)
+    return out
+
+
+def tflite_within_budget(
+    float_model: bytes,
+    representative: np.ndarray,
+    config: TfliteInt8Config | None = None,
+    *,
+    score: Callable[[bytes], float],
+    max_drop: float,
+    probe: np.ndarray | None = None,
+    metric: str = "score",
+    max_excluded: int = 4,
+    latency_input: np.ndarray | None = None,
+    show_progress: bool = True,
+) -> tuple[bytes, QuantReport]:
+    """Full int8 TFLite; while ``score`` drops by more than ``max_drop``, keep the most sensitive ops in float."""
+    if max_drop < 0:
+        raise ConfigError(f"max_drop={max_drop} must be >= 0")
+    config = config or TfliteInt8Config()
+    float_score = score(float_model)
+    first = quantize_tflite_int8(float_model, representative, config)
+    steps = [BudgetStep(tuple(config.keep_float), s := score(first), float_score - s, len(first))]
+    current = first
+    layers: list[LayerError] = []
+    if steps[-1].drop > max_drop:
+        probe_x = representative if probe is None else probe
+        layers = tflite_op_sensitivity(float_model, representative, probe_x[:64], config)
+        keep = list(config.keep_float)
+        candidates = [e.node for e in layers][:max_excluded]
+        with progress("keep worst ops in float", len(candidates), enabled=show_progress) as bar:
+            for name in candidates:
+                keep.append(name)
+                current = quantize_tflite_int8(float_model, representative, dataclasses.replace(config, keep_float=tuple(keep)))
+                s = score(current)
+                steps.append(BudgetStep(tuple(keep), s, float_score - s, len(current)))
+                bar.advance()
+                if steps[-1].drop <= max_drop:
+                    break
+    lat = [None, None, None]
+    if latency_input is not None:
+        from .infer import TfliteRunner
+
+        for i, m in enumerate((float_model, first, current)):
+            r = TfliteRunner(m)
+            one = np.asarray(latency_input, np.float32)
+            lat[i] = measure_latency(lambda: r.run(one), runs=100, warmup=10)
+    report = QuantReport(
+        mode="tflite static",
         metric=metric,
         max_drop=max_drop,
         float_score=float_score,

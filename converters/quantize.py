@@ -41,6 +41,7 @@ __all__ = [
     "quantize_tflite_int8",
     "preprocess_onnx",
     "as_feeds",
+    "tflite_op_outputs",
 ]
 
 #: a float batch ``(N, ...)`` for single-input models, or a sequence of feed dicts name -> array
@@ -140,13 +141,18 @@ class TfliteInt8Config:
     """
 
     algorithm: str = "min_max_uniform_quantize"
+    range_update: str = "minmax"  # "minmax": true extremes over all samples; "moving_average": the quantizer's default
     samples: int = 256
+    keep_float: tuple[str, ...] = ()  # output tensor names of ops to leave in float (see tflite_op_outputs)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "keep_float", _tuple_of_str(self.keep_float, "keep_float"))
         if self.samples < 1:
             raise ConfigError(f"samples={self.samples} must be >= 1")
         if not self.algorithm:
             raise ConfigError("algorithm must name an ai-edge-quantizer algorithm")
+        if self.range_update not in ("minmax", "moving_average"):
+            raise ConfigError(f"range_update={self.range_update!r} must be 'minmax' or 'moving_average'")
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -337,15 +343,51 @@ def quantize_tflite_int8(model: bytes, representative: np.ndarray, config: Tflit
     samples = [{in_name: x[i : i + batch]} for i in range(0, len(x) - batch + 1, batch)]
     if not samples:
         raise ConfigError(f"need at least {batch} representative samples")
-    from ai_edge_quantizer import quantizer, recipe
+    import re
+
+    from ai_edge_quantizer import quantizer, recipe, recipe_manager
+    from ai_edge_quantizer.qtyping import TFLOperationName
 
     try:
         algo = recipe.AlgorithmName(config.algorithm)
     except ValueError:
         choices = ", ".join(a.value for a in recipe.AlgorithmName)
         raise ConfigError(f"algorithm={config.algorithm!r} is not an ai-edge-quantizer algorithm; one of {choices}") from None
+    manager = recipe_manager.RecipeManager()
+    manager.add_static_config(
+        regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8, algorithm_key=algo
+    )
+    ops = dict((name, op) for op, name in tflite_op_outputs(model))
+    for name in config.keep_float:
+        if name not in ops:
+            raise ConfigError(f"keep_float names {name!r}, which is not an op output of this model; see tflite_op_outputs()")
+        manager.add_quantization_config(
+            regex=f"^{re.escape(name)};",  # the op scope is its output names joined by ";" plus ";"
+            operation_name=TFLOperationName(ops[name]),
+            algorithm_key=recipe.AlgorithmName.NO_QUANTIZE,
+        )
     with _quiet():
-        q = quantizer.Quantizer(bytearray(model), recipe.static_wi8_ai8(algo))
-        calib = q.calibrate({sig_name: samples}, num_threads=1)
+        q = quantizer.Quantizer(bytearray(model), manager.get_quantization_recipe())
+        if config.range_update == "minmax":
+            # ai-edge-quantizer's default moving-average ranges clip the largest activations (e.g. the
+            # top logit of confident samples, turning argmax into ties); use the true min/max instead,
+            # as ONNX Runtime's MinMax calibration does.
+            from ai_edge_quantizer import calibrator
+            from ai_edge_quantizer.utils import qsv_utils
+
+            cal = calibrator.Calibrator(bytes(model), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+            cal.calibrate({sig_name: samples}, q._recipe_manager)
+            calib = cal.get_model_qsvs()
+        else:
+            calib = q.calibrate({sig_name: samples}, num_threads=1)
         result = q.quantize(calib, enable_progress_report=False)
     return bytes(result.quantized_model)
+
+
+def tflite_op_outputs(model: bytes) -> list[tuple[str, str]]:
+    """(builtin op name, first output tensor name) of each op of a TFLite model, in execution order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=bytes(model))
+    tensors = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    return [(op["op_name"], tensors[op["outputs"][0]]) for op in interp._get_ops_details() if len(op["outputs"])]
