@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -120,9 +120,11 @@ def seal(
 ) -> bytes:
     """Encrypt, bind and sign a model (or dataset) for the given devices/passphrase/raw keys.
 
-    Returns the package bytes; with ``out`` also writes them there. ``cipher="auto"``
-    takes the target profile's cipher (ChaCha20-Poly1305 for CPUs without AES
-    instructions), else AES-256-GCM.
+    Returns the package bytes; with ``out`` also writes them there. With a
+    ``target``, the model must be in the target's format and use only operators
+    its runtime runs (else UnsupportedError names the op), and ``cipher="auto"``
+    takes the target's cipher (ChaCha20-Poly1305 for CPUs without AES
+    instructions, such as the Raspberry Pi 4); otherwise AES-256-GCM.
     """
     hint = None
     if isinstance(model, (str, os.PathLike)):
@@ -146,6 +148,14 @@ def seal(
     if not recipients:
         raise ConfigError("seal for at least one device key, a passphrase or a raw key")
 
+    profile = None
+    if target is not None:
+        from .targets import get_profile, require_supported
+
+        profile = get_profile(target)
+        if kind is Kind.MODEL:
+            require_supported(data, profile)  # refuses a model the target's runtime cannot run, naming the op
+
     created = int(time.time() if now is None else now)
     inputs, outputs = _specs(content_format, data) if kind is Kind.MODEL else ((), ())
     manifest = Manifest(
@@ -155,30 +165,24 @@ def seal(
         model_version=version,
         inputs=inputs,
         outputs=outputs,
-        target=target,
+        target=None if profile is None else profile.name,
         compression=dict(compression_summary or {}),
         metadata=dict(metadata or {}),
         created_at=created,
         expires_at=_expiry(expires, created),
         producer=PRODUCER,
     )
-    package = write_package(data, manifest, recipients, signer, cipher=_cipher(cipher, target),
+    package = write_package(data, manifest, recipients, signer, cipher=_cipher(cipher, profile),
                             codec=Codec(compression))
     if out is not None:
         Path(out).write_bytes(package)
     return package
 
 
-def _cipher(cipher: str | Cipher, target: str | None) -> Cipher:
+def _cipher(cipher: str | Cipher, profile: Any) -> Cipher:
     if cipher != "auto":
         try:
             return Cipher(cipher)
         except ValueError:
             raise ConfigError(f"cipher must be 'auto' or one of {[c.value for c in Cipher]}, not {cipher!r}") from None
-    if target is not None:
-        try:
-            from .targets import get_target  # target profiles, when installed
-        except ImportError:
-            return Cipher.AES_256_GCM
-        return Cipher(get_target(target).cipher)
-    return Cipher.AES_256_GCM
+    return Cipher(profile.cipher) if profile is not None else Cipher.AES_256_GCM

@@ -173,3 +173,14 @@ def test_dataset_packages_open_as_bytes(publisher, device):
         np.testing.assert_array_equal(z["x"], np.arange(6, dtype=np.float32))
     plain.wipe()
     assert not any(plain.view)
+
+
+def test_sealing_for_a_target_takes_its_cipher_and_checks_ops(onnx_model, tflite_model, publisher, device):
+    rpi4 = edgeseal.inspect(edgeseal.seal(onnx_model, publisher=publisher, devices=[device], target="rpi4"))
+    assert rpi4.manifest.target == "rpi4" and rpi4.manifest.payload.cipher.value == "chacha20-poly1305"
+    rpi5 = edgeseal.inspect(edgeseal.seal(onnx_model, publisher=publisher, devices=[device], target="rpi5"))
+    assert rpi5.manifest.payload.cipher.value == "aes-256-gcm"
+    with pytest.raises(edgeseal.UnsupportedError, match="runs tflite models"):
+        edgeseal.seal(onnx_model, publisher=publisher, devices=[device], target="android-arm64")
+    with pytest.raises(edgeseal.UnsupportedError, match="runs onnx models"):
+        edgeseal.seal(tflite_model, publisher=publisher, devices=[device], target="rpi4")
