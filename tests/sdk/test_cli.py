@@ -123,3 +123,19 @@ def test_passphrase_from_environment(workdir):
     bad = edgeseal("run", "pw.eseal", "--passphrase-env", "PKG_PW", "--trusted", "publisher.pub", "-i", "x.npy",
                    cwd=workdir, env={"PKG_PW": "wrong"}, check=False)
     assert bad.returncode == 3 and "open sesame" not in bad.stderr + bad.stdout
+
+
+def test_passphrase_protected_publisher_key(workdir):
+    env = {"PUB_PW": "publisher secret"}
+    out = json.loads(edgeseal("--json", "keygen", "publisher", "-o", "locked", "--passphrase-env", "PUB_PW",
+                              cwd=workdir, env=env).stdout)
+    assert out["encrypted"] is True
+    assert b"ENCRYPTED PRIVATE KEY" in (workdir / "locked.pem").read_bytes()
+    edgeseal("seal", "mlp.onnx", "-o", "locked.eseal", "--publisher", "locked.pem", "--publisher-passphrase-env",
+             "PUB_PW", "--device", "pi.pub", cwd=workdir, env=env)
+    info = json.loads(edgeseal("--json", "inspect", "locked.eseal", "--trusted", "locked.pub", cwd=workdir).stdout)
+    assert info["signature"] == "verified"
+    denied = edgeseal("seal", "mlp.onnx", "-o", "x.eseal", "--publisher", "locked.pem", "--device", "pi.pub",
+                      cwd=workdir, check=False)
+    assert denied.returncode == 2 and "passphrase-protected; give its passphrase" in denied.stderr
+    assert "publisher secret" not in denied.stderr
