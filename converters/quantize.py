@@ -114,12 +114,13 @@ class OnnxDynamicConfig:
     """Dynamic int8 for ONNX Runtime: int8 weights, activations quantized per call.
 
     ``per_channel`` weights matter a lot for transformers (one scale per output column).
-    ``op_types`` defaults to MatMul and Gemm; ``exclude_nodes`` stay float.
+    ``op_types`` defaults to MatMul (ORT rewrites Gemm as MatMul + Add first, so linear layers are
+    covered; its dynamic kernels also cover Conv, Gather, LSTM, Attention); ``exclude_nodes`` stay float.
     """
 
     per_channel: bool = True
     weight_type: IntType = IntType.INT8
-    op_types: tuple[str, ...] = ("MatMul", "Gemm")
+    op_types: tuple[str, ...] = ("MatMul",)
     exclude_nodes: tuple[str, ...] = ()
     preprocess: bool = True
 

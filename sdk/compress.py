@@ -454,13 +454,17 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
     if fmt == "tflite":
         if qs.mode is QuantMode.DYNAMIC:
             raise UnsupportedError("dynamic int8 is offered for ONNX only here; use mode = 'static' for TFLite")
-        out = q.quantize_tflite_int8(float_model, cal_x, q.TfliteInt8Config(samples=qs.samples))
-        notes = ["TFLite full int8 (ai-edge-quantizer static_wi8_ai8); no per-layer exclusion for TFLite yet"]
-        if x is not None and y is not None:
-            acc = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
-            drop = acc(float_model) - acc(out)
-            notes.append(f"accuracy drop {drop:.2f} points (max_drop {qs.max_drop})")
-        return out, None, notes
+        from edgeseal.converters.localize import tflite_within_budget
+
+        tcfg = q.TfliteInt8Config(samples=qs.samples)
+        if x is None or y is None:
+            return q.quantize_tflite_int8(float_model, cal_x, tcfg), None, ["no labelled eval data: accuracy budget not checked"]
+        acc = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
+        out, report = tflite_within_budget(
+            float_model, cal_x, tcfg, score=acc, max_drop=qs.max_drop, probe=cal_x,
+            metric="accuracy (points)", max_excluded=qs.max_excluded, show_progress=show_progress,
+        )
+        return out, report, [f"TFLite int8 (ai-edge-quantizer); kept in float: {', '.join(report.excluded) or 'none'}"]
     if qs.mode is QuantMode.DYNAMIC:
         cfg: Any = q.OnnxDynamicConfig(per_channel=qs.per_channel, exclude_nodes=qs.exclude_nodes)
     else:
