@@ -1,0 +1,42 @@
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgeseal.converters.distill import DistillConfig, distill, distillation_loss  # noqa: E402
+from edgeseal.converters.train import TrainConfig, accuracy, predict_logits  # noqa: E402
+from edgeseal.converters.zoo import DigitsCNN, count_params  # noqa: E402
+from edgeseal.runtime.errors import ConfigError  # noqa: E402
+
+
+def test_loss_terms():
+    torch.manual_seed(0)
+    s, t = torch.randn(8, 10), torch.randn(8, 10)
+    y = torch.randint(0, 10, (8,))
+    ce = torch.nn.functional.cross_entropy(s, y)
+    assert distillation_loss(s, t, y, temperature=4.0, alpha=0.0) == pytest.approx(float(ce), rel=1e-6)
+    assert float(distillation_loss(s, s, y, temperature=4.0, alpha=1.0)) == pytest.approx(0.0, abs=1e-6)
+    p_t = torch.softmax(t / 2, -1)
+    kl = float((p_t * (p_t.log() - torch.log_softmax(s / 2, -1))).sum(-1).mean()) * 4
+    assert float(distillation_loss(s, t, y, temperature=2.0, alpha=1.0)) == pytest.approx(kl, rel=1e-5)
+
+
+def test_distill_trains_a_small_student(digits_model, digits):
+    torch.manual_seed(0)
+    student = DigitsCNN(channels=(8, 16, 32), hidden=64)
+    assert count_params(student) * 4 <= count_params(digits_model)
+    out = distill(digits_model, student, digits.x_train, digits.y_train,
+                  DistillConfig(train=TrainConfig(epochs=4, lr=3e-3, show_progress=False)))
+    assert accuracy(predict_logits(out, digits.x_test), digits.y_test) > 0.85
+    assert all(p.requires_grad for p in digits_model.parameters())  # teacher restored
+
+
+def test_distill_config_validation():
+    with pytest.raises(ConfigError, match="temperature"):
+        DistillConfig(temperature=0)
+    with pytest.raises(ConfigError, match="alpha"):
+        DistillConfig(alpha=1.5)
+    with pytest.raises(ConfigError, match="device"):
+        TrainConfig(device="tpu")
