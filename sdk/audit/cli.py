@@ -59,10 +59,11 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
     report = run_audit(cfg, progress=not args.quiet and not getattr(args, "json", False))
     report["gate"] = evaluate_gate(report, cfg.gate, gate_epsilon_index=cfg.robustness.gate_epsilon_index)
     out = Path(args.out)
-    paths = {"json": str(write_json(report, out / "audit.json")), "html": str(write_html(report, out / "audit.html"))}
+    stem = args.stem
+    paths = {"json": str(write_json(report, out / f"{stem}.json")), "html": str(write_html(report, out / f"{stem}.html"))}
     md = render_markdown(report)
-    (out / "audit.md").write_text(md)
-    paths["markdown"] = str(out / "audit.md")
+    (out / f"{stem}.md").write_text(md)
+    paths["markdown"] = str(out / f"{stem}.md")
     gate = report["gate"]
     lines = [md, "", f"reports: {paths['html']} (open in a browser), {paths['json']}"]
     for v in gate["violations"]:
@@ -82,6 +83,7 @@ def add_parser(subparsers) -> None:
                     "an artifact is over a limit of the recipe's [audit.gate].")
     p.add_argument("--recipe", help="TOML recipe with an [audit] table (default: built-in settings)")
     p.add_argument("--out", default="audit-report", help="output folder (default: ./audit-report)")
+    p.add_argument("--stem", default="audit", help="file name stem: STEM.json, STEM.html, STEM.md (default: audit)")
     p.add_argument("--datasets", nargs="+", choices=["breast_cancer", "digits"], help="override the recipe's datasets")
     p.add_argument("--seeds", nargs="+", type=int, help="override the recipe's seeds")
     p.add_argument("--variants", nargs="+", choices=["int8", "pruned", "distilled", "dp-sgd", "pruned-advft"],

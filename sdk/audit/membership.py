@@ -127,7 +127,7 @@ def attack_scores(attack: MiaAttack | str, logits: np.ndarray, y: np.ndarray,
     return _lira(phi, ref, online=attack is MiaAttack.LIRA)
 
 
-def evaluate_scores(attack: str, scores: np.ndarray, is_member: np.ndarray, *, roc_points: int = 200) -> MiaResult:
+def evaluate_scores(attack: str, scores: np.ndarray, is_member: np.ndarray, *, roc_points: int = 100) -> MiaResult:
     c = M.roc_curve(scores, is_member)
     # Thin the curve for the report, keeping the low-FPR end where it matters (log-spaced grid).
     grid = np.unique(np.r_[0.0, np.geomspace(1e-3, 1.0, roc_points)])

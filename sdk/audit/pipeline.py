@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+import zlib
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -89,8 +90,9 @@ def _membership(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarra
             "accuracy": accuracy(z[~is_member], ds.y[~is_member]),
             "train_accuracy": accuracy(z[is_member], ds.y[is_member]),
             "size_bytes": art.size_bytes,
+            "deflated_bytes": art.metadata.get("deflated_bytes"),
             "sealed": bool(art.metadata.get("sealed", False)),
-            "info": {k: v for k, v in art.metadata.items() if k != "sealed"},
+            "info": {k: v for k, v in art.metadata.items() if k not in ("sealed", "deflated_bytes")},
             "mia": {a: MI.evaluate_scores(a, s, is_member).to_dict() for a, s in scores[art.name].items()},
         }
     shipped = [v.value for v in _SHIPPED_TOGETHER if v.value in scores]
@@ -140,6 +142,7 @@ def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int
 
     fp32_onnx = _onnx(fp32, ds.x[split.members][:64])
     ref.size_bytes = len(fp32_onnx)
+    ref.metadata["deflated_bytes"] = len(zlib.compress(fp32_onnx, 9))
     progress.step(f"{ds.name} seed {seed}: fp32 target trained")
     artifacts: list[ArtifactBase] = [ref]
     for v in cfg.variants:
@@ -186,6 +189,7 @@ def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
             "accuracy": _stats([p["accuracy"] for p in per]),
             "train_accuracy": _stats([p["train_accuracy"] for p in per]),
             "size_bytes": _stats([p["size_bytes"] for p in per if p["size_bytes"] is not None] or [0]),
+            "deflated_bytes": _stats([p["deflated_bytes"] for p in per if p["deflated_bytes"] is not None] or [0]),
             "sealed": per[0]["sealed"],
             "mia": {a: {m: _stats([p["mia"][a][m] for p in per])
                         for m in ("auc", "advantage", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")} for a in attacks},

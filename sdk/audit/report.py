@@ -22,7 +22,7 @@ _ATTACK_TITLES = {"lira": "LiRA (online, reference models)", "loss": "loss thres
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(report, indent=1, allow_nan=True))
+    p.write_text(json.dumps(report, separators=(",", ":"), allow_nan=True))
     return p
 
 
@@ -45,6 +45,7 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    import numpy as np
 
     out: dict[str, str] = {}
     for dname, d in report["datasets"].items():
@@ -93,8 +94,13 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
         auc = [s["artifacts"][n]["mia"]["lira"]["auc"]["mean"] for n in names]
         auc_sd = [s["artifacts"][n]["mia"]["lira"]["auc"]["std"] for n in names]
         cols = [_color(n) for n in names]
-        axes[0].bar(names, kb, color=cols)
-        axes[0].set_title("model size (KiB, ONNX)")
+        deflated = [s["artifacts"][n].get("deflated_bytes", {"mean": 0})["mean"] / 1024 for n in names]
+        pos = np.arange(len(names))
+        axes[0].bar(pos - 0.2, kb, width=0.4, color=cols, label="ONNX file")
+        axes[0].bar(pos + 0.2, deflated, width=0.4, color=cols, alpha=0.45, hatch="//", label="deflated (zlib -9)")
+        axes[0].set_xticks(pos, names)
+        axes[0].legend(fontsize=7)
+        axes[0].set_title("model size (KiB)")
         axes[1].bar(names, acc, yerr=acc_sd, color=cols, capsize=3)
         axes[1].set_ylim(min(acc) - 0.1, 1.0)
         axes[1].set_title("test accuracy (non-members)")
@@ -178,13 +184,14 @@ def render_html(report: dict[str, Any]) -> str:
             rows.append([e(name),
                          _f(a.get("accuracy"), pct=True) if "accuracy" in a else "–",
                          f"{a['size_bytes']['mean'] / 1024:.1f}" if "size_bytes" in a else "–",
+                         f"{a['deflated_bytes']['mean'] / 1024:.1f}" if "deflated_bytes" in a else "–",
                          "yes" if a.get("sealed") else "no" if "sealed" in a else "–",
                          _f(a["mia"]["lira"]["auc"]), _f(a["mia"]["lira"]["advantage"]),
                          _f(a["mia"]["lira"]["tpr_at_1pct_fpr"], pct=True),
                          _f(a["mia"]["lira"]["tpr_at_0.1pct_fpr"], pct=True),
                          _f(a["mia"]["loss"]["auc"]), e(extra)])
         parts.append("<h3>Membership inference and accuracy (mean ± std over seeds)</h3>")
-        parts.append(_table(["artifact", "test acc", "KiB", "sealed", "LiRA AUC", "LiRA adv.", "TPR@1%FPR",
+        parts.append(_table(["artifact", "test acc", "KiB", "KiB deflated", "sealed", "LiRA AUC", "LiRA adv.", "TPR@1%FPR",
                              "TPR@0.1%FPR", "loss-attack AUC", "notes"], rows))
         parts.append(f"<img alt='ROC curves {e(dname)}' src='data:image/png;base64,{figs['roc-' + dname]}'>")
         parts.append(f"<img alt='size accuracy leakage {e(dname)}' src='data:image/png;base64,{figs['tradeoff-' + dname]}'>")
@@ -228,12 +235,12 @@ def render_markdown(report: dict[str, Any]) -> str:
                   f"({sum(c['violated'] for c in gate['checks'])} of {len(gate['checks'])} checks over the limit)", ""]
     for dname, d in report["datasets"].items():
         s = d["summary"]
-        lines += [f"## {dname}", "", "| artifact | test acc | KiB | LiRA AUC | TPR@1%FPR | loss AUC | PGD acc (ε grid) | "
+        lines += [f"## {dname}", "", "| artifact | test acc | KiB (deflated) | LiRA AUC | TPR@1%FPR | loss AUC | PGD acc (ε grid) | "
                   "black-box acc (ε grid) | Spearman vs fp32 |", "|---|---|---|---|---|---|---|---|---|"]
         for n, a in s["artifacts"].items():
             c = s["robustness"]["curves"][n]
             sp = s["explanation"].get(n, {}).get("spearman_mean")
-            lines.append(f"| {n} | {_f(a['accuracy'], pct=True)} | {a['size_bytes']['mean'] / 1024:.1f} | "
+            lines.append(f"| {n} | {_f(a['accuracy'], pct=True)} | {a['size_bytes']['mean'] / 1024:.1f} ({a['deflated_bytes']['mean'] / 1024:.1f}) | "
                          f"{_f(a['mia']['lira']['auc'])} | {_f(a['mia']['lira']['tpr_at_1pct_fpr'], pct=True)} | "
                          f"{_f(a['mia']['loss']['auc'])} | {' / '.join(f'{v:.2f}' for v in c['pgd']['mean'])} | "
                          f"{' / '.join(f'{v:.2f}' for v in c['blackbox']['mean'])} | {_f(sp) if sp else '–'} |")

@@ -93,7 +93,7 @@ def random_search_attack(artifact: Artifact, x: np.ndarray, y: np.ndarray, eps: 
     delta = eps * rng.choice([-1.0, 1.0], size=(n, d))
     best = M.margin(artifact.predict(project(delta)), y)
     for t in range(queries):
-        frac = max(0.05, 0.3 * (1 - t / queries))  # share of features flipped, annealed
+        frac = max(1.0 / d, 0.1 * (1 - t / queries) ** 2)  # share of features flipped, annealed to one
         k = max(1, int(round(frac * d)))
         active = best > 0
         if not active.any():
