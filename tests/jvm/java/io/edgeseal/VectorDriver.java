@@ -19,6 +19,8 @@ import java.util.Map;
  * VectorDriver vectors CASES.json DIR   open every file of a vectors.json-shaped description with each key
  * VectorDriver kdf REQUESTS.json        scrypt / hkdf / x25519-public / fingerprint outputs, for cross-checks
  * VectorDriver json TEXT...             "ok" or "error" for each text given to the strict JSON parser
+ * VectorDriver flips FILE KIND KEY TRUSTED ALLOW_UNSIGNED NOW
+ *                                       flip the low bit of every byte in turn and report each outcome
  * </pre>
  */
 public final class VectorDriver {
@@ -42,6 +44,9 @@ public final class VectorDriver {
                         out.println("error");
                     }
                 }
+                break;
+            case "flips":
+                flips(args, out);
                 break;
             default:
                 throw new IllegalArgumentException("unknown mode " + args[0]);
@@ -87,6 +92,30 @@ public final class VectorDriver {
                 line.append(",\"ms\":").append((System.nanoTime() - started) / 1_000_000.0).append('}');
                 out.println(line);
             }
+        }
+    }
+
+    /** args: flips FILE KIND KEY(hex, or the passphrase) TRUSTED(hex or "-") ALLOW_UNSIGNED NOW. */
+    private static void flips(String[] args, PrintStream out) throws Exception {
+        byte[] data = read(args[1]);
+        OpenOptions.Builder b = OpenOptions.builder().allowUnsigned(Boolean.parseBoolean(args[5]))
+                .now(Long.parseLong(args[6]));
+        if (!args[4].equals("-")) {
+            b.trust(Crypto.hex(args[4]));
+        }
+        OpenOptions options = b.build();
+        for (int i = 0; i < data.length; i++) {
+            data[i] ^= 1;
+            try (DecryptionKey key = args[2].equals("passphrase") ? DecryptionKey.passphrase(args[3].toCharArray())
+                    : args[2].equals("raw") ? DecryptionKey.raw(Crypto.hex(args[3])) : DecryptionKey.x25519(Crypto.hex(args[3]));
+                 Plaintext plain = Edgeseal.open(data, key, options)) {
+                MessageDigest md = MessageDigest.getInstance("SHA-256");
+                md.update(plain.buffer());
+                out.println("ok:" + Crypto.toHex(md.digest()));
+            } catch (EdgesealException e) {
+                out.println(e.pythonName());
+            }
+            data[i] ^= 1;
         }
     }
 
