@@ -149,8 +149,9 @@ def verify_report(report_path: str | Path, trusted: Any, signature_path: str | P
 # --- comparison --------------------------------------------------------------------------------
 
 
-def _compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Element-wise differences between two output sets (same names and shapes), and top-1 agreement."""
+def _compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray], *, top1: bool = True) -> dict[str, Any]:
+    """Element-wise differences between two output sets (same names and shapes), per-sample cosine, and
+    (for classifiers, ``top1``) the fraction of samples whose arg-max class agrees."""
     out: dict[str, Any] = {"outputs": {}}
     worst, total, count = 0.0, 0.0, 0
     agreement = None
@@ -166,9 +167,10 @@ def _compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, An
                  "mean_abs_error": float(diff.mean()) if diff.size else 0.0,
                  "identical": bool(np.array_equal(a[name], b[name]))}
         if x.ndim >= 2 and x.shape[-1] > 1:
-            top = float(np.mean(x.reshape(-1, x.shape[-1]).argmax(1) == y.reshape(-1, y.shape[-1]).argmax(1)))
-            entry["top1_agreement"] = top
-            agreement = top if agreement is None else min(agreement, top)
+            if top1:
+                top = float(np.mean(x.reshape(-1, x.shape[-1]).argmax(1) == y.reshape(-1, y.shape[-1]).argmax(1)))
+                entry["top1_agreement"] = top
+                agreement = top if agreement is None else min(agreement, top)
             flat_x, flat_y = x.reshape(len(x), -1), y.reshape(len(y), -1)
             norms = np.linalg.norm(flat_x, axis=1) * np.linalg.norm(flat_y, axis=1)
             cos = np.sum(flat_x * flat_y, axis=1) / np.where(norms == 0, 1, norms)
@@ -180,6 +182,8 @@ def _compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, An
     out["max_abs_error"] = worst
     out["mean_abs_error"] = total / count if count else 0.0
     out["top1_agreement"] = agreement
+    cosines = [e["min_cosine"] for e in out["outputs"].values() if "min_cosine" in e]
+    out["min_cosine"] = min(cosines) if cosines else None
     out["identical"] = all(e.get("identical", False) for e in out["outputs"].values())
     return out
 
@@ -252,9 +256,10 @@ class VerificationReport:
         for label, key in (("device vs host", "device_vs_host"), ("device vs reference", "device_vs_reference")):
             c = d["comparison"].get(key)
             if c:
-                top = "-" if c["top1_agreement"] is None else f"{c['top1_agreement']:.4f}"
-                lines.append(f"  {label:<20} top-1 agreement {top}  max abs err {c['max_abs_error']:.6g}  "
-                             f"mean abs err {c['mean_abs_error']:.6g}{'  (bit-identical)' if c['identical'] else ''}")
+                top = "" if c["top1_agreement"] is None else f"top-1 agreement {c['top1_agreement']:.4f}  "
+                cos = "" if c.get("min_cosine") is None else f"  min cosine {c['min_cosine']:.6f}"
+                lines.append(f"  {label:<20} {top}max abs err {c['max_abs_error']:.6g}  "
+                             f"mean abs err {c['mean_abs_error']:.6g}{cos}{'  (bit-identical)' if c['identical'] else ''}")
         lat = d["latency_ms"]
         lines += [
             f"  latency   p50 {lat.get('p50', 0):.3f} ms  p95 {lat.get('p95', 0):.3f} ms  (batch 1, n={lat.get('n')})",
@@ -443,8 +448,8 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
         checks.append({"name": "accuracy budget", "gate": True, "passed": drop <= config.budget + 1e-12,
                        "detail": f"accuracy {dev_metrics['accuracy']:.4f} on the device vs {baseline['accuracy']:.4f} "
                                  f"({versus}): drop {drop:+.4f}, budget {config.budget:.4f}"})
-    vs_host = _compare(dev_out, host_out)
-    vs_ref = _compare(dev_out, ref_out) if ref_out is not None else None
+    vs_host = _compare(dev_out, host_out, top1=labels is not None)
+    vs_ref = _compare(dev_out, ref_out, top1=labels is not None) if ref_out is not None else None
     checks.append({"name": "outputs complete", "gate": True,
                    "passed": set(dev_out) == set(host_out) and all(dev_out[k].shape == host_out[k].shape for k in dev_out),
                    "detail": f"{len(dev_out)} output(s) of {n} samples fetched from the device"})

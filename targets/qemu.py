@@ -53,6 +53,10 @@ class QemuDevice:
     arch: str = "arm64"
     suite: str = "bookworm"
     qemu: str = "qemu-aarch64-static"
+    # The CPU QEMU emulates (QEMU_CPU). The Pi 4's own Cortex-A72 (ARMv8.0: no dot product, no
+    # I8MM, no SVE), so the runtime picks the kernels it would pick on a real Pi 4; QEMU's
+    # default "max" CPU advertises every extension and sends MLAS down other code paths.
+    cpu: str = "cortex-a72"
     python: str = "3.11"
     # onnxruntime 1.28-1.32 aarch64 wheels die with SIGSEGV at import under Debian 12's
     # qemu-user 7.2 (measured; 1.20.1, 1.23.2 and 1.27.0 import and run), so the emulated
@@ -146,9 +150,11 @@ def _stream(argv: list[str], what: str, status: Callable[[str], None], **kw) -> 
         raise UnsupportedError(f"{what} failed (exit {proc.returncode}):\n" + "\n".join(tail), reason=what)
 
 
-def _chroot(root: Path, *argv: str) -> list[str]:
-    return ["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root",
-            "LANG=C.UTF-8", *argv]
+def _chroot(root: Path, *argv: str, cpu: str | None = None) -> list[str]:
+    """chroot + a clean environment; QEMU_CPU must be in it: every exec starts a fresh qemu."""
+    env = [f"QEMU_CPU={cpu}"] if cpu else []
+    return ["env", *env, "chroot", str(root), "/usr/bin/env", "-i", *env, "PATH=/usr/local/bin:/usr/bin:/bin",
+            "HOME=/root", "LANG=C.UTF-8", *argv]
 
 
 def download_wheels(dev: QemuDevice, dest: Path, status: Callable[[str], None]) -> list[str]:

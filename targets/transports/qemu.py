@@ -78,7 +78,7 @@ class QemuTransport(Transport):
         if self._root is None:
             raise DeviceError(f"{self.url}: transport is not open", reason="not open")
         cmd = f"cd {self.quote([self.workdir or '/'])} && exec {self.quote(argv)}"
-        full = qemu._chroot(self._root, "/bin/sh", "-c", cmd)
+        full = qemu._chroot(self._root, "/bin/sh", "-c", cmd, cpu=qemu._device(self.device).cpu)
         try:
             proc = subprocess.run(full, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
