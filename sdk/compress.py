@@ -363,7 +363,7 @@ def compress(
     stages: list[StageReport] = []
     warn_list: list[str] = []
     teacher = model
-    first = _export(model, sample, recipe)
+    first = last_export = _export(model, sample, recipe)
     stages.append(_stage("original", first.model, fmt, eval_xy, runs, _params(model)))
     current = model
     plan = None
@@ -373,8 +373,8 @@ def compress(
         student = _resolve_callable(ds.student, "[distill] student")()
         tc = TrainConfig(epochs=ds.epochs, lr=ds.lr, batch_size=ds.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
         current = dist.distill(teacher, student, *train_xy, dist.DistillConfig(temperature=ds.temperature, alpha=ds.alpha, train=tc))
-        ex = _export(current, sample, recipe)
-        stages.append(_stage("distilled student", ex.model, fmt, eval_xy, runs, count_params(current)))
+        last_export = _export(current, sample, recipe)
+        stages.append(_stage("distilled student", last_export.model, fmt, eval_xy, runs, count_params(current)))
     if recipe.prune is not None:
         p = recipe.prune
         current = copy.deepcopy(current)
@@ -397,9 +397,9 @@ def compress(
                 current = pr.prune_unstructured(current, cfg, fine_tune=fine_tune)
             warn_list += [str(w.message) for w in caught if issubclass(w.category, pr.SparsityWarning)]
             note = f"{pr.sparsity(current):.0%} of weights zero ({p.scope}, {'gradual' if p.gradual else 'one-shot'})"
-        ex = _export(current, sample, recipe)
-        stages.append(_stage("pruned + fine-tuned", ex.model, fmt, eval_xy, runs, count_params(current), [note]))
-    final_export = _export(current, sample, recipe)
+        last_export = _export(current, sample, recipe)
+        stages.append(_stage("pruned + fine-tuned", last_export.model, fmt, eval_xy, runs, count_params(current), [note]))
+    final_export = last_export
     model_bytes = final_export.model
     qreport = None
     if recipe.quantize is not None and recipe.quantize.mode is not QuantMode.NONE:

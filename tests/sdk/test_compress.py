@@ -1,0 +1,106 @@
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgeseal.compress import compress, load_model, main  # noqa: E402
+from edgeseal.recipe import CompressRecipe, ExportStage, QuantizeStage, TargetSpec, load_recipe, recipe_from_dict  # noqa: E402
+from edgeseal.runtime.errors import ConfigError, UnsupportedError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from edgeseal.converters.zoo import load_digits_split, train_digits_cnn
+
+    d = load_digits_split()
+    model = train_digits_cnn(d, epochs=6, show_progress=False)
+    tmp = tmp_path_factory.mktemp("compress")
+    np.savez(tmp / "train.npz", x=d.x_train, y=d.y_train)
+    np.savez(tmp / "eval.npz", x=d.x_test, y=d.y_test)
+    np.savez(tmp / "calib.npz", x=d.x_val)
+    torch.save(model.state_dict(), tmp / "digits.pt")
+    return d, model, tmp
+
+
+def test_recipe_maps_onto_dataclasses(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('[model]\nfactory = "m:f"\nstate_dict = "w.pt"\n[quantize]\nmode = "dynamic"\nexclude_nodes = ["a"]\n')
+    r = load_recipe(p)
+    assert r.quantize.mode.value == "dynamic" and r.quantize.exclude_nodes == ("a",)
+    assert r.model.state_dict == str(tmp_path / "w.pt")  # relative to the recipe file
+    assert r.prune is None and r.export.format.value == "onnx"
+    with pytest.raises(ConfigError, match=r"unknown key 'max_dorp' in \[quantize\]; valid keys are: .*max_drop"):
+        recipe_from_dict({"quantize": {"max_dorp": 1}})
+    with pytest.raises(ConfigError, match="unknown key 'quantise'"):
+        recipe_from_dict({"quantise": {}})
+    with pytest.raises(ConfigError, match=r"\[prune\] method='channels'"):
+        recipe_from_dict({"prune": {"method": "channels"}})
+    p.write_text("[model\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_recipe(p)
+
+
+def test_not_a_model(tmp_path, setup):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"definitely not a model")
+    with pytest.raises(ConfigError, match="is not a model"):
+        load_model(bad)
+    with pytest.raises(ConfigError, match="state dict"):
+        load_model(setup[2] / "digits.pt")  # a state dict is not a model file
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_compress_static_onnx(setup):
+    d, model, _ = setup
+    recipe = CompressRecipe(quantize=QuantizeStage(mode="static", max_drop=0.5), latency_runs=50)
+    result = compress(model, recipe, calibration=d.x_val, eval=(d.x_test, d.y_test), show_progress=False)
+    stages = result.report.stages
+    assert [s.stage for s in stages] == ["original", "int8 static"]
+    assert stages[1].size_bytes <= 0.30 * stages[0].size_bytes
+    assert stages[1].classification.accuracy >= stages[0].classification.accuracy - 0.005 or result.report.warnings
+    assert len(stages[1].classification.per_class) == 10
+    d_json = json.loads(result.report.to_json())
+    assert d_json["quantization"]["mode"] == "static" and d_json["stages"][1]["latency"]["runs"] == 50
+    table = result.report.render()
+    assert "int8 static" in table and "precision" in table and "kept in float" in table
+
+
+def test_calibration_data_of_the_wrong_shape(setup):
+    d, model, _ = setup
+    with pytest.raises(ConfigError, match=r"calibration data .*shape"):
+        compress(model, CompressRecipe(quantize=QuantizeStage()), calibration=np.zeros((8, 1, 6, 6), np.float32),
+                 eval=(d.x_test, d.y_test), show_progress=False)
+
+
+def test_op_the_target_cannot_run(setup):
+    d, model, _ = setup
+    recipe = CompressRecipe(target=TargetSpec(name="npu", supported_ops=("Conv", "Relu")), latency_runs=5)
+    with pytest.raises(UnsupportedError, match="MaxPool"):
+        compress(model, recipe, eval=(d.x_test, d.y_test), show_progress=False)
+
+
+def test_cli_prune_distill_quantize_tflite(setup, tmp_path, capsys):
+    d, _, tmp = setup
+    recipe = tmp / "r.toml"
+    recipe.write_text(
+        "latency_runs = 20\n"
+        '[model]\nfactory = "edgeseal.converters.zoo:DigitsCNN"\nstate_dict = "digits.pt"\ninput_shape = [1, 8, 8]\n'
+        '[data]\ntrain = "train.npz"\ncalibration = "calib.npz"\neval = "eval.npz"\n'
+        "[prune]\nratio = 0.5\nepochs = 4\n[distill]\ntemperature = 4.0\n"
+        '[quantize]\nmode = "static"\n[export]\nformat = "tflite"\n'
+    )
+    out = tmp_path / "m.tflite"
+    assert main(["compress", "--recipe", str(recipe), "-o", str(out), "--quiet"]) == 0
+    report = json.loads((tmp_path / "m.tflite.report.json").read_text())
+    assert [s["stage"] for s in report["stages"]] == ["original", "pruned + fine-tuned", "int8 static"]
+    assert report["pruning"]["channels_removed"] == pytest.approx(0.5)
+    sizes = [s["size_bytes"] for s in report["stages"]]
+    assert sizes[2] < sizes[1] < 0.35 * sizes[0] and out.stat().st_size == sizes[2]
+    assert out.read_bytes()[4:8] == b"TFL3"
+    bad = tmp / "bad.toml"
+    bad.write_text("[quantize]\nmaxdrop = 1\n")
+    assert main(["compress", "--recipe", str(bad), "-o", str(out), "--quiet"]) == 2
+    assert "unknown key 'maxdrop'" in capsys.readouterr().err
