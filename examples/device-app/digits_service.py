@@ -192,6 +192,7 @@ def loopback_only(host: str) -> str:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: the default 5 drops SYNs when many clients connect at once
 
 
 def main(argv: list[str] | None = None) -> int:
