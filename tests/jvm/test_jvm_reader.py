@@ -332,3 +332,13 @@ def test_zlib_payload_must_inflate_to_exactly_original_size(java, parties, tmp_p
                 "allow_unsigned": False, "min_version": None}]
     (line,) = run_cases(java, tmp_path, parties.keys, vectors, tmp_path)
     assert line["result"] == "error" and line["error"] == "InvalidPackage", line
+
+
+def test_reads_the_pem_key_files_edgeseal_writes(java, parties, tmp_path):
+    from edgeseal.runtime import keys
+
+    (tmp_path / "device.pem").write_bytes(keys.private_pem(parties.device))
+    (tmp_path / "publisher.pub").write_bytes(keys.public_pem(parties.publisher.public_key()))
+    private_hex, public_hex = java("pem", str(tmp_path / "device.pem"), str(tmp_path / "publisher.pub"))
+    assert private_hex == parties.keys["x25519_private"]
+    assert public_hex == parties.keys["publisher_public"]

@@ -19,6 +19,7 @@ import java.util.Map;
  * VectorDriver vectors CASES.json DIR   open every file of a vectors.json-shaped description with each key
  * VectorDriver kdf REQUESTS.json        scrypt / hkdf / x25519-public / fingerprint outputs, for cross-checks
  * VectorDriver json TEXT...             "ok" or "error" for each text given to the strict JSON parser
+ * VectorDriver pem DEVICE.pem PUBLISHER.pub   raw hex of an X25519 private and an Ed25519 public key PEM
  * VectorDriver flips FILE KIND KEY TRUSTED ALLOW_UNSIGNED NOW
  *                                       flip the low bit of every byte in turn and report each outcome
  * </pre>
@@ -44,6 +45,10 @@ public final class VectorDriver {
                         out.println("error");
                     }
                 }
+                break;
+            case "pem":
+                out.println(Crypto.toHex(Keys.x25519PrivateFromPem(new String(read(args[1]), StandardCharsets.US_ASCII))));
+                out.println(Crypto.toHex(Keys.ed25519PublicFromPem(new String(read(args[2]), StandardCharsets.US_ASCII))));
                 break;
             case "flips":
                 flips(args, out);
