@@ -65,6 +65,18 @@ def java(tmp_path_factory):
     return run
 
 
+def test_library_uses_only_the_java_8_language_and_api(tmp_path):
+    """Android's D8 and older API levels: the library alone must build against the Java 8 class library."""
+    sources = sorted(str(p) for p in (ROOT / "runtime" / "jvm" / "src").rglob("*.java"))
+    proc = subprocess.run(["javac", "--release", "8", "-Xlint:-options", "-d", str(tmp_path), *sources],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    listing = subprocess.run(["javap", "-c", "-p", "-cp", str(tmp_path), "io.edgeseal.SealedPackage",
+                              "io.edgeseal.Plaintext"], capture_output=True, text=True, check=True).stdout
+    assert "Method java/nio/ByteBuffer.position" not in listing and "Method java/nio/ByteBuffer.clear" not in listing
+    assert "Method java/nio/Buffer.position" in listing  # the portable call is there
+
+
 def _python_key(kind: str, keys: dict):
     if kind == "x25519":
         return X25519PrivateKey.from_private_bytes(bytes.fromhex(keys["x25519_private"]))

@@ -58,7 +58,7 @@ public final class Plaintext implements AutoCloseable {
 
     static void wipe(ByteBuffer b) {
         ByteBuffer w = b.duplicate();
-        w.clear();
+        ((java.nio.Buffer) w).clear(); // via Buffer: ByteBuffer.clear() is not covariant before Java 9 / on older Android
         byte[] zeros = new byte[Math.min(65536, Math.max(1, w.capacity()))];
         while (w.hasRemaining()) {
             w.put(zeros, 0, Math.min(zeros.length, w.remaining()));

@@ -1,5 +1,6 @@
 package io.edgeseal;
 
+import java.nio.Buffer;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.text.SimpleDateFormat;
@@ -264,7 +265,7 @@ public final class SealedPackage {
         }
         if (matching.isEmpty()) {
             throw new NoMatchingKeyException("no key slot of this package is for " + what + "; it is sealed for: "
-                    + String.join(", ", slotDescriptions()));
+                    + joined(slotDescriptions()));
         }
         for (Slot slot : matching) {
             try {
@@ -325,7 +326,7 @@ public final class SealedPackage {
         try {
             decryptChunks(contentKey, p, stored);
             if (p.codec.equals("none")) {
-                stored.clear();
+                ((Buffer) stored).clear();
                 return new Plaintext(stored, manifest, publisher);
             }
             ByteBuffer out = ByteBuffer.allocateDirect((int) p.originalSize);
@@ -335,7 +336,7 @@ public final class SealedPackage {
                 Plaintext.wipe(out);
                 throw e;
             }
-            out.clear();
+            ((Buffer) out).clear();
             Plaintext.wipe(stored);
             return new Plaintext(out, manifest, publisher);
         } catch (EdgesealException | RuntimeException e) {
@@ -346,6 +347,8 @@ public final class SealedPackage {
         }
     }
 
+    // Buffer methods are called through java.nio.Buffer: ByteBuffer's covariant overrides (Java 9+) are
+    // missing on older Android, where calling them through ByteBuffer fails with NoSuchMethodError.
     private void decryptChunks(byte[] key, Manifest.Payload p, ByteBuffer out) throws EdgesealException {
         long n = p.chunkCount();
         ByteBuffer ct = ByteBuffer.wrap(data, ciphertextOffset, ciphertextLength).slice();
@@ -353,10 +356,10 @@ public final class SealedPackage {
             int plainLength = (int) Math.min(p.chunkSize, p.size - i * p.chunkSize);
             int start = (int) (i * (p.chunkSize + 16L));
             ByteBuffer chunk = ct.duplicate();
-            chunk.position(start).limit(start + plainLength + 16);
+            ((Buffer) chunk).limit(start + plainLength + 16).position(start);
             byte[] nonce = ByteBuffer.allocate(12).put(p.noncePrefix).putInt((int) i).put((byte) (i == n - 1 ? 1 : 0)).array();
             ByteBuffer dst = out.duplicate();
-            dst.position((int) (i * p.chunkSize)).limit((int) (i * p.chunkSize) + plainLength);
+            ((Buffer) dst).limit((int) (i * p.chunkSize) + plainLength).position((int) (i * p.chunkSize));
             Crypto.open(p.cipher, key, nonce, aad, chunk, dst);
             if (dst.hasRemaining()) {
                 throw new InvalidPackageException();
@@ -371,7 +374,7 @@ public final class SealedPackage {
         byte[] in = new byte[Math.min(1 << 16, Math.max(1, stored.capacity()))];
         byte[] buf = new byte[1 << 16];
         ByteBuffer src = stored.duplicate();
-        src.clear();
+        ((Buffer) src).clear();
         long produced = 0;
         try {
             while (!inflater.finished()) {
@@ -406,6 +409,14 @@ public final class SealedPackage {
             Arrays.fill(in, (byte) 0);
             Arrays.fill(buf, (byte) 0);
         }
+    }
+
+    private static String joined(List<String> items) {
+        StringBuilder sb = new StringBuilder();
+        for (String item : items) {
+            sb.append(sb.length() == 0 ? "" : ", ").append(item);
+        }
+        return sb.toString();
     }
 
     /** Publisher fingerprint shown to people: first 16 bytes of SHA-256(label || key), hex, grouped by four. */
