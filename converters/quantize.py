@@ -230,7 +230,10 @@ def preprocess_onnx(model: bytes) -> bytes:
         src, dst = Path(tmp, "in.onnx"), Path(tmp, "out.onnx")
         src.write_bytes(model)
         with _quiet():
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+            try:
+                quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+            except Exception:  # symbolic inference gives up on some exported graphs; ONNX's own is enough
+                quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
         return dst.read_bytes()
 
 

@@ -415,6 +415,10 @@ def compress(
                 f"int8 accuracy drop {qreport.steps[-1].drop:.2f} points exceeds max_drop {recipe.quantize.max_drop} even "
                 f"with {len(qreport.excluded)} layers in float; raise max_excluded, change calibration, or fine-tune"
             )
+    if recipe.target.name != "host":  # a target profile from edgeseal.targets checks format and ops
+        from edgeseal.targets.ops import require_supported
+
+        require_supported(model_bytes, recipe.target.name)
     report = CompressReport(tuple(stages), plan, qreport, final_export, tuple(warn_list))
     return CompressResult(model_bytes, fmt, report, current)
 

@@ -31,7 +31,8 @@ loads with ``load_recipe(path)`` or is built in Python directly:
     [export]                        # ExportStage
     format = "onnx"
 
-    [target]                        # TargetSpec: what the target runtime can execute
+    [target]                        # TargetSpec: a target profile and/or an explicit op list
+    name = "rpi4"
     supported_ops = ["Conv", "Gemm", "Relu", "MaxPool", "Reshape", "QuantizeLinear", "DequantizeLinear"]
 
 Relative paths in a recipe file are resolved against the file's folder.
@@ -212,8 +213,10 @@ class ExportStage:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TargetSpec:
-    """What the target can run. For now a plain list of op types (ONNX op types or TFLite builtin names);
-    target profiles from ``edgeseal.targets`` will fill this in."""
+    """What the target can run. ``name`` other than ``host`` is an ``edgeseal.targets`` profile
+    (rpi4, rpi5, android-arm64, linux-x86_64, or a profile file): the final model is checked
+    against its format and op set. ``supported_ops`` is an extra explicit list of op types
+    (ONNX op types or TFLite builtin names) checked after export and quantization."""
 
     name: str = "host"
     supported_ops: tuple[str, ...] = ()

@@ -104,3 +104,14 @@ def test_cli_prune_distill_quantize_tflite(setup, tmp_path, capsys):
     bad.write_text("[quantize]\nmaxdrop = 1\n")
     assert main(["compress", "--recipe", str(bad), "-o", str(out), "--quiet"]) == 2
     assert "unknown key 'maxdrop'" in capsys.readouterr().err
+
+
+def test_target_profile_checks_format(setup):
+    d, model, _ = setup
+    recipe = CompressRecipe(target=TargetSpec(name="android-arm64"), export=ExportStage(format="onnx"), latency_runs=5)
+    from edgeseal.targets.profile import get_profile
+
+    if get_profile("android-arm64").format.value == "onnx":
+        pytest.skip("android-arm64 profile runs ONNX here")
+    with pytest.raises(UnsupportedError, match="android-arm64"):
+        compress(model, recipe, eval=(d.x_test, d.y_test), show_progress=False)
