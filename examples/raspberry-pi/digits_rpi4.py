@@ -80,14 +80,15 @@ def main() -> int:
     return 0 if report.passed else 1
 
 
-def write_bench(stem: Path, report, seconds: float, what: str) -> None:
+def write_bench(stem: Path, report, seconds: float, what: str, script: str = Path(__file__).name) -> None:
     """bench/results/<stem>.json (the signed report + signature) and .md (the table)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(
         {"what": what, "verify_seconds": round(seconds, 1), "report": report.data, "signature": report.signature},
         indent=1) + "\n")
     stem.with_suffix(".md").write_text(
-        f"# {stem.name}: {what}\n\nMeasured {report.data['created_at']} with `{Path(__file__).name}`; "
+        f"# {stem.name}: {what}\n\nMeasured {report.data['created_at']} with `examples/raspberry-pi/{script}` "
+        f"on the emulated Pi (`--device {report.data['device']['url']}`); "
         f"whole verification {seconds:.1f} s.\n\n```\n{report.text()}\n```\n")
 
 

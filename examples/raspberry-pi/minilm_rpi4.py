@@ -105,7 +105,8 @@ def main() -> int:
     if args.bench:
         from digits_rpi4 import write_bench
 
-        write_bench(Path(args.bench), report, seconds, "all-MiniLM-L6-v2 embeddings, dynamic int8 MatMul (rpi4)")
+        write_bench(Path(args.bench), report, seconds, "all-MiniLM-L6-v2 embeddings, dynamic int8 MatMul (rpi4)",
+                    Path(__file__).name)
     return 0 if report.passed else 1
 
 
