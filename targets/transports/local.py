@@ -7,6 +7,7 @@ cached environment (it must have edgeseal's runtime installed).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +38,7 @@ class LocalTransport(Transport):
     def push(self, local: Path, name: str | None = None) -> str:
         dest = self.remote_path(name or Path(local).name)
         shutil.copyfile(local, dest)
+        os.chmod(dest, 0o600)  # pushed files may be keys
         return dest
 
     def run(self, argv: Sequence[str], *, timeout: float = 600.0) -> CommandResult:

@@ -72,6 +72,7 @@ class QemuTransport(Transport):
     def push(self, local: Path, name: str | None = None) -> str:
         dest = self.remote_path(name or Path(local).name)
         shutil.copyfile(local, self._host(dest))
+        os.chmod(self._host(dest), 0o600)  # pushed files may be keys
         return dest
 
     def run(self, argv: Sequence[str], *, timeout: float = 1800.0) -> CommandResult:
