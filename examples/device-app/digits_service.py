@@ -29,6 +29,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -213,8 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     service = DigitsService(model)
-    Server.address_family = 10 if ":" in args.host else 2  # AF_INET6 / AF_INET
-    server = Server((args.host, args.port), make_handler(service))
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    try:
+        server = type("Server", (Server,), {"address_family": family})((args.host, args.port), make_handler(service))
+    except OSError as exc:
+        model.close()
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; choose another --port", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
     stop = threading.Event()
 

@@ -116,3 +116,12 @@ def test_service_refuses_non_loopback_and_tampered_models(built, tmp_path):
     proc = subprocess.run(app + ["--model", str(tmp_path / "tampered.eseal")], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 3 and "invalid" in proc.stderr and proc.stdout == ""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        proc = subprocess.run(app[:-1] + [port, "--model", str(out / "digits.eseal")], capture_output=True,
+                              text=True, timeout=60)
+    assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
