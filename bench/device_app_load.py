@@ -24,6 +24,7 @@ import importlib.util
 import json
 import os
 import platform
+import select
 import subprocess
 import sys
 import threading
@@ -84,7 +85,9 @@ def rss_of(pid: int) -> int:
 class Service:
     """The device app in its own process; ``with Service(...) as s: s.url``; stops it on exit."""
 
-    def __init__(self, model_dir: Path, *, python: str = sys.executable, threads: int = 1) -> None:
+    def __init__(self, model_dir: Path, *, python: str = sys.executable, threads: int = 1,
+                 start_timeout_s: float = 120.0) -> None:
+        self.start_timeout_s = start_timeout_s
         self.cmd = [python, str(APP / "digits_service.py"), "--model", str(model_dir / "digits.eseal"),
                     "--key", str(model_dir / "device.pem"), "--trusted", str(model_dir / "publisher.pub"),
                     "--port", "0", "--threads", str(threads)]
@@ -97,6 +100,11 @@ class Service:
     def __enter__(self) -> "Service":
         env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1"}
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout_s)
+        if not ready:  # bounded: a service that never comes up must not hang the run
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"service printed nothing within {self.start_timeout_s} s: {' '.join(self.cmd)}")
         line = self.proc.stdout.readline()  # "listening on http://127.0.0.1:PORT ..." or EOF on failure
         if not line.startswith("listening on "):
             self.proc.wait(timeout=30)
