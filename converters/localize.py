@@ -74,7 +74,7 @@ class LayerError:
     op_type: str
     output: str
     sqnr_db: float  # this node's output, int8 model vs float model (higher is better)
-    added_noise: float  # noise/signal power this node adds beyond the noisiest of its inputs
+    added_noise: float  # noise/signal power this node adds beyond its noisiest input (leave_one_out ranking: score gained in float)
     quantized: bool  # whether the quantizer touched this node (a candidate to keep in float)
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,6 +263,7 @@ def quantize_within_budget(
     probe: CalibrationData | None = None,
     metric: str = "score",
     max_excluded: int = 8,
+    ranking: str = "noise",
     latency_input: dict[str, np.ndarray] | np.ndarray | None = None,
     show_progress: bool = True,
 ) -> tuple[bytes, QuantReport]:
@@ -270,6 +271,9 @@ def quantize_within_budget(
 
     ``score(model_bytes) -> float`` is higher-is-better (e.g. accuracy in points, mean cosine).
     ``probe`` (default: the calibration data) feeds the side-by-side layer error run.
+    ``ranking`` orders the candidates: ``noise`` by the noise each node adds in one side-by-side
+    run (cheap); ``leave_one_out`` by the score gained when that node alone stays float (one
+    quantization + score per quantized node; finds layers whose *inputs* carry the outliers).
     ``latency_input`` (one batch) enables latency measurement of float, all-int8 and final models.
     Returns the final model bytes and the ``QuantReport``; ``report.met`` says whether the budget held.
     """
@@ -289,7 +293,20 @@ def quantize_within_budget(
         if probe_data is None:
             raise ConfigError("layer error localization needs probe data (calibration or probe)")
         layers = layer_errors(float_model, first, probe_data)
-        candidates = [e.node for e in layers if e.quantized and e.node not in base_excluded][:max_excluded]
+        candidates = [e.node for e in layers if e.quantized and e.node not in base_excluded]
+        if ranking == "leave_one_out":
+            gains = {}
+            with progress("leave-one-out sensitivity", len(candidates), enabled=show_progress) as bar:
+                for node in candidates:
+                    m = _quantize(float_model, calibration, config.replace(exclude_nodes=base_excluded + (node,)))
+                    gains[node] = score(m) - steps[0].score
+                    bar.advance()
+            candidates.sort(key=lambda n: -gains[n])
+            layers = [dataclasses.replace(e, added_noise=gains.get(e.node, 0.0)) for e in layers]
+            layers.sort(key=lambda e: -e.added_noise)
+        elif ranking != "noise":
+            raise ConfigError(f"ranking={ranking!r} must be 'noise' or 'leave_one_out'")
+        candidates = candidates[:max_excluded]
         excluded = list(base_excluded)
         with progress("keep worst layers in float", len(candidates), enabled=show_progress) as bar:
             for node in candidates:

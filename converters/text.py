@@ -22,7 +22,15 @@ from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .export import _quiet
 
-__all__ = ["minilm_dir", "load_minilm", "load_sentences", "export_embedder", "OnnxEmbedder", "cosine_fidelity"]
+__all__ = [
+    "minilm_dir",
+    "load_minilm",
+    "load_sentences",
+    "sentence_feeds",
+    "export_embedder",
+    "OnnxEmbedder",
+    "cosine_fidelity",
+]
 
 
 def minilm_dir() -> Path:
@@ -74,7 +82,7 @@ def load_sentences(path: str | Path) -> list[str]:
     return [l for l in lines if l]
 
 
-def _feeds(tokenizer: Any, sentences: Sequence[str]) -> list[dict[str, np.ndarray]]:
+def sentence_feeds(tokenizer: Any, sentences: Sequence[str]) -> list[dict[str, np.ndarray]]:
     """One feed per sentence (batch 1, no padding), int64 ids and mask."""
     out = []
     for s in sentences:
@@ -92,7 +100,7 @@ def export_embedder(model: Any, tokenizer: Any, check: Sequence[str], *, opset: 
 
     if not check:
         raise ConfigError("give at least one sentence to check the export against torch")
-    feeds = _feeds(tokenizer, check)
+    feeds = sentence_feeds(tokenizer, check)
     ex = tokenizer(list(check[:2]) * (2 if len(check) < 2 else 1), return_tensors="pt", padding=True)
     batch, seq = torch.export.Dim("batch", min=1), torch.export.Dim("seq", min=2, max=512)
     with _quiet():
@@ -135,7 +143,7 @@ class OnnxEmbedder:
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
         if self.tokenizer is None:
             raise ConfigError("OnnxEmbedder.embed needs the tokenizer")
-        return np.concatenate([self.run(f) for f in _feeds(self.tokenizer, sentences)])
+        return np.concatenate([self.run(f) for f in sentence_feeds(self.tokenizer, sentences)])
 
 
 def cosine_fidelity(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
