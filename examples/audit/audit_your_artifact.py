@@ -3,7 +3,7 @@
 `edgeseal audit` runs the whole study on built-in datasets. For your own model you
 compose the same pieces: wrap what ships as an Artifact (here a sealed package
 opened by the runtime), keep the fp32 torch model as the white-box reference, and
-call the attacks. Runs in about 20 s on a laptop CPU:
+call the attacks. About 1-2 minutes of CPU:
 
     python examples/audit/audit_your_artifact.py
 """

@@ -50,11 +50,11 @@ def dp_sgd_train(model, x: np.ndarray, y: np.ndarray, *, epsilon: float, delta: 
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    engine = PrivacyEngine(accountant="rdp", secure_mode=False)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Opacus warns about the non-secure RNG, expected for an audit
+        engine = PrivacyEngine(accountant="rdp", secure_mode=False)
         pmodel, popt, ploader = engine.make_private_with_epsilon(
             module=model, optimizer=opt, data_loader=loader, target_epsilon=epsilon, target_delta=delta,
             epochs=epochs, max_grad_norm=max_grad_norm)
