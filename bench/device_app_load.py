@@ -295,6 +295,7 @@ def main() -> int:
         "model": {k: built[k] for k in ("int8_bytes", "package_bytes", "int8_test_accuracy", "test_images")},
         "service": {"backend": health_before["backend"], "torch_loaded": health_after["torch_loaded"],
                     "heavy_modules_loaded": health_after["heavy_modules_loaded"],
+                    "third_party_modules": health_after["third_party_modules"],
                     "rss_at_startup_bytes": health_before["rss_bytes"], "peak_rss_bytes": health_after["peak_rss_bytes"],
                     "served_by_its_own_count": health_after["requests_served"], "exit_code": exit_code},
         "load": result,
@@ -319,7 +320,7 @@ def render(r: dict) -> str:
         f"1-min load average {m['load_average_1min_before_after'][0]} before, "
         f"{m['load_average_1min_before_after'][1]} after (clients and service share these cores). "
         f"Service: `examples/device-app/digits_service.py`, backend {s['backend']}, torch loaded: "
-        f"**{s['torch_loaded']}**; model: sealed int8 digits CNN, {r['model']['package_bytes']:,} bytes, "
+        f"**{s['torch_loaded']}** (third-party packages loaded: {', '.join(s['third_party_modules'])}); model: sealed int8 digits CNN, {r['model']['package_bytes']:,} bytes, "
         f"test accuracy {r['model']['int8_test_accuracy']}.", "",
         f"Load: {c['clients']} concurrent keep-alive clients on 127.0.0.1, one image per request, bounded by "
         f"{c['max_requests']:,} requests or {c['max_seconds']:.0f} s (stopped by: {load['stopped_by']}), "

@@ -88,6 +88,12 @@ def rss_bytes() -> tuple[int, int]:
     return values.get("VmRSS", 0), values.get("VmHWM", 0)
 
 
+def third_party_modules() -> list[str]:
+    """Top-level packages loaded in this process that are not in the standard library."""
+    names = {name.split(".")[0] for name in list(sys.modules) if not name.startswith("_")}
+    return sorted(names - set(sys.stdlib_module_names))
+
+
 class DigitsService:
     """The model and the counters; ``predict`` is safe to call from many threads at once."""
 
@@ -123,6 +129,7 @@ class DigitsService:
             "rss_bytes": rss, "peak_rss_bytes": peak, "uptime_s": round(time.time() - self.started, 1),
             "torch_loaded": "torch" in sys.modules,
             "heavy_modules_loaded": sorted(n for n in ("torch", "onnx", "edgeseal.converters") if n in sys.modules),
+            "third_party_modules": third_party_modules(),
         }
 
 

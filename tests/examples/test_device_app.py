@@ -73,6 +73,8 @@ def test_service_holds_under_concurrent_load_with_runtime_only(built):
     assert result["accuracy_vs_labels"] >= 0.9
     assert after["requests_served"] == 480 + 40 and after["errors"] == 0  # the service counted the same
     assert after["torch_loaded"] is False
+    # the whole third-party footprint of the app process: the runtime and its backend, nothing else
+    assert after["third_party_modules"] == ["cryptography", "edgeseal", "numpy", "onnxruntime"]
     lat = result["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"] < 10_000
     assert len(result["rss"]["after_each_round_bytes"]) == 3
