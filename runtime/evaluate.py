@@ -33,6 +33,8 @@ __all__ = [
     "classification_metrics",
     "latency_summary",
     "peak_rss_mb",
+    "quantize_input",
+    "dequantize_outputs",
 ]
 
 SCHEMA = "edgeseal.eval/1"
@@ -99,6 +101,32 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, 
     }
 
 
+def quantize_input(x: np.ndarray, spec: Any) -> np.ndarray:
+    """Float data for an integer (fully quantized) input: ``q = round(x / scale) + zero_point``, clipped."""
+    want = np.dtype(spec.dtype)
+    q = spec.quant
+    if q is None or len(q.scale) != 1 or not np.issubdtype(want, np.integer):
+        raise InvalidInput(
+            f"evaluation data {spec.name!r} is {x.dtype} but the model input is {want}; "
+            f"save it as {want} (e.g. x.astype(np.{want.name}))"
+        )
+    info = np.iinfo(want)
+    return np.clip(np.round(x / q.scale[0]) + q.zero_point[0], info.min, info.max).astype(want)
+
+
+def dequantize_outputs(outputs: Mapping[str, np.ndarray], specs: tuple) -> dict[str, np.ndarray]:
+    """Integer outputs with per-tensor quantization back to float32 (``scale * (q - zero_point)``)."""
+    by_name = {s.name: s for s in specs}
+    out = {}
+    for name, value in outputs.items():
+        spec = by_name.get(name)
+        q = getattr(spec, "quant", None)
+        if q is not None and len(q.scale) == 1 and np.issubdtype(value.dtype, np.integer):
+            value = (q.scale[0] * (value.astype(np.float32) - q.zero_point[0])).astype(np.float32)
+        out[name] = value
+    return out
+
+
 def split_dataset(arrays: Mapping[str, np.ndarray], input_specs: tuple) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Map the data set's arrays onto the model's inputs; the rest may be labels.
 
@@ -127,6 +155,8 @@ def split_dataset(arrays: Mapping[str, np.ndarray], input_specs: tuple) -> tuple
     for spec in input_specs:
         arr = feeds[spec.name]
         want = np.dtype(spec.dtype)
+        if arr.dtype != want and np.issubdtype(arr.dtype, np.floating) and spec.quant is not None:
+            arr = feeds[spec.name] = quantize_input(arr, spec)  # float data, fully quantized model
         if arr.dtype != want:
             raise InvalidInput(
                 f"evaluation data {spec.name!r} is {arr.dtype} but the model input is {want}; "

@@ -357,6 +357,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
             labels = None if labels is None else labels[:n]
         host_out = _run_host(host_model.run, feeds, n, progress, "host")
         metric_output = host_model.outputs[0].name
+        output_specs = host_model.outputs
     finally:
         host_model.close()
     ref_out = None
@@ -364,13 +365,10 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
         status("running the reference model on this host")
         session = _reference_session(Path(config.reference), config.threads)
         try:
-            names = [s.name for s in session.inputs]
-            if len(names) == len(feeds) == 1:
-                ref_feeds = {names[0]: next(iter(feeds.values()))}
-            elif set(names) == set(feeds):
-                ref_feeds = feeds
-            else:
-                raise ConfigError(f"reference model inputs {names} do not match the package inputs {sorted(feeds)}")
+            try:  # the reference takes the data as stored (float for a fully quantized package)
+                ref_feeds, _ = ev.split_dataset(arrays, session.inputs)
+            except _errors.InvalidInput as exc:
+                raise ConfigError(f"reference model {config.reference}: {exc}") from None
             ref_out = _run_host(session.run, ref_feeds, n, progress, "reference")
             if set(ref_out) != set(host_out) and len(ref_out) == len(host_out) == 1:
                 ref_out = {next(iter(host_out)): next(iter(ref_out.values()))}
@@ -432,7 +430,10 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
     finally:
         transport.close()
 
-    # -- compare and judge --
+    # -- compare and judge (integer outputs of fully quantized models in real units) --
+    host_digest = ev.outputs_digest(host_out)  # over the raw outputs, as the device computes it
+    host_out = ev.dequantize_outputs(host_out, output_specs)
+    dev_out = ev.dequantize_outputs(dev_out, output_specs)
     host_metrics = ev.classification_metrics(host_out[metric_output], labels) if labels is not None else None
     ref_metrics = None
     if ref_out is not None and labels is not None:
@@ -489,7 +490,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
                    "edgeseal_runtime": dev_json["device"]["edgeseal_runtime"]},
         "metrics": {"device": dev_metrics, "host": host_metrics, "reference": ref_metrics, "output": metric_output},
         "comparison": {"device_vs_host": vs_host, "device_vs_reference": vs_ref,
-                       "outputs_sha256": {"device": dev_json["outputs_sha256"], "host": ev.outputs_digest(host_out)}},
+                       "outputs_sha256": {"device": dev_json["outputs_sha256"], "host": host_digest}},
         "latency_ms": dev_json["latency_ms"],
         "load_seconds": dev_json["load_seconds"],
         "peak_rss_mb": dev_json["peak_rss_mb"],

@@ -30,7 +30,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     import edgeseal
-    from edgeseal.converters.export import convert_tflite
+    from edgeseal.converters.export import export_tflite
     from edgeseal.converters.quantize import quantize_tflite_int8
     from edgeseal.converters.zoo import load_digits_split, train_digits_cnn
     from edgeseal.runtime import keys
@@ -39,7 +39,7 @@ def main() -> int:
 
     data = load_digits_split()
     model = train_digits_cnn(data, epochs=args.epochs)
-    fp32 = convert_tflite(model, data.x_val[:1])
+    fp32 = export_tflite(model, data.x_val).model  # fixed batch 1, checked against torch
     int8 = quantize_tflite_int8(fp32, data.x_train[:256])
     check = require_supported(int8, "android-arm64")
     print(f"int8 TFLite: {len(int8):,} bytes (fp32 {len(fp32):,}); ops {check.used}")

@@ -80,3 +80,21 @@ def test_runner_never_imports_torch():
             "assert 'torch' not in sys.modules and 'onnx' not in sys.modules, sorted(sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_float_data_for_a_fully_quantized_model():
+    """A full-integer TFLite model takes int8: float data is quantized with the input's params,
+    integer outputs are dequantized for comparison with a float reference."""
+    from edgeseal.runtime.evaluate import dequantize_outputs, split_dataset
+    from edgeseal.runtime.tensors import QuantParams, TensorSpec
+
+    spec = TensorSpec(name="x", dtype="int8", shape=(1, 4), quant=QuantParams(scale=(0.5,), zero_point=(-10,)))
+    feeds, labels = split_dataset({"x": np.array([[0.0, 1.0, -2.0, 200.0]], np.float32), "labels": np.array([3])},
+                                  (spec,))
+    assert feeds["x"].dtype == np.int8 and feeds["x"].tolist() == [[-10, -8, -14, 127]]  # 200 clips at 127
+    assert labels.tolist() == [3]
+    out = dequantize_outputs({"x": feeds["x"]}, (spec,))
+    assert out["x"].dtype == np.float32 and out["x"].tolist() == [[0.0, 1.0, -2.0, 68.5]]
+    plain = TensorSpec(name="x", dtype="int8", shape=(1, 4))
+    with pytest.raises(edgeseal.runtime.errors.InvalidInput, match="is float32 but the model input is int8"):
+        split_dataset({"x": np.zeros((1, 4), np.float32)}, (plain,))
