@@ -52,7 +52,8 @@ class ADBTransport(Transport):
     def open(self) -> None:
         state = self._adb("get-state", timeout=30)
         if state.returncode != 0 or state.text.strip() != "device":
-            err = (state.stderr.decode(errors="replace").strip() or state.text.strip())[:200]
+            lines = (state.stderr.decode(errors="replace").strip() or state.text.strip()).splitlines()
+            err = (lines[-1] if lines else f"exit {state.returncode}")[:200]  # not the "* daemon started" lines
             if "unauthorized" in err:
                 raise DeviceError(f"{self.url}: the device has not authorized this computer; accept the USB "
                                   "debugging prompt on the phone", reason="auth")
