@@ -208,7 +208,8 @@ def test_real_adb_reports_a_missing_device():
     try:
         with pytest.raises(DeviceError) as err:
             ADBTransport("adb://edgeseal-no-such-device").open()
-        assert err.value.reason == "unreachable" and "edgeseal-no-such-device" in str(err.value)
+        assert err.value.reason == "unreachable"
+        assert "adb has no device 'edgeseal-no-such-device' (error: device 'edgeseal-no-such-device' not found)" in str(err.value)
     finally:
         subprocess.run([adb, "kill-server"], capture_output=True, timeout=30)  # the real adb starts a server
         assert os.environ.get("HOME") == env_home
