@@ -54,7 +54,7 @@ class LoadConfig:
     """Bounds of one load run: it ends at ``max_requests`` or ``max_seconds``, whichever comes first."""
 
     clients: int = 8
-    max_requests: int = 20_000
+    max_requests: int = 50_000
     max_seconds: float = 60.0
     rounds: int = 5
     warmup: int = 200
@@ -259,7 +259,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2,000 requests (smoke run)")
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--requests", type=int, default=20_000)
+    ap.add_argument("--requests", type=int, default=50_000)
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--rebuild", action="store_true", help="retrain and reseal the model (else reuse bench/.cache)")
