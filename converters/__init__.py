@@ -4,9 +4,11 @@ The explicit layer under the ``edgeseal.compress`` recipe. Modules:
 
 - ``export``    torch -> ONNX (torch.export-based) and torch -> TFLite (litert-torch), checked against torch
 - ``quantize``  ONNX static/dynamic int8 (ONNX Runtime's tool), TFLite full int8 (ai-edge-quantizer)
+- ``smooth``    SmoothQuant-style migration of activation outliers into weights (an ONNX graph pass)
 - ``localize``  per-layer int8 error, and keeping the worst layers in float until an accuracy budget holds
 - ``prune``     structured channel pruning (torch-pruning) and unstructured magnitude pruning
 - ``distill``   teacher -> student training with soft targets
+- ``text``      all-MiniLM-L6-v2 sentence embedder: load, export, embed, cosine fidelity
 - ``train``     device-aware fine-tuning loops; ``zoo`` real data (digits) and reference models
 - ``infer``     host-side ONNX Runtime / LiteRT runners; ``metrics`` accuracy/F1 and latency
 
