@@ -469,8 +469,15 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
             metric="accuracy (points)", max_excluded=qs.max_excluded, show_progress=show_progress,
         )
         return out, report, [f"TFLite int8 (ai-edge-quantizer); kept in float: {', '.join(report.excluded) or 'none'}"]
+    notes: list[str] = []
+    if qs.smooth_alpha is not None:
+        from edgeseal.converters.smooth import SmoothConfig, smooth_onnx
+
+        float_model, smoothed = smooth_onnx(q.preprocess_onnx(float_model), cal_x, SmoothConfig(alpha=qs.smooth_alpha))
+        notes.append(f"smoothed {len(smoothed)} MatMuls (alpha {qs.smooth_alpha})")
+    pre = qs.smooth_alpha is None
     if qs.mode is QuantMode.DYNAMIC:
-        cfg: Any = q.OnnxDynamicConfig(per_channel=qs.per_channel, exclude_nodes=qs.exclude_nodes)
+        cfg: Any = q.OnnxDynamicConfig(per_channel=qs.per_channel, exclude_nodes=qs.exclude_nodes, preprocess=pre)
     else:
         cfg = q.OnnxStaticConfig(
             calibration=qs.calibration,
@@ -480,10 +487,11 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
             samples=qs.samples,
             exclude_nodes=qs.exclude_nodes,
             exclude_op_types=qs.exclude_op_types,
+            preprocess=pre,
         )
     if x is None or y is None:
         out = q.quantize_onnx_dynamic(float_model, cfg) if qs.mode is QuantMode.DYNAMIC else q.quantize_onnx_static(float_model, cal_x, cfg)
-        return out, None, ["no labelled eval data: accuracy budget not checked"]
+        return out, None, notes + ["no labelled eval data: accuracy budget not checked"]
     score = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
     out, report = quantize_within_budget(
         float_model,
@@ -494,9 +502,10 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
         probe=cal_x,
         metric="accuracy (points)",
         max_excluded=qs.max_excluded,
+        ranking=qs.ranking,
         show_progress=show_progress,
     )
-    return out, report, [f"kept in float: {', '.join(report.excluded) or 'none'}"]
+    return out, report, notes + [f"kept in float: {', '.join(report.excluded) or 'none'}"]
 
 
 # --------------------------------------------------------------------------- CLI

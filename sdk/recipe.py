@@ -192,9 +192,14 @@ class QuantizeStage:
     exclude_op_types: tuple[str, ...] = ()
     max_drop: float = 0.5
     max_excluded: int = 8
+    ranking: str = "noise"  # how layers are picked for float: "noise" (one side-by-side run) or "leave_one_out"
+    smooth_alpha: float | None = None  # ONNX: SmoothQuant-style outlier migration before quantizing (e.g. 0.7)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _enum(QuantMode, self.mode, "[quantize] mode"))
+        _check(self.ranking in ("noise", "leave_one_out"), f"[quantize] ranking={self.ranking!r} must be 'noise' or 'leave_one_out'")
+        if self.smooth_alpha is not None:
+            _check(0 <= self.smooth_alpha <= 1, f"[quantize] smooth_alpha={self.smooth_alpha} must be in [0, 1]")
         object.__setattr__(self, "exclude_nodes", tuple(self.exclude_nodes))
         object.__setattr__(self, "exclude_op_types", tuple(self.exclude_op_types))
         _check(self.max_drop >= 0, f"[quantize] max_drop={self.max_drop} must be >= 0 (accuracy points)")

@@ -35,6 +35,10 @@ def test_recipe_maps_onto_dataclasses(tmp_path):
         recipe_from_dict({"quantize": {"max_dorp": 1}})
     with pytest.raises(ConfigError, match="unknown key 'quantise'"):
         recipe_from_dict({"quantise": {}})
+    q = recipe_from_dict({"quantize": {"smooth_alpha": 0.7, "ranking": "leave_one_out"}}).quantize
+    assert (q.smooth_alpha, q.ranking) == (0.7, "leave_one_out")
+    with pytest.raises(ConfigError, match="ranking"):
+        recipe_from_dict({"quantize": {"ranking": "random"}})
     with pytest.raises(ConfigError, match=r"\[prune\] method='channels'"):
         recipe_from_dict({"prune": {"method": "channels"}})
     p.write_text("[model\n")
