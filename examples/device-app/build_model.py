@@ -21,8 +21,6 @@ import numpy as np
 
 def build(out: Path, *, epochs: int = 10, seed: int = 0, show_progress: bool = True) -> dict:
     """Train → export → int8 → seal. Returns what was built (sizes, accuracies, paths)."""
-    import torch
-
     import edgeseal
     from edgeseal.converters.export import ExportConfig, export_onnx
     from edgeseal.converters.infer import runner_for
@@ -32,7 +30,6 @@ def build(out: Path, *, epochs: int = 10, seed: int = 0, show_progress: bool = T
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    torch.set_num_threads(2)
     data = load_digits_split(seed=seed)
     model = train_digits_cnn(data, epochs=epochs, seed=seed, show_progress=show_progress)
     fp32 = export_onnx(model, data.x_val, ExportConfig(opset=17)).model
