@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import time
 import zlib
@@ -150,7 +151,7 @@ class PayloadInfo:
         info = cls(
             cipher=Cipher(d["cipher"]),
             chunk_size=_int(d["chunk_size"]),
-            nonce_prefix=bytes.fromhex(d["nonce_prefix"]),
+            nonce_prefix=_hex(d["nonce_prefix"]),
             codec=Codec(d["codec"]),
             size=_int(d["size"]),
             original_size=_int(d["original_size"]),
@@ -210,7 +211,7 @@ class Manifest:
     def from_bytes(cls, data: bytes | memoryview) -> "Manifest":
         """Parse a manifest; any malformation is an InvalidPackage (it came from a file)."""
         try:
-            d = json.loads(bytes(data).decode("utf-8"))
+            d = json.loads(bytes(data).decode("utf-8"), object_pairs_hook=_no_duplicates)
             expires = d.get("expires_at")
             return cls(
                 kind=Kind(d["kind"]),
@@ -232,9 +233,25 @@ class Manifest:
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected an int >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"expected an int in [0, 2**63), got {value!r}")
     return value
+
+
+_HEX14 = re.compile(r"[0-9a-f]{14}")
+
+
+def _hex(value: Any) -> bytes:
+    if not isinstance(value, str) or not _HEX14.fullmatch(value):
+        raise ValueError("nonce_prefix must be 14 lowercase hex digits")
+    return bytes.fromhex(value)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate member in manifest JSON")
+    return out
 
 
 # --- key slots -----------------------------------------------------------------------
@@ -579,7 +596,8 @@ class Package:
         try:
             inflater = zlib.decompressobj()
             data = inflater.decompress(plain.view, max(1, info.original_size))
-            if not inflater.eof or inflater.unconsumed_tail or len(data) != info.original_size:
+            if (not inflater.eof or inflater.unconsumed_tail or inflater.unused_data
+                    or len(data) != info.original_size):
                 raise InvalidPackage()
         except zlib.error:
             raise InvalidPackage() from None

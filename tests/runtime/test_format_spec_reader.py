@@ -162,7 +162,7 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
     if codec == "zlib":
         inflater = zlib.decompressobj()
         out = inflater.decompress(bytes(plain), max(1, original))
-        if not inflater.eof or inflater.unconsumed_tail or len(out) != original:
+        if not inflater.eof or inflater.unconsumed_tail or inflater.unused_data or len(out) != original:
             raise Reject("InvalidPackage")
         return out
     return bytes(plain)

@@ -114,3 +114,49 @@ def test_header_round_trips_and_rejects_unknown_versions():
     for bad in (raw[:8] + b"\x00\x02" + raw[10:], raw[:10] + b"\x00\x01" + raw[12:], b"PK" + raw[2:]):
         with pytest.raises(InvalidPackage):
             Header.from_bytes(bad)
+
+
+def test_zlib_payload_must_end_exactly_at_the_stream_end():
+    """A decrypted zlib stream followed by extra bytes, or inflating to another size, is rejected."""
+    import json
+    import struct
+    import zlib
+
+    from edgeseal.runtime import crypto as c
+    from edgeseal.runtime.format import Header, RawKeyRecipient
+
+    def forge(stored: bytes, original_size: int) -> bytes:
+        content_key, prefix = bytes(range(32)), bytes(7)
+        manifest = Manifest(content_format="bin", created_at=1).to_dict()
+        manifest["payload"] = {"cipher": "aes-256-gcm", "chunk_size": 1024, "nonce_prefix": prefix.hex(),
+                               "codec": "zlib", "size": len(stored), "original_size": original_size}
+        body = json.dumps(manifest).encode()
+        head = Header(manifest_len=len(body)).to_bytes() + body
+        aad = __import__("hashlib").sha256(head).digest()
+        slot = RawKeyRecipient(RAW).make_slot(content_key, aad, lambda n: bytes(n))
+        ct = c.stream_encrypt(c.Cipher.AES_256_GCM, content_key, prefix, 1024, stored, aad)
+        return head + struct.pack(">H", 1) + slot.to_bytes() + struct.pack(">Q", len(ct)) + ct + b"\x00"
+
+    content = b"edgeseal " * 300
+    good = zlib.compress(content)
+    assert bytes(_open_unsigned(forge(good, len(content))).view) == content
+    for stored, size in [(good + b"trailing", len(content)), (good, len(content) - 1), (good, len(content) + 1),
+                         (good[:-4], len(content))]:
+        with pytest.raises(InvalidPackage):
+            _open_unsigned(forge(stored, size))
+
+
+def test_manifest_rules_from_the_spec_are_enforced():
+    from edgeseal.runtime.format import Manifest as M
+
+    base = write_package(b"x" * 10, Manifest(content_format="bin"), [RawKeyRecipient(RAW)], None)
+    mlen = int.from_bytes(base[12:16], "big")
+    text = base[16 : 16 + mlen].decode()
+    assert M.from_bytes(text.encode()).content_format == "bin"
+    prefix = Package.parse(base).manifest.payload.nonce_prefix.hex()
+    for bad in (text.replace(prefix, prefix.upper()) if prefix != prefix.upper() else text.replace(prefix, "ZZ"),
+                text.replace('"name":"model"', '"name":"model","name":"other"'),
+                text.replace('"model_version":1', '"model_version":9223372036854775808'),
+                text.replace('"model_version":1', '"model_version":true')):
+        with pytest.raises(InvalidPackage):
+            M.from_bytes(bad.encode())
