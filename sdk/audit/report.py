@@ -156,14 +156,18 @@ def render_html(report: dict[str, Any]) -> str:
              f"torch {e(str(report['environment'].get('torch')))}, onnxruntime "
              f"{e(str(report['environment'].get('onnxruntime')))}, opacus {e(str(report['environment'].get('opacus')))}</p>"]
     gate = report.get("gate")
+    gate_rows: list[list[str]] = []
     if gate:
         status = "<span class='pass'>PASSED</span>" if gate["passed"] else "<span class='fail'>FAILED</span>"
-        parts.append(f"<h2>Gate: {status}</h2>")
-        rows = [[e(c["dataset"]), e(c["artifact"]), e(c["check"]), f"{c['value']:.4f}", f"{c['limit']:.4f}",
-                 "<span class='fail'>over</span>" if c["violated"] else "<span class='pass'>ok</span>"]
-                for c in gate["checks"]]
-        parts.append(_table(["dataset", "artifact", "check", "value", "limit", ""], rows) if rows
-                     else "<p>no limits configured</p>")
+        limits = ", ".join(f"{k} = {v}" for k, v in gate["limits"].items() if v is not None) or "none"
+        parts.append(f"<h2>Gate: {status}</h2><p>{len(gate['violations'])} of {len(gate['checks'])} checks over "
+                     f"the limit (limits: {e(limits)}; every check is listed at the end).</p>")
+        gate_rows = [[e(c["dataset"]), e(c["artifact"]), e(c["check"]), f"{c['value']:.4f}", f"{c['limit']:.4f}",
+                      "<span class='fail'>over</span>" if c["violated"] else "<span class='pass'>ok</span>"]
+                     for c in gate["checks"]]
+        if gate["violations"]:
+            parts.append(_table(["dataset", "artifact", "check", "value", "limit", ""],
+                                [r for r, c in zip(gate_rows, gate["checks"]) if c["violated"]]))
     for dname, d in report["datasets"].items():
         s = d["summary"]
         parts.append(f"<h2>{e(dname)}</h2>")
@@ -215,6 +219,9 @@ def render_html(report: dict[str, Any]) -> str:
     for k, v in report["attacks"]["membership"].items():
         parts.append(f"<li><code>{e(k)}</code>: {e(v)}</li>")
     parts.append(f"<li>members: {e(report['attacks']['members'])}</li></ul>")
+    if gate_rows:
+        parts.append(f"<details><summary>all {len(gate_rows)} gate checks</summary>"
+                     + _table(["dataset", "artifact", "check", "value", "limit", ""], gate_rows) + "</details>")
     parts.append("<p class='muted'>Full configuration, splits, indices and per-seed results are in the JSON report.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
