@@ -143,6 +143,7 @@ class VariantConfig:
     student_hidden: tuple[int, ...] = (64,)
     distill_epochs: int = 150
     distill_temperature: float = 4.0
+    distill_alpha: float = 0.7  # weight of the soft-target term (the rest is hard-label cross-entropy)
     dp_epsilon: float = 4.0
     dp_delta: float | None = None  # None: 1 / (10 * n_members)
     dp_epochs: int = 40
@@ -155,14 +156,16 @@ class VariantConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "student_hidden", tuple(int(h) for h in self.student_hidden))
         if not 0 < self.prune_amount < 1:
-            raise ConfigError(f"variants.prune_amount must be in (0, 1), got {self.prune_amount}")
+            raise ConfigError(f"compression.prune_amount must be in (0, 1), got {self.prune_amount}")
         if self.dp_epsilon <= 0 or (self.dp_delta is not None and not 0 < self.dp_delta < 1):
-            raise ConfigError("variants.dp_epsilon must be > 0 and dp_delta in (0, 1)")
+            raise ConfigError("compression.dp_epsilon must be > 0 and dp_delta in (0, 1)")
         for name in ("prune_finetune_epochs", "distill_epochs", "dp_epochs", "adv_epochs", "calibration_samples"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"variants.{name} must be >= 1")
+                raise ConfigError(f"compression.{name} must be >= 1")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise ConfigError(f"compression.distill_alpha must be in [0, 1], got {self.distill_alpha}")
         if self.distill_temperature <= 0 or self.dp_max_grad_norm <= 0 or self.dp_lr <= 0:
-            raise ConfigError("variants.distill_temperature, dp_max_grad_norm and dp_lr must be > 0")
+            raise ConfigError("compression.distill_temperature, dp_max_grad_norm and dp_lr must be > 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,7 +223,7 @@ class AuditConfig:
             raise ConfigError(f"pool_size entries must be >= 20 records, got {pool}")
         object.__setattr__(self, "pool_size", pool)
         if self.variant_options.adv_epsilon_index >= min(len(v) for v in self.robustness.epsilons.values()):
-            raise ConfigError("variants.adv_epsilon_index must index every robustness epsilon list")
+            raise ConfigError("compression.adv_epsilon_index must index every robustness epsilon list")
 
 
 _SECTIONS = {  # [audit.<section>] -> (AuditConfig field, dataclass)

@@ -1,8 +1,8 @@
-"""Mitigations the audit measures: DP-SGD training with Opacus, unstructured pruning,
-and adversarial (PGD) fine-tuning that keeps the pruning masks.
+"""Mitigations the audit measures: DP-SGD training with Opacus, and adversarial (PGD)
+fine-tuning that keeps pruning masks (pass it as the ``fine_tune`` step of
+``edgeseal.converters.prune.prune_unstructured``).
 
-These are the building blocks the compression recipes can call; each returns the
-trained module plus the facts the report needs (epsilon/delta, sparsity).
+Each returns the trained module (DP-SGD also the facts the report needs: epsilon, delta).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-__all__ = ["DpResult", "dp_sgd_train", "prune_l1_unstructured", "finalize_pruning", "sparsity",
-           "adversarial_finetune"]
+__all__ = ["DpResult", "dp_sgd_train", "adversarial_finetune"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,43 +69,6 @@ def dp_sgd_train(model, x: np.ndarray, y: np.ndarray, *, epsilon: float, delta: 
     return model, DpResult(epsilon=spent, delta=delta, target_epsilon=epsilon,
                            noise_multiplier=float(popt.noise_multiplier), max_grad_norm=max_grad_norm,
                            epochs=epochs, sample_rate=float(1.0 / len(ploader)))
-
-
-def _linears(model):
-    from torch import nn
-
-    return [m for m in model.modules() if isinstance(m, nn.Linear)]
-
-
-def prune_l1_unstructured(model, amount: float):
-    """Global L1 magnitude pruning of every Linear weight (``torch.nn.utils.prune``); masks stay
-    attached so fine-tuning keeps pruned weights at zero. Call :func:`finalize_pruning` before export."""
-    from torch.nn.utils import prune
-
-    if not 0 < amount < 1:
-        raise ConfigError(f"prune amount must be in (0, 1), got {amount}")
-    prune.global_unstructured([(m, "weight") for m in _linears(model)], pruning_method=prune.L1Unstructured,
-                              amount=amount)
-    return model
-
-
-def finalize_pruning(model):
-    from torch.nn.utils import prune
-
-    for m in _linears(model):
-        if prune.is_pruned(m):
-            prune.remove(m, "weight")
-    return model
-
-
-def sparsity(model) -> float:
-    """Fraction of exactly-zero Linear weights."""
-    total = zeros = 0
-    for m in _linears(model):
-        w = m.weight.detach()
-        total += w.numel()
-        zeros += int((w == 0).sum())
-    return zeros / max(total, 1)
 
 
 def adversarial_finetune(model, x: np.ndarray, y: np.ndarray, *, eps: float, epochs: int, batch_size: int,

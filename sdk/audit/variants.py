@@ -15,7 +15,7 @@ import numpy as np
 from .artifacts import ArtifactBase, OnnxArtifact, SealedArtifact
 from .config import Variant, VariantConfig
 from .data import Dataset
-from .training import TrainConfig, make_mlp, train_classifier
+from .training import TrainConfig, make_mlp
 
 __all__ = ["BuiltVariant", "Sealer", "build_variant"]
 
@@ -103,7 +103,9 @@ def build_variant(variant: Variant, fp32, ds: Dataset, members: np.ndarray, *, o
                   train: TrainConfig, epsilons: tuple[float, ...], sealer: Sealer, seed: int,
                   fp32_onnx: bytes) -> BuiltVariant:
     """Build one variant of the fp32 target trained on ``members`` (indices into ``ds``)."""
-    from .mitigations import adversarial_finetune, dp_sgd_train, finalize_pruning, prune_l1_unstructured, sparsity
+    from edgeseal.converters.prune import sparsity
+
+    from .mitigations import adversarial_finetune, dp_sgd_train
 
     variant = Variant(variant)
     xm, ym = ds.x[members], ds.y[members]
@@ -115,32 +117,45 @@ def build_variant(variant: Variant, fp32, ds: Dataset, members: np.ndarray, *, o
         info.update(scheme="ONNX static QDQ int8, per-channel symmetric weights, uint8 activations, minmax",
                     calibration="members", calibration_samples=int(len(calib)))
     elif variant in (Variant.PRUNED, Variant.PRUNED_ADVFT):
-        module = prune_l1_unstructured(copy.deepcopy(fp32), opts.prune_amount)
-        ft = TrainConfig(hidden=train.hidden, epochs=opts.prune_finetune_epochs, batch_size=train.batch_size,
-                         lr=train.lr, weight_decay=train.weight_decay)
-        train_classifier(module, xm, ym, ft, seed=seed + 11)
-        info.update(method="global L1 unstructured (torch.nn.utils.prune) + fine-tune", amount=opts.prune_amount,
-                    finetune_epochs=opts.prune_finetune_epochs)
+        import warnings
+
+        from edgeseal.converters.prune import UnstructuredPruneConfig, prune_unstructured
+        from edgeseal.converters.train import TrainConfig as FitConfig
+        from edgeseal.converters.train import fit
+
+        eps = epsilons[opts.adv_epsilon_index]
+
+        def fine_tune(model, _hook):  # masks stay attached: pruned weights stay zero
+            fit(model, xm, ym, FitConfig(epochs=opts.prune_finetune_epochs, lr=train.lr, batch_size=train.batch_size,
+                                         seed=seed + 11, device="cpu", show_progress=False))
+            if variant is Variant.PRUNED_ADVFT:
+                adversarial_finetune(model, xm, ym, eps=eps, epochs=opts.adv_epochs, batch_size=train.batch_size,
+                                     lr=train.lr, lo=ds.lo, hi=ds.hi, seed=seed + 13)
+            return model
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SparsityWarning: the report shows raw and deflated sizes itself
+            module = prune_unstructured(copy.deepcopy(fp32), UnstructuredPruneConfig(amount=opts.prune_amount,
+                                                                                     gradual=False),
+                                        fine_tune=fine_tune)
+        info.update(method="edgeseal.converters.prune.prune_unstructured: global L1, one shot, then fine-tune "
+                           "with the masks kept", amount=opts.prune_amount, finetune_epochs=opts.prune_finetune_epochs)
         if variant is Variant.PRUNED_ADVFT:
-            eps = epsilons[opts.adv_epsilon_index]
-            adversarial_finetune(module, xm, ym, eps=eps, epochs=opts.adv_epochs, batch_size=train.batch_size,
-                                 lr=train.lr, lo=ds.lo, hi=ds.hi, seed=seed + 13)
             info.update(adversarial_epsilon=eps, adversarial_epochs=opts.adv_epochs, adversarial_attack="PGD-7")
-        finalize_pruning(module)
         info["sparsity"] = sparsity(module)
         onnx = _onnx(module, calib)
     elif variant is Variant.DISTILLED:
-        module = make_mlp(ds.n_features, ds.n_classes, opts.student_hidden, seed=seed + 17)
-        import torch
+        from edgeseal.converters.distill import DistillConfig, distill
+        from edgeseal.converters.train import TrainConfig as FitConfig
 
-        with torch.no_grad():
-            teacher = fp32(torch.from_numpy(xm)).numpy()
-        cfg = TrainConfig(hidden=opts.student_hidden, epochs=opts.distill_epochs, batch_size=train.batch_size,
-                          lr=train.lr)
-        train_classifier(module, xm, ym, cfg, seed=seed + 19, soft_targets=teacher,
-                         temperature=opts.distill_temperature)
-        info.update(student_hidden=list(opts.student_hidden), temperature=opts.distill_temperature,
-                    epochs=opts.distill_epochs, transfer_set="members")
+        student = make_mlp(ds.n_features, ds.n_classes, opts.student_hidden, seed=seed + 17)
+        cfg = DistillConfig(temperature=opts.distill_temperature, alpha=opts.distill_alpha,
+                            train=FitConfig(epochs=opts.distill_epochs, lr=train.lr, batch_size=train.batch_size,
+                                            seed=seed + 19, device="cpu", show_progress=False))
+        module = distill(fp32, student, xm, ym, cfg)
+        info.update(method="edgeseal.converters.distill.distill", student_hidden=list(opts.student_hidden),
+                    temperature=opts.distill_temperature, alpha=opts.distill_alpha, epochs=opts.distill_epochs,
+                    transfer_set="members")
         onnx = _onnx(module, calib)
     elif variant is Variant.DP_SGD:
         module = make_mlp(ds.n_features, ds.n_classes, train.hidden, seed=seed + 23)

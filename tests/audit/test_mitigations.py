@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from edgeseal.audit.data import load_dataset, member_split
-from edgeseal.audit.mitigations import (adversarial_finetune, dp_sgd_train, finalize_pruning, prune_l1_unstructured,
-                                        sparsity)
+from edgeseal.audit.mitigations import adversarial_finetune, dp_sgd_train
 from edgeseal.audit.robustness import pgd
 from edgeseal.audit.training import TrainConfig, accuracy, make_mlp, train_classifier
 
@@ -43,13 +42,22 @@ def test_pruning_masks_survive_adversarial_fine_tuning_and_it_buys_robustness():
     cfg = TrainConfig(hidden=(64,), epochs=15, batch_size=64)
     base = train_classifier(make_mlp(64, 10, (64,), seed=0), xm, ym, cfg, seed=0)
     import copy
+    import warnings
 
-    plain = prune_l1_unstructured(copy.deepcopy(base), 0.7)
-    hard = prune_l1_unstructured(copy.deepcopy(base), 0.7)
-    adversarial_finetune(hard, xm, ym, eps=0.1, epochs=4, batch_size=64, lr=1e-3, steps=5, lo=0.0, hi=1.0, seed=0)
+    from edgeseal.converters.prune import UnstructuredPruneConfig, prune_unstructured, sparsity
+
+    def harden(m, _hook):  # runs while the pruning masks are attached
+        return adversarial_finetune(m, xm, ym, eps=0.1, epochs=4, batch_size=64, lr=1e-3, steps=5, lo=0.0, hi=1.0,
+                                    seed=0)
+
+    one_shot = UnstructuredPruneConfig(amount=0.7, gradual=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = prune_unstructured(copy.deepcopy(base), one_shot)
+        hard = prune_unstructured(copy.deepcopy(base), one_shot, fine_tune=harden)
     for m in (plain, hard):
-        finalize_pruning(m)
-        assert sparsity(m) == pytest.approx(0.7, abs=0.01)
+        assert sparsity(m) == pytest.approx(0.7, abs=0.01)  # zeros survived the fine-tuning
+
     def robust(m):
         return _acc(m, pgd(m, xt, yt, 0.1, steps=10, step=0.025, lo=0.0, hi=1.0), yt)
 
