@@ -1,6 +1,6 @@
 """The emulated Raspberry Pi (qemu-rpi): aarch64 Debian root, real ARM wheels, under QEMU.
 
-Building the device takes ~4-5 minutes (measured: debootstrap 3m39s, wheels 4s, venv 61s),
+Building the device takes minutes (measured from scratch with the CLI: 413 s on the shared 2-core box),
 more than this suite's time budget, so it is an explicit opt-in: the verification test runs
 when the device is already built (``edgeseal device create qemu-rpi``) or when
 ``EDGESEAL_TEST_QEMU=1`` asks this test to build it. The recorded runs are in
