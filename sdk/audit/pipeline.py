@@ -22,7 +22,7 @@ from .disagreement import search_disagreements
 from .explain import explanation_drift, feature_groups
 from .robustness import fgsm, pgd, random_search_attack, robust_accuracy
 from .training import accuracy, make_mlp, train_classifier
-from .variants import Sealer, build_variant
+from .variants import Sealer, build_variant, export_onnx_checked
 
 __all__ = ["run_audit", "SCHEMA", "COMBINED"]
 
@@ -138,9 +138,7 @@ def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int
     fp32 = make_mlp(ds.n_features, ds.n_classes, cfg.train.hidden, seed=seed)
     train_classifier(fp32, ds.x[split.members], ds.y[split.members], cfg.train, seed=seed)
     ref = TorchArtifact(name="fp32", kind="fp32", module=fp32, metadata={"sealed": False, "role": "reference"})
-    from .variants import _onnx
-
-    fp32_onnx = _onnx(fp32, ds.x[split.members][:64])
+    fp32_onnx = export_onnx_checked(fp32, ds.x[split.members][:64])
     ref.size_bytes = len(fp32_onnx)
     ref.metadata["deflated_bytes"] = len(zlib.compress(fp32_onnx, 9))
     progress.step(f"{ds.name} seed {seed}: fp32 target trained")

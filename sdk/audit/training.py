@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-__all__ = ["TrainConfig", "make_mlp", "train_classifier", "accuracy", "export_onnx"]
+__all__ = ["TrainConfig", "make_mlp", "train_classifier", "accuracy"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,16 +81,3 @@ def train_classifier(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, s
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == y))
-
-
-def export_onnx(model, n_features: int) -> bytes:
-    """fp32 ONNX bytes with a dynamic batch axis (legacy TorchScript exporter: small, deterministic)."""
-    import io
-
-    import torch
-
-    model.eval()
-    buf = io.BytesIO()
-    torch.onnx.export(model, (torch.zeros(1, n_features),), buf, input_names=["x"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
-    return buf.getvalue()

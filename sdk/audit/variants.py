@@ -17,7 +17,7 @@ from .config import Variant, VariantConfig
 from .data import Dataset
 from .training import TrainConfig, make_mlp
 
-__all__ = ["BuiltVariant", "Sealer", "build_variant"]
+__all__ = ["BuiltVariant", "Sealer", "build_variant", "export_onnx_checked", "quantize_int8"]
 
 
 @dataclass(kw_only=True)
@@ -54,7 +54,7 @@ class Sealer:
                                         "deflated_bytes": len(zlib.compress(onnx, 9))})
 
 
-def _onnx(module, sample: np.ndarray) -> bytes:
+def export_onnx_checked(module, sample: np.ndarray) -> bytes:
     """fp32 ONNX with a dynamic batch axis, checked against torch on ``sample``.
 
     The audit exports dozens of small MLPs per run, so it uses torch's TorchScript
@@ -93,7 +93,7 @@ def _onnx(module, sample: np.ndarray) -> bytes:
     return data
 
 
-def _int8(onnx: bytes, calibration: np.ndarray, samples: int) -> bytes:
+def quantize_int8(onnx: bytes, calibration: np.ndarray, samples: int) -> bytes:
     from edgeseal.converters.quantize import OnnxStaticConfig, quantize_onnx_static
 
     return quantize_onnx_static(onnx, calibration, OnnxStaticConfig(samples=samples))
@@ -113,7 +113,7 @@ def build_variant(variant: Variant, fp32, ds: Dataset, members: np.ndarray, *, o
     info: dict[str, Any] = {}
     if variant is Variant.INT8:
         module = fp32
-        onnx = _int8(fp32_onnx, calib, opts.calibration_samples)
+        onnx = quantize_int8(fp32_onnx, calib, opts.calibration_samples)
         info.update(scheme="ONNX static QDQ int8, per-channel symmetric weights, uint8 activations, minmax",
                     calibration="members", calibration_samples=int(len(calib)))
     elif variant in (Variant.PRUNED, Variant.PRUNED_ADVFT):
@@ -143,7 +143,7 @@ def build_variant(variant: Variant, fp32, ds: Dataset, members: np.ndarray, *, o
         if variant is Variant.PRUNED_ADVFT:
             info.update(adversarial_epsilon=eps, adversarial_epochs=opts.adv_epochs, adversarial_attack="PGD-7")
         info["sparsity"] = sparsity(module)
-        onnx = _onnx(module, calib)
+        onnx = export_onnx_checked(module, calib)
     elif variant is Variant.DISTILLED:
         from edgeseal.converters.distill import DistillConfig, distill
         from edgeseal.converters.train import TrainConfig as FitConfig
@@ -156,7 +156,7 @@ def build_variant(variant: Variant, fp32, ds: Dataset, members: np.ndarray, *, o
         info.update(method="edgeseal.converters.distill.distill", student_hidden=list(opts.student_hidden),
                     temperature=opts.distill_temperature, alpha=opts.distill_alpha, epochs=opts.distill_epochs,
                     transfer_set="members")
-        onnx = _onnx(module, calib)
+        onnx = export_onnx_checked(module, calib)
     elif variant is Variant.DP_SGD:
         module = make_mlp(ds.n_features, ds.n_classes, train.hidden, seed=seed + 23)
         delta = opts.dp_delta if opts.dp_delta is not None else 1.0 / (10 * len(members))
@@ -167,7 +167,7 @@ def build_variant(variant: Variant, fp32, ds: Dataset, members: np.ndarray, *, o
         # Shipped as fp32 ONNX: any later step is post-processing and keeps (epsilon, delta). An int8
         # calibration on the members would leak their activation ranges outside the DP accounting.
         info.update(init="random (data-independent): epsilon covers all use of the members")
-        onnx = _onnx(module, calib)
+        onnx = export_onnx_checked(module, calib)
     else:  # pragma: no cover - enum is exhaustive
         raise AssertionError(variant)
     art = sealer.artifact(onnx, name=variant.value, kind=variant.value, summary={"audit_variant": variant.value})

@@ -25,11 +25,11 @@ def digits_linear():
 def digits_artifacts(digits_linear):
     """fp32 torch reference + its real int8 ONNX (ORT static QDQ) as plain and sealed artifacts."""
     from edgeseal.audit.artifacts import OnnxArtifact, TorchArtifact
-    from edgeseal.audit.variants import Sealer, _int8, _onnx
+    from edgeseal.audit.variants import Sealer, export_onnx_checked, quantize_int8
 
     ds, split, lin = digits_linear
-    onnx = _onnx(lin, ds.x[split.members][:64])
-    int8 = _int8(onnx, ds.x[split.members], 256)
+    onnx = export_onnx_checked(lin, ds.x[split.members][:64])
+    int8 = quantize_int8(onnx, ds.x[split.members], 256)
     sealer = Sealer()
     return {
         "onnx_bytes": onnx,
