@@ -42,13 +42,26 @@ LABEL_KEYS = ("labels", "label", "y")
 
 
 def peak_rss_mb() -> float | None:
-    """Peak resident memory of this process in MiB (``getrusage``; None where unavailable)."""
+    """Peak resident memory of this process in MiB.
+
+    Linux/Android: ``VmHWM`` from /proc/self/status, the high-water mark of this
+    process image. ``getrusage``'s ``ru_maxrss`` is the fallback elsewhere; on
+    Linux it would be wrong here, because it survives ``exec`` and so reports the
+    parent's peak when a large host process (one with torch loaded) starts the runner.
+    """
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 2)  # kB
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB on Linux/Android
+    scale = 1.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB elsewhere
     return round(peak * scale / 2**20, 2)
 
 

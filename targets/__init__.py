@@ -22,10 +22,7 @@ from .profile import (
     search_path,
 )
 
-get_target = get_profile  # the name edgeseal.seal looks up
-
 __all__ = [
-    "get_target",
     "ModelFormat",
     "OpCheck",
     "OpSet",
