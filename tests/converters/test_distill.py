@@ -40,3 +40,15 @@ def test_distill_config_validation():
         DistillConfig(alpha=1.5)
     with pytest.raises(ConfigError, match="device"):
         TrainConfig(device="tpu")
+
+
+def test_augmented_transfer_set(digits):
+    from edgeseal.converters.zoo import augment_digits
+
+    x, y = augment_digits(digits.x_train[:50], digits.y_train[:50], copies=2, noise=0.05, seed=1)
+    assert x.shape == (150, 1, 8, 8) and x.dtype == np.float32
+    assert np.array_equal(x[:50], digits.x_train[:50]) and np.array_equal(y, np.tile(digits.y_train[:50], 3))
+    shifted, _ = augment_digits(digits.x_train[:50], digits.y_train[:50], copies=2, noise=0.0, seed=1)
+    assert np.std(x[50:] - shifted[50:]) == pytest.approx(0.05, rel=0.1)  # same shifts, plus the noise
+    assert set(np.unique(shifted[50:] * 16).round(4)) <= set(np.arange(17.0))  # pure shifts stay on the grid
+    assert not np.array_equal(shifted[50:100], shifted[:50])  # something moved
