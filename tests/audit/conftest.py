@@ -39,3 +39,14 @@ def digits_artifacts(digits_linear):
         "int8": OnnxArtifact(name="int8", kind="int8", model=int8),
         "int8_sealed": sealer.artifact(int8, name="int8", kind="int8", summary={"test": True}),
     }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: intra-op threads only cost time (and a lot of it on a loaded CI machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
