@@ -32,15 +32,60 @@ def quick_config(cfg):
     )
 
 
+def artifact_from_path(path: str, *, name: str, key: str | None, trusted: list[str], allow_unsigned: bool):
+    """``.onnx`` / ``.tflite`` files as they are; anything else is opened as a sealed package."""
+    from edgeseal.runtime.errors import ConfigError
+
+    from .artifacts import OnnxArtifact, SealedArtifact, TFLiteArtifact
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"artifact {p} does not exist; give an .onnx, .tflite or sealed package file")
+    if p.suffix == ".onnx":
+        return OnnxArtifact(name=name, kind="onnx", model=p.read_bytes(), metadata={"sealed": False, "path": str(p)})
+    if p.suffix == ".tflite":
+        return TFLiteArtifact(name=name, kind="tflite", model=p.read_bytes(), metadata={"sealed": False, "path": str(p)})
+    options: dict[str, Any] = {"key": key, "trusted": list(trusted), "allow_unsigned": allow_unsigned}
+    return SealedArtifact(name=name, kind="sealed", package=p, load_options=options,
+                          metadata={"sealed": True, "path": str(p)})
+
+
+def _audit_artifacts(args: argparse.Namespace, gate_cfg, gate_index: int) -> dict[str, Any]:
+    from edgeseal.runtime.errors import ConfigError
+
+    from .user import UserAuditConfig, audit_artifacts, load_npz
+
+    if not args.reference or not args.data:
+        raise ConfigError("auditing --artifact files needs --reference (the fp32 model) and --data (an .npz with "
+                          "x_members, y_members, x_nonmembers, y_nonmembers)")
+    opts = {"key": args.key, "trusted": args.trusted or [], "allow_unsigned": args.allow_unsigned}
+    reference = artifact_from_path(args.reference, name="fp32", **opts)
+    names = [Path(a).name for a in args.artifact]
+    if len(set(names)) != len(names) or "fp32" in names:
+        names = [f"artifact{i + 1}" for i in range(len(names))]
+    artifacts = [artifact_from_path(a, name=n, **opts) for a, n in zip(args.artifact, names)]
+    xm, ym, xn, yn = load_npz(args.data)
+    lo, hi = (args.clip if args.clip else (None, None))
+    cfg = UserAuditConfig(epsilons=tuple(args.epsilons), lo=lo, hi=hi, radius=args.radius)
+    report = audit_artifacts(reference, artifacts, x_members=xm, y_members=ym, x_nonmembers=xn, y_nonmembers=yn,
+                             config=cfg)
+    from .gate import evaluate_gate
+
+    report["gate"] = evaluate_gate(report, gate_cfg, gate_epsilon_index=min(gate_index, len(cfg.epsilons) - 1))
+    return report
+
+
 def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
     from edgeseal.runtime.errors import ConfigError
 
     from .config import AuditConfig, load_recipe
     from .gate import evaluate_gate
     from .pipeline import run_audit
-    from .report import render_markdown, write_html, write_json
 
     cfg = load_recipe(args.recipe) if args.recipe else AuditConfig()
+    if args.artifact:
+        report = _audit_artifacts(args, cfg.gate, cfg.robustness.gate_epsilon_index)
+        return _write(report, args)
     changes: dict[str, Any] = {}
     if args.datasets:
         changes["datasets"] = tuple(args.datasets)
@@ -58,6 +103,12 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
         cfg = quick_config(cfg)
     report = run_audit(cfg, progress=not args.quiet and not getattr(args, "json", False))
     report["gate"] = evaluate_gate(report, cfg.gate, gate_epsilon_index=cfg.robustness.gate_epsilon_index)
+    return _write(report, args)
+
+
+def _write(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    from .report import render_markdown, write_html, write_json
+
     out = Path(args.out)
     stem = args.stem
     paths = {"json": str(write_json(report, out / f"{stem}.json")), "html": str(write_html(report, out / f"{stem}.html"))}
@@ -91,4 +142,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-seal", action="store_true", help="attack plain ONNX files instead of sealed packages")
     p.add_argument("--quick", action="store_true", help="one seed, small models and budgets (smoke run, ~1 min)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("audit your own artifacts (black-box; threshold attacks, no LiRA)")
+    g.add_argument("--artifact", action="append", default=[],
+                   help="an artifact that ships: sealed package, .onnx or .tflite (repeat for several)")
+    g.add_argument("--reference", help="the fp32 reference model (.onnx, .tflite or sealed)")
+    g.add_argument("--data", help=".npz with x_members, y_members, x_nonmembers, y_nonmembers")
+    g.add_argument("--key", help="device key (PEM) that opens the sealed packages")
+    g.add_argument("--trusted", action="append", help="trusted publisher public key (PEM); repeat for several")
+    g.add_argument("--allow-unsigned", action="store_true", help="accept unsigned packages")
+    g.add_argument("--epsilons", nargs="+", type=float, default=[0.0, 0.05, 0.1, 0.2],
+                   help="L-inf budgets for the robustness curves (default: 0 0.05 0.1 0.2)")
+    g.add_argument("--clip", nargs=2, type=float, metavar=("LO", "HI"), help="valid input range, e.g. 0 1 for pixels")
+    g.add_argument("--radius", type=float, default=0.1, help="L-inf radius of the disagreement search (default 0.1)")
     p.set_defaults(func=cmd_audit)

@@ -14,7 +14,6 @@ from .config import GateConfig
 
 __all__ = ["GateCheck", "evaluate_gate"]
 
-_ATTACKS = ("loss", "confidence", "lira", "lira_offline")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,12 +39,13 @@ def _checks(dname: str, s: dict[str, Any], gate: GateConfig, gate_eps_index: int
                              violated=value > limit if upper else value < limit))
 
     arts = s["artifacts"]
-    fp32 = arts["fp32"]
-    leak = {n: a for n, a in arts.items() if n != "fp32"}
+    ref_name = next(iter(arts))  # the fp32 reference comes first
+    fp32 = arts[ref_name]
+    leak = {n: a for n, a in arts.items() if n != ref_name}
     if "combined" in s:
         leak["combined"] = s["combined"]
     for name, a in leak.items():
-        for attack in _ATTACKS:
+        for attack in a["mia"]:
             auc = a["mia"][attack]["auc"]["mean"]
             add(name, f"mia_auc[{attack}]", auc, gate.max_mia_auc, True)
             add(name, f"mia_auc_increase[{attack}]", auc - fp32["mia"][attack]["auc"]["mean"],
@@ -55,10 +55,10 @@ def _checks(dname: str, s: dict[str, Any], gate: GateConfig, gate_eps_index: int
     rob = s["robustness"]
     eps = rob["epsilons"][gate_eps_index]
     for name, c in rob["curves"].items():
-        if name == "fp32":
+        if name == ref_name:
             continue
-        for attack in ("fgsm", "pgd", "blackbox"):
-            ref = rob["curves"]["fp32"][attack]["mean"][gate_eps_index]
+        for attack in c:
+            ref = rob["curves"][ref_name][attack]["mean"][gate_eps_index]
             mine = c[attack]["mean"][gate_eps_index]
             add(name, f"robust_accuracy_ratio[{attack}, eps={eps:g}]", mine / ref if ref > 0 else float("inf"),
                 gate.min_robust_accuracy_ratio, False)

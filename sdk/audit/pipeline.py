@@ -80,12 +80,13 @@ def _environment() -> dict[str, Any]:
     return env
 
 
-def _membership(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarray, refs: MI.ReferenceModels):
+def _membership(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarray, refs: MI.ReferenceModels | None,
+                attacks: tuple[MI.MiaAttack, ...] = tuple(MI.MiaAttack), together: list[str] | None = None):
     out: dict[str, Any] = {}
     scores: dict[str, dict[str, np.ndarray]] = {}
     for art in artifacts:
         z = art.predict(ds.x)
-        scores[art.name] = {a.value: MI.attack_scores(a, z, ds.y, refs) for a in MI.MiaAttack}
+        scores[art.name] = {a.value: MI.attack_scores(a, z, ds.y, refs) for a in attacks}
         out[art.name] = {
             "accuracy": accuracy(z[~is_member], ds.y[~is_member]),
             "train_accuracy": accuracy(z[is_member], ds.y[is_member]),
@@ -95,12 +96,12 @@ def _membership(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarra
             "info": {k: v for k, v in art.metadata.items() if k not in ("sealed", "deflated_bytes")},
             "mia": {a: MI.evaluate_scores(a, s, is_member).to_dict() for a, s in scores[art.name].items()},
         }
-    shipped = [v.value for v in _SHIPPED_TOGETHER if v.value in scores]
+    shipped = [v.value for v in _SHIPPED_TOGETHER if v.value in scores] if together is None else list(together)
     combined = None
     if len(shipped) >= 2:
         combined = {"variants": shipped,
                     "mia": {a.value: MI.evaluate_scores(a.value, MI.combine_scores([scores[s][a.value] for s in shipped]),
-                                                        is_member).to_dict() for a in MI.MiaAttack}}
+                                                        is_member).to_dict() for a in attacks}}
     return out, combined
 
 
@@ -179,15 +180,15 @@ def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int
 
 def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     names = list(seeds[0]["artifacts"])
-    attacks = [a.value for a in MI.MiaAttack]
+    attacks = list(seeds[0]["artifacts"][names[0]]["mia"])
+    robust_attacks = list(seeds[0]["robustness"]["curves"][names[0]])
     arts: dict[str, Any] = {}
     for n in names:
         per = [s["artifacts"][n] for s in seeds]
         arts[n] = {
             "accuracy": _stats([p["accuracy"] for p in per]),
             "train_accuracy": _stats([p["train_accuracy"] for p in per]),
-            "size_bytes": _stats([p["size_bytes"] for p in per if p["size_bytes"] is not None] or [0]),
-            "deflated_bytes": _stats([p["deflated_bytes"] for p in per if p["deflated_bytes"] is not None] or [0]),
+
             "sealed": per[0]["sealed"],
             "mia": {a: {m: _stats([p["mia"][a][m] for p in per])
                         for m in ("auc", "advantage", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")} for a in attacks},
@@ -195,6 +196,10 @@ def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
                         "tpr": np.mean([p["mia"][a]["roc"]["tpr"] for p in per], axis=0).round(6).tolist()}
                     for a in attacks},
         }
+        for key in ("size_bytes", "deflated_bytes"):  # absent when the artifact cannot tell (e.g. a torch module)
+            vals = [p[key] for p in per if p.get(key) is not None]
+            if vals:
+                arts[n][key] = _stats(vals)
         for key in ("epsilon", "delta", "noise_multiplier", "sparsity"):
             vals = [p["info"][key] for p in per if key in p["info"]]
             if vals:
@@ -213,7 +218,7 @@ def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     out["robustness"] = {"epsilons": rob["epsilons"], "curves": {
         n: {atk: {"mean": np.mean([s["robustness"]["curves"][n][atk] for s in seeds], axis=0).round(6).tolist(),
                   "std": np.std([s["robustness"]["curves"][n][atk] for s in seeds], axis=0, ddof=1 if len(seeds) > 1 else 0).round(6).tolist()}
-            for atk in ("fgsm", "pgd", "blackbox")} for n in names}}
+            for atk in robust_attacks} for n in names}}
     out["disagreement"] = {n: {"rate": _stats([s["disagreement"][n]["rate"] for s in seeds]),
                                "natural": _stats([s["disagreement"][n]["natural"] for s in seeds]),
                                "found": _stats([s["disagreement"][n]["found"] for s in seeds]),

@@ -17,6 +17,14 @@ _COLORS = {"fp32": "#222222", "int8": "#1f77b4", "pruned": "#ff7f0e", "distilled
            "dp-sgd": "#9467bd", "pruned-advft": "#d62728", "combined": "#8c564b"}
 _ATTACK_TITLES = {"lira": "LiRA (online, reference models)", "loss": "loss threshold",
                   "confidence": "confidence threshold", "lira_offline": "LiRA (offline)"}
+_ROBUST_TITLES = {"fgsm": "FGSM (fp32, transferred)", "pgd": "PGD (fp32, transferred)",
+                  "transfer": "black-box on the reference, transferred", "blackbox": "black-box on the artifact"}
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    """The strongest attack the report has: LiRA when reference models were trained, else the loss attack."""
+    first = next(iter(summary["artifacts"].values()))
+    return "lira" if "lira" in first["mia"] else "loss"
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
@@ -35,8 +43,13 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+_EXTRA = ("#17becf", "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39")
+
+
 def _color(name: str) -> str:
-    return _COLORS.get(name, "#7f7f7f")
+    if name in _COLORS:
+        return _COLORS[name]
+    return _EXTRA[sum(name.encode()) % len(_EXTRA)]  # stable across runs (no hash seed)
 
 
 def figures(report: dict[str, Any]) -> dict[str, str]:
@@ -53,8 +66,10 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
         curves = dict(s["artifacts"])
         if "combined" in s:
             curves["combined"] = s["combined"]
+        head = _headline(s)
+        roc_attacks = [head, "loss"] if head != "loss" else ["loss", "confidence"]
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, attack in zip(axes, ("lira", "loss")):
+        for ax, attack in zip(axes, roc_attacks):
             for name, a in curves.items():
                 roc = a["roc"][attack]
                 auc = a["mia"][attack]["auc"]["mean"]
@@ -72,14 +87,16 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
         out[f"roc-{dname}"] = _png(fig)
 
         rob = s["robustness"]
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
-        for ax, attack in zip(axes, ("fgsm", "pgd", "blackbox")):
+        robust_attacks = list(next(iter(rob["curves"].values())))
+        fig, axes = plt.subplots(1, len(robust_attacks), figsize=(4.4 * len(robust_attacks), 3.8), sharey=True,
+                                 squeeze=False)
+        axes = axes[0]
+        for ax, attack in zip(axes, robust_attacks):
             for name, c in rob["curves"].items():
                 ax.errorbar(rob["epsilons"], c[attack]["mean"], yerr=c[attack]["std"], color=_color(name),
                             marker="o", ms=3, lw=1.5, capsize=2, label=name)
             ax.set_xlabel("L-inf budget epsilon")
-            ax.set_title({"fgsm": "FGSM (fp32, transferred)", "pgd": "PGD (fp32, transferred)",
-                          "blackbox": "black-box on the artifact"}[attack])
+            ax.set_title(_ROBUST_TITLES.get(attack, attack))
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("robust accuracy")
         axes[0].legend(fontsize=7)
@@ -88,11 +105,11 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
 
         names = list(s["artifacts"])
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-        kb = [s["artifacts"][n]["size_bytes"]["mean"] / 1024 for n in names]
+        kb = [s["artifacts"][n].get("size_bytes", {"mean": 0})["mean"] / 1024 for n in names]
         acc = [s["artifacts"][n]["accuracy"]["mean"] for n in names]
         acc_sd = [s["artifacts"][n]["accuracy"]["std"] for n in names]
-        auc = [s["artifacts"][n]["mia"]["lira"]["auc"]["mean"] for n in names]
-        auc_sd = [s["artifacts"][n]["mia"]["lira"]["auc"]["std"] for n in names]
+        auc = [s["artifacts"][n]["mia"][head]["auc"]["mean"] for n in names]
+        auc_sd = [s["artifacts"][n]["mia"][head]["auc"]["std"] for n in names]
         cols = [_color(n) for n in names]
         deflated = [s["artifacts"][n].get("deflated_bytes", {"mean": 0})["mean"] / 1024 for n in names]
         pos = np.arange(len(names))
@@ -107,7 +124,7 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
         axes[2].bar(names, auc, yerr=auc_sd, color=cols, capsize=3)
         axes[2].axhline(0.5, color="#888888", ls=":", lw=1)
         axes[2].set_ylim(0.4, max(auc) + 0.1)
-        axes[2].set_title("membership leakage (LiRA AUC)")
+        axes[2].set_title(f"membership leakage ({head} AUC)")
         for ax in axes:
             ax.tick_params(axis="x", rotation=35, labelsize=8)
         fig.suptitle(f"{dname}: size / accuracy / leakage per artifact")
@@ -171,10 +188,15 @@ def render_html(report: dict[str, Any]) -> str:
     for dname, d in report["datasets"].items():
         s = d["summary"]
         parts.append(f"<h2>{e(dname)}</h2>")
+        head = _headline(s)
+        hname = "LiRA" if head == "lira" else head
+        second = "loss" if head != "loss" else "confidence"
+        refs = d.get("reference_models")
+        ref_text = (f"{refs['count']} reference models (seed {refs['seed']}), {e(refs['note'])}." if refs
+                    else "No reference models (threshold attacks only).")
         parts.append(f"<p class='muted'>{d['n_records']} records, {d['n_features']} features, {d['n_classes']} classes. "
-                     f"Members: half the records per seed (split seed = run seed; indices in the JSON). "
-                     f"{d['reference_models']['count']} reference models (seed {d['reference_models']['seed']}), "
-                     f"{e(d['reference_models']['note'])}.</p>")
+                     f"{e(d.get('members_note', 'Members: half the records per seed (split seed = run seed; indices in the JSON).'))} "
+                     f"{ref_text}</p>")
         rows = []
         for name, a in list(s["artifacts"].items()) + ([("combined", s["combined"])] if "combined" in s else []):
             info = a.get("info", {})
@@ -190,29 +212,31 @@ def render_html(report: dict[str, Any]) -> str:
                          f"{a['size_bytes']['mean'] / 1024:.1f}" if "size_bytes" in a else "–",
                          f"{a['deflated_bytes']['mean'] / 1024:.1f}" if "deflated_bytes" in a else "–",
                          "yes" if a.get("sealed") else "no" if "sealed" in a else "–",
-                         _f(a["mia"]["lira"]["auc"]), _f(a["mia"]["lira"]["advantage"]),
-                         _f(a["mia"]["lira"]["tpr_at_1pct_fpr"], pct=True),
-                         _f(a["mia"]["lira"]["tpr_at_0.1pct_fpr"], pct=True),
-                         _f(a["mia"]["loss"]["auc"]), e(extra)])
+                         _f(a["mia"][head]["auc"]), _f(a["mia"][head]["advantage"]),
+                         _f(a["mia"][head]["tpr_at_1pct_fpr"], pct=True),
+                         _f(a["mia"][head]["tpr_at_0.1pct_fpr"], pct=True),
+                         _f(a["mia"][second]["auc"]), e(extra)])
         parts.append("<h3>Membership inference and accuracy (mean ± std over seeds)</h3>")
-        parts.append(_table(["artifact", "test acc", "KiB", "KiB deflated", "sealed", "LiRA AUC", "LiRA adv.", "TPR@1%FPR",
-                             "TPR@0.1%FPR", "loss-attack AUC", "notes"], rows))
+        parts.append(_table(["artifact", "test acc", "KiB", "KiB deflated", "sealed", f"{hname} AUC", f"{hname} adv.",
+                             "TPR@1%FPR",
+                             "TPR@0.1%FPR", f"{second}-attack AUC", "notes"], rows))
         parts.append(f"<img alt='ROC curves {e(dname)}' src='data:image/png;base64,{figs['roc-' + dname]}'>")
         parts.append(f"<img alt='size accuracy leakage {e(dname)}' src='data:image/png;base64,{figs['tradeoff-' + dname]}'>")
         parts.append("<h3>Adversarial robustness</h3>")
         parts.append(f"<img alt='robust accuracy {e(dname)}' src='data:image/png;base64,{figs['robust-' + dname]}'>")
         rob = s["robustness"]
-        rows = [[e(n)] + [f"{m:.3f}" for m in c["pgd"]["mean"]] + [f"{m:.3f}" for m in c["blackbox"]["mean"]]
-                for n, c in rob["curves"].items()]
+        shown = [k for k in ("pgd", "transfer", "blackbox") if k in next(iter(rob["curves"].values()))]
+        rows = [[e(n)] + [f"{m:.3f}" for k in shown for m in c[k]["mean"]] for n, c in rob["curves"].items()]
         eps = [f"ε={v:g}" for v in rob["epsilons"]]
-        parts.append(_table(["artifact"] + [f"PGD {x}" for x in eps] + [f"black-box {x}" for x in eps], rows))
+        label = {"pgd": "PGD", "transfer": "transfer", "blackbox": "black-box"}
+        parts.append(_table(["artifact"] + [f"{label[k]} {x}" for k in shown for x in eps], rows))
         if s.get("disagreement"):
-            parts.append("<h3>int8 vs fp32 disagreement search</h3>")
+            parts.append("<h3>Artifact vs reference disagreement search</h3>")
             rows = [[e(n), str(v["start_points"]), _f(v["natural"], 2), _f(v["found"], 1), _f(v["rate"], pct=True),
                      f"{v['radius']:g}", _f(v["linf_median"])] for n, v in s["disagreement"].items()]
             parts.append(_table(["artifact", "start points", "on the data itself", "found within radius",
                                  "rate", "L-inf radius", "median L-inf distance"], rows))
-        parts.append("<h3>Explanation drift (occlusion attributions vs fp32)</h3>")
+        parts.append("<h3>Explanation drift (occlusion attributions vs the fp32 reference)</h3>")
         rows = [[e(n), _f(v["spearman_mean"]), _f(v["top5_overlap_mean"])] for n, v in s["explanation"].items()]
         parts.append(_table(["artifact", "Spearman ρ (mean over inputs)", "top-5 overlap"], rows))
     parts.append("<h2>Attacks and reproducibility</h2><ul>")
@@ -242,19 +266,28 @@ def render_markdown(report: dict[str, Any]) -> str:
                   f"({sum(c['violated'] for c in gate['checks'])} of {len(gate['checks'])} checks over the limit)", ""]
     for dname, d in report["datasets"].items():
         s = d["summary"]
-        lines += [f"## {dname}", "", "| artifact | test acc | KiB (deflated) | LiRA AUC | TPR@1%FPR | loss AUC | PGD acc (ε grid) | "
-                  "black-box acc (ε grid) | Spearman vs fp32 |", "|---|---|---|---|---|---|---|---|---|"]
+        head = _headline(s)
+        hname = "LiRA" if head == "lira" else head
+        second = "loss" if head != "loss" else "confidence"
+        moved = "pgd" if "pgd" in next(iter(s["robustness"]["curves"].values())) else "transfer"
+        mname = {"pgd": "PGD", "transfer": "transfer"}[moved]
+        lines += [f"## {dname}", "", f"| artifact | test acc | KiB (deflated) | {hname} AUC | TPR@1%FPR | {second} AUC | "
+                  f"{mname} acc (ε grid) | black-box acc (ε grid) | Spearman vs fp32 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for n, a in s["artifacts"].items():
             c = s["robustness"]["curves"][n]
             sp = s["explanation"].get(n, {}).get("spearman_mean")
-            lines.append(f"| {n} | {_f(a['accuracy'], pct=True)} | {a['size_bytes']['mean'] / 1024:.1f} ({a['deflated_bytes']['mean'] / 1024:.1f}) | "
-                         f"{_f(a['mia']['lira']['auc'])} | {_f(a['mia']['lira']['tpr_at_1pct_fpr'], pct=True)} | "
-                         f"{_f(a['mia']['loss']['auc'])} | {' / '.join(f'{v:.2f}' for v in c['pgd']['mean'])} | "
+            size = f"{a['size_bytes']['mean'] / 1024:.1f}" if "size_bytes" in a else "–"
+            if "deflated_bytes" in a:
+                size += f" ({a['deflated_bytes']['mean'] / 1024:.1f})"
+            lines.append(f"| {n} | {_f(a['accuracy'], pct=True)} | {size} | "
+                         f"{_f(a['mia'][head]['auc'])} | {_f(a['mia'][head]['tpr_at_1pct_fpr'], pct=True)} | "
+                         f"{_f(a['mia'][second]['auc'])} | {' / '.join(f'{v:.2f}' for v in c[moved]['mean'])} | "
                          f"{' / '.join(f'{v:.2f}' for v in c['blackbox']['mean'])} | {_f(sp) if sp else '–'} |")
         if "combined" in s:
             c = s["combined"]
-            lines.append(f"| combined ({'+'.join(c['variants'])}) | – | – | {_f(c['mia']['lira']['auc'])} | "
-                         f"{_f(c['mia']['lira']['tpr_at_1pct_fpr'], pct=True)} | {_f(c['mia']['loss']['auc'])} | – | – | – |")
+            lines.append(f"| combined ({'+'.join(c['variants'])}) | – | – | {_f(c['mia'][head]['auc'])} | "
+                         f"{_f(c['mia'][head]['tpr_at_1pct_fpr'], pct=True)} | {_f(c['mia'][second]['auc'])} | – | – | – |")
         lines += ["", f"ε grid: {s['robustness']['epsilons']}"]
         for n, v in s.get("disagreement", {}).items():
             lines.append(f"; {n} vs fp32 disagreements: {_f(v['found'], 1)} of {v['start_points']} start points "
