@@ -4,6 +4,7 @@ The explicit layer under the ``edgeseal.compress`` recipe. Modules:
 
 - ``export``    torch -> ONNX (torch.export-based) and torch -> TFLite (litert-torch), checked against torch
 - ``quantize``  ONNX static/dynamic int8 (ONNX Runtime's tool), TFLite full int8 (ai-edge-quantizer)
+- ``qat``       quantization-aware fine-tuning (fake-quant weights/activations) for when PTQ misses the budget
 - ``smooth``    SmoothQuant-style migration of activation outliers into weights (an ONNX graph pass)
 - ``localize``  per-layer int8 error, and keeping the worst layers in float until an accuracy budget holds
 - ``prune``     structured channel pruning (torch-pruning) and unstructured magnitude pruning

@@ -410,6 +410,19 @@ def compress(
             ops = tflite_ops(model_bytes) if fmt == "tflite" else onnx_ops(model_bytes)
             check_ops(ops, recipe.target.supported_ops, target=f"target {recipe.target.name!r}")
         stages.append(_stage(f"int8 {recipe.quantize.mode.value}", model_bytes, fmt, eval_xy, runs, None, notes))
+        qs = recipe.quantize
+        if qreport is not None and not qreport.met and qs.qat_epochs > 0:
+            if train_xy[0] is None or train_xy[1] is None or type(current).__name__ == "Wrapped" or isinstance(current, torch.jit.ScriptModule):
+                warn_list.append("quantization-aware fine-tuning needs labelled train data and the model's Python class; skipped")
+            else:
+                from edgeseal.converters.qat import QatConfig, qat_finetune
+
+                tc = TrainConfig(epochs=qs.qat_epochs, lr=qs.qat_lr, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
+                current = qat_finetune(copy.deepcopy(current), *train_xy, QatConfig(train=tc))
+                final_export = _export(current, sample, recipe)
+                model_bytes, qreport, notes = _quantize(final_export.model, fmt, recipe, cal_x, eval_xy, show_progress)
+                notes = [f"after {qs.qat_epochs} epochs of quantization-aware fine-tuning"] + notes
+                stages.append(_stage(f"int8 {qs.mode.value} + QAT", model_bytes, fmt, eval_xy, runs, None, notes))
         if qreport is not None and not qreport.met:
             warn_list.append(
                 f"int8 accuracy drop {qreport.steps[-1].drop:.2f} points exceeds max_drop {recipe.quantize.max_drop} even "

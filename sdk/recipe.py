@@ -194,9 +194,13 @@ class QuantizeStage:
     max_excluded: int = 8
     ranking: str = "noise"  # how layers are picked for float: "noise" (one side-by-side run) or "leave_one_out"
     smooth_alpha: float | None = None  # ONNX: SmoothQuant-style outlier migration before quantizing (e.g. 0.7)
+    qat_epochs: int = 0  # > 0: when the budget is still missed, quantization-aware fine-tuning, then quantize again
+    qat_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _enum(QuantMode, self.mode, "[quantize] mode"))
+        _check(self.qat_epochs >= 0, f"[quantize] qat_epochs={self.qat_epochs} must be >= 0")
+        _check(self.qat_lr > 0, f"[quantize] qat_lr={self.qat_lr} must be > 0")
         _check(self.ranking in ("noise", "leave_one_out"), f"[quantize] ranking={self.ranking!r} must be 'noise' or 'leave_one_out'")
         if self.smooth_alpha is not None:
             _check(0 <= self.smooth_alpha <= 1, f"[quantize] smooth_alpha={self.smooth_alpha} must be in [0, 1]")

@@ -52,3 +52,19 @@ def test_augmented_transfer_set(digits):
     assert np.std(x[50:] - shifted[50:]) == pytest.approx(0.05, rel=0.1)  # same shifts, plus the noise
     assert set(np.unique(shifted[50:] * 16).round(4)) <= set(np.arange(17.0))  # pure shifts stay on the grid
     assert not np.array_equal(shifted[50:100], shifted[:50])  # something moved
+
+
+def test_qat_leaves_weights_on_the_int8_grid(digits_model, digits):
+    from edgeseal.converters.qat import QatConfig, qat_finetune
+
+    base = accuracy(predict_logits(digits_model, digits.x_test), digits.y_test)
+    model = qat_finetune(digits_model, digits.x_train, digits.y_train,
+                         QatConfig(train=TrainConfig(epochs=1, lr=1e-4, show_progress=False)))
+    w = model.features[2].weight.detach()
+    scale = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 127.0
+    steps = (w / scale).numpy()
+    assert np.abs(steps - np.round(steps)).max() < 1e-3  # every weight is an int8 step of its channel
+    assert not any(m._forward_hooks for m in model.modules())  # hooks removed: a plain float module again
+    assert accuracy(predict_logits(model, digits.x_test), digits.y_test) >= base - 0.02
+    with pytest.raises(ConfigError, match="momentum"):
+        QatConfig(momentum=1.0)

@@ -119,3 +119,16 @@ def test_target_profile_checks_format(setup):
         pytest.skip("android-arm64 profile runs ONNX here")
     with pytest.raises(UnsupportedError, match="android-arm64"):
         compress(model, recipe, eval=(d.x_test, d.y_test), show_progress=False)
+
+
+def test_qat_when_the_budget_is_missed(setup):
+    d, model, _ = setup
+    # calibration data at 5% of the real range makes every activation range far too small: PTQ must miss
+    recipe = CompressRecipe(quantize=QuantizeStage(max_drop=0.5, max_excluded=0, qat_epochs=1), latency_runs=5)
+    result = compress(model, recipe, train=(d.x_train, d.y_train), calibration=0.05 * d.x_val[:16],
+                      eval=(d.x_test, d.y_test), show_progress=False)
+    stages = result.report.stages
+    assert [s.stage for s in stages] == ["original", "int8 static", "int8 static + QAT"]
+    assert stages[1].classification.accuracy < stages[0].classification.accuracy - 0.005
+    assert "quantization-aware" in stages[2].notes[0]
+    assert result.model is not None and len(result.model) == stages[2].size_bytes
