@@ -14,11 +14,12 @@ its API and maps typed fields onto them here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -229,12 +230,24 @@ def preprocess_onnx(model: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="edgeseal-q-") as tmp:
         src, dst = Path(tmp, "in.onnx"), Path(tmp, "out.onnx")
         src.write_bytes(model)
-        with _quiet():
+        # When symbolic shape inference gives up, ORT saves a debug copy of the model (with its weights
+        # as a second file) into the *current* directory; run it from our temp dir so nothing lands there.
+        with _quiet(), _working_directory(tmp):
             try:
                 quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
             except Exception:  # symbolic inference gives up on some exported graphs; ONNX's own is enough
                 quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
         return dst.read_bytes()
+
+
+@contextlib.contextmanager
+def _working_directory(path: str) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _qtype(t: IntType) -> Any:
@@ -276,7 +289,9 @@ def quantize_onnx_static(model: bytes, calibration_data: CalibrationData, config
     with tempfile.TemporaryDirectory(prefix="edgeseal-q-") as tmp:
         src, dst = Path(tmp, "in.onnx"), Path(tmp, "out.onnx")
         src.write_bytes(model)
-        with _quiet():
+        # When symbolic shape inference gives up, ORT saves a debug copy of the model (with its weights
+        # as a second file) into the *current* directory; run it from our temp dir so nothing lands there.
+        with _quiet(), _working_directory(tmp):
             quantize_static(
                 str(src),
                 str(dst),
@@ -303,7 +318,9 @@ def quantize_onnx_dynamic(model: bytes, config: OnnxDynamicConfig | None = None)
     with tempfile.TemporaryDirectory(prefix="edgeseal-q-") as tmp:
         src, dst = Path(tmp, "in.onnx"), Path(tmp, "out.onnx")
         src.write_bytes(model)
-        with _quiet():
+        # When symbolic shape inference gives up, ORT saves a debug copy of the model (with its weights
+        # as a second file) into the *current* directory; run it from our temp dir so nothing lands there.
+        with _quiet(), _working_directory(tmp):
             quantize_dynamic(
                 str(src),
                 str(dst),
