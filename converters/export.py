@@ -139,13 +139,18 @@ def _torch_reference(model: Any, x: np.ndarray) -> np.ndarray:
 @contextlib.contextmanager
 def _quiet() -> Any:
     """Silence the exporters' chatter (they print progress and warnings to stdout/stderr)."""
-    level = logging.root.level
-    logging.root.setLevel(logging.ERROR)
+    # torch's loggers have their own handlers bound to the real stderr, so redirecting stderr is not
+    # enough for them (e.g. "torchvision is not installed. Skipping torchvision::nms").
+    loggers = [logging.root] + [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
-        logging.root.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _as_sample(sample: Any) -> np.ndarray:
