@@ -327,22 +327,8 @@ def quantize_within_budget(
             r = OnnxRunner(m)
             feed = latency_input if isinstance(latency_input, dict) else {r.input_name: np.asarray(latency_input, np.float32)}
             lat[i] = measure_latency(lambda: r.session.run(None, feed), runs=100, warmup=10)
-    report = QuantReport(
-        mode="dynamic" if isinstance(config, OnnxDynamicConfig) else "static",
-        metric=metric,
-        max_drop=max_drop,
-        float_score=float_score,
-        steps=tuple(steps),
-        layers=tuple(layers),
-        float_size=len(float_model),
-        int8_size=len(first),
-        final_size=len(current),
-        float_latency=lat[0],
-        int8_latency=lat[1],
-        final_latency=lat[2],
-        met=steps[-1].drop <= max_drop,
-    )
-    return current, report
+    mode = "dynamic" if isinstance(config, OnnxDynamicConfig) else "static"
+    return current, _budget_report(mode, metric, max_drop, float_score, steps, layers, (float_model, first, current), lat)
 
 
 # --------------------------------------------------------------------------- TFLite
@@ -425,8 +411,16 @@ def tflite_within_budget(
             r = TfliteRunner(m)
             one = np.asarray(latency_input, np.float32)
             lat[i] = measure_latency(lambda: r.run(one), runs=100, warmup=10)
-    report = QuantReport(
-        mode="tflite static",
+    return current, _budget_report("tflite static", metric, max_drop, float_score, steps, layers,
+                                   (float_model, first, current), lat)
+
+
+def _budget_report(mode: str, metric: str, max_drop: float, float_score: float, steps: Sequence[Any],
+                   layers: Sequence[Any], models: tuple[bytes, bytes, bytes], lat: Sequence[Any]) -> "QuantReport":
+    """The report of a budget loop: float, first int8 and final model sizes and latencies, and the steps taken."""
+    float_model, first, final = models
+    return QuantReport(
+        mode=mode,
         metric=metric,
         max_drop=max_drop,
         float_score=float_score,
@@ -434,10 +428,9 @@ def tflite_within_budget(
         layers=tuple(layers),
         float_size=len(float_model),
         int8_size=len(first),
-        final_size=len(current),
+        final_size=len(final),
         float_latency=lat[0],
         int8_latency=lat[1],
         final_latency=lat[2],
         met=steps[-1].drop <= max_drop,
     )
-    return current, report
