@@ -19,8 +19,10 @@ __all__ = ["OnnxRunner", "TfliteRunner", "runner_for", "detect_format"]
 
 
 def detect_format(model: bytes) -> str:
-    """'tflite' when the flatbuffer identifier says TFL3, else 'onnx' (a protobuf)."""
-    return "tflite" if model[4:8] == b"TFL3" else "onnx"
+    """'onnx' or 'tflite', read off the bytes (ConfigError for anything else)."""
+    from edgeseal.targets import detect_format as model_format
+
+    return model_format(bytes(model)).value
 
 
 class OnnxRunner:

@@ -32,18 +32,20 @@ PRODUCER = "edgeseal/0.1.0"
 
 
 def detect_format(data: bytes, hint: str | None = None) -> str:
-    """Content format of model bytes: from the bytes themselves, else the file-name hint."""
-    if data[4:8] == b"TFL3":
-        return "tflite"
+    """Content format of model bytes: ``npz`` for a zip, ONNX/TFLite from the bytes themselves
+    (:func:`edgeseal.targets.detect_format`), else the file-name suffix ``hint``."""
+    from .targets import detect_format as model_format
+
     if data[:4] == b"PK\x03\x04":
         return "npz"
-    if hint:
-        suffix = Path(hint).suffix.lower().lstrip(".")
+    try:
+        return model_format(data).value
+    except ConfigError:
+        suffix = Path(hint).suffix.lower().lstrip(".") if hint else ""
         if suffix in ("onnx", "tflite", "npz"):
             return suffix
-    if data[:1] == b"\x08":  # ONNX ModelProto starts with field 1 (ir_version), varint
-        return "onnx"
-    raise ConfigError("cannot tell the model format; pass content_format='onnx' or 'tflite'")
+        raise ConfigError("cannot tell the model format (neither ONNX nor TFLite); "
+                          "pass content_format='onnx' or 'tflite' (CLI: --format)") from None
 
 
 def _device_public(item: Any) -> bytes:

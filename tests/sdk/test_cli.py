@@ -22,12 +22,9 @@ def edgeseal(*args: str, cwd: Path, env: dict | None = None, check: bool = True)
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
-    from conftest import onnx_mlp
-
+def workdir(tmp_path_factory, onnx_model):
     d = tmp_path_factory.mktemp("cli")
-    (d / "mlp.onnx").write_bytes(onnx_mlp())
+    (d / "mlp.onnx").write_bytes(onnx_model)
     np.save(d / "x.npy", np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32))
     edgeseal("keygen", "publisher", "-o", "publisher", cwd=d, env={"PUB_PW": "pub-secret"})
     edgeseal("keygen", "device", "-o", "pi", cwd=d)
