@@ -7,7 +7,6 @@ arm64 root under emulation); the result is cached and reused by ``--device qemu`
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 

@@ -16,8 +16,7 @@ __all__ = ["add_parser", "cmd_audit", "quick_config"]
 
 def quick_config(cfg):
     """A small, fast variant of ``cfg`` (one seed, fewer models/queries) for smoke runs and CI."""
-    from .config import (DisagreementConfig, ExplanationConfig, MembershipConfig, RobustnessConfig,
-                         VariantConfig)
+    from .config import MembershipConfig
     from .training import TrainConfig
 
     return dataclasses.replace(

@@ -26,7 +26,6 @@ from .data import Dataset
 from .disagreement import search_disagreements
 from .explain import explanation_drift, feature_groups
 from .robustness import random_search_attack, robust_accuracy
-from .training import accuracy
 
 __all__ = ["UserAuditConfig", "audit_artifacts", "load_npz"]
 

@@ -41,7 +41,7 @@ class ADBTransport(Transport):
     def _adb(self, *args: str, timeout: float = 120.0) -> CommandResult:
         argv = [self.adb, "-s", self.serial, *args]
         if shutil.which(self.adb) is None and not Path(self.adb).is_file():
-            raise DeviceError(f"adb is not installed here (apt-get install adb, or the Android platform-tools)",
+            raise DeviceError("adb is not installed here (apt-get install adb, or the Android platform-tools)",
                               reason="no adb")
         try:
             proc = subprocess.run(argv, capture_output=True, timeout=timeout)

@@ -13,7 +13,6 @@ from edgeseal.runtime import BytesKey, ConfigError, EnvKey, FileKey, KeyProvider
 from edgeseal.runtime.keys import (
     fingerprint,
     load_private_key,
-    load_public_key,
     raw_key_text,
     resolve_secret,
     write_private_key,
