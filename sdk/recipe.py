@@ -49,7 +49,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edgeseal.converters._common import as_enum
 from edgeseal.runtime.errors import ConfigError
+from edgeseal.targets import ModelFormat
 
 __all__ = [
     "PruneMethod",
@@ -78,19 +80,6 @@ class QuantMode(str, enum.Enum):
     DYNAMIC = "dynamic"
     NONE = "none"
 
-
-class ModelFormat(str, enum.Enum):
-    ONNX = "onnx"
-    TFLITE = "tflite"
-
-
-def _enum(cls: type[enum.Enum], value: Any, field: str) -> Any:
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(value)
-    except ValueError:
-        raise ConfigError(f"{field}={value!r} is not valid; choose one of {', '.join(repr(m.value) for m in cls)}") from None
 
 
 def _check(cond: bool, message: str) -> None:
@@ -144,7 +133,7 @@ class PruneStage:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "method", _enum(PruneMethod, self.method, "[prune] method"))
+        object.__setattr__(self, "method", as_enum(PruneMethod, self.method, "[prune] method"))
         _check(0 < self.ratio < 1, f"[prune] ratio={self.ratio} must be in (0, 1)")
         _check(0 < self.amount < 1, f"[prune] amount={self.amount} must be in (0, 1)")
         _check(self.epochs >= 0, f"[prune] epochs={self.epochs} must be >= 0")
@@ -198,7 +187,7 @@ class QuantizeStage:
     qat_lr: float = 1e-4
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", _enum(QuantMode, self.mode, "[quantize] mode"))
+        object.__setattr__(self, "mode", as_enum(QuantMode, self.mode, "[quantize] mode"))
         _check(self.qat_epochs >= 0, f"[quantize] qat_epochs={self.qat_epochs} must be >= 0")
         _check(self.qat_lr > 0, f"[quantize] qat_lr={self.qat_lr} must be > 0")
         _check(self.ranking in ("noise", "leave_one_out"), f"[quantize] ranking={self.ranking!r} must be 'noise' or 'leave_one_out'")
@@ -217,7 +206,7 @@ class ExportStage:
     opset: int = 20
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "format", _enum(ModelFormat, self.format, "[export] format"))
+        object.__setattr__(self, "format", as_enum(ModelFormat, self.format, "[export] format"))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
