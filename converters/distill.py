@@ -20,7 +20,7 @@ from edgeseal.runtime.errors import ConfigError
 from ._common import resolve_device
 from .train import TrainConfig, fit
 
-__all__ = ["DistillConfig", "distill", "distillation_loss"]
+__all__ = ["DistillConfig", "distill", "distillation_loss", "ensemble"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,6 +50,29 @@ def distillation_loss(student_logits: Any, teacher_logits: Any, labels: Any, *, 
     ) * (t * t)
     hard = F.cross_entropy(student_logits, labels)
     return alpha * soft + (1.0 - alpha) * hard
+
+
+def ensemble(models: Any) -> Any:
+    """One teacher from several: a module that averages their logits (eval mode).
+
+    Independently trained teachers disagree where an input is ambiguous, so their average carries
+    soft targets that a single over-confident teacher does not.
+    """
+    import torch
+
+    models = list(models)
+    if not models:
+        raise ConfigError("ensemble needs at least one model")
+
+    class Ensemble(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = torch.nn.ModuleList(models)
+
+        def forward(self, x: Any) -> Any:
+            return torch.stack([m(x) for m in self.members]).mean(0)
+
+    return Ensemble().eval()
 
 
 def distill(teacher: Any, student: Any, x: np.ndarray, y: np.ndarray, config: DistillConfig | None = None) -> Any:
