@@ -489,6 +489,7 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
         float_model, smoothed = smooth_onnx(q.preprocess_onnx(float_model), cal_x, SmoothConfig(alpha=qs.smooth_alpha))
         notes.append(f"smoothed {len(smoothed)} MatMuls (alpha {qs.smooth_alpha})")
     pre = qs.smooth_alpha is None
+    activations = qs.activations or _profile_activations(recipe.target.name)
     if qs.mode is QuantMode.DYNAMIC:
         cfg: Any = q.OnnxDynamicConfig(per_channel=qs.per_channel, exclude_nodes=qs.exclude_nodes, preprocess=pre)
     else:
@@ -496,6 +497,7 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
             calibration=qs.calibration,
             percentile=qs.percentile,
             per_channel=qs.per_channel,
+            activation_type=activations,
             symmetric_activations=qs.symmetric_activations,
             samples=qs.samples,
             exclude_nodes=qs.exclude_nodes,
@@ -519,6 +521,15 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
         show_progress=show_progress,
     )
     return out, report, notes + [f"kept in float: {', '.join(report.excluded) or 'none'}"]
+
+
+def _profile_activations(target: str) -> str:
+    """The activation type the target's kernels run fast (its profile's [quantization]); uint8 for ``host``."""
+    if target == "host":
+        return "uint8"
+    from edgeseal.targets import get_profile
+
+    return get_profile(target).quantization.activations
 
 
 # --------------------------------------------------------------------------- CLI

@@ -175,6 +175,7 @@ class QuantizeStage:
     calibration: str = "minmax"
     percentile: float = 99.999
     per_channel: bool = True
+    activations: str | None = None  # "uint8" or "int8"; None: what the [target] profile runs fast (else uint8)
     symmetric_activations: bool = False
     samples: int = 256
     exclude_nodes: tuple[str, ...] = ()
@@ -188,6 +189,8 @@ class QuantizeStage:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", as_enum(QuantMode, self.mode, "[quantize] mode"))
+        _check(self.activations in (None, "int8", "uint8"),
+               f"[quantize] activations={self.activations!r} must be 'int8' or 'uint8' (or absent: from the target)")
         _check(self.qat_epochs >= 0, f"[quantize] qat_epochs={self.qat_epochs} must be >= 0")
         _check(self.qat_lr > 0, f"[quantize] qat_lr={self.qat_lr} must be > 0")
         _check(self.ranking in ("noise", "leave_one_out"), f"[quantize] ranking={self.ranking!r} must be 'noise' or 'leave_one_out'")
