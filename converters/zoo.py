@@ -21,7 +21,7 @@ import numpy as np
 
 from .train import TrainConfig, fit
 
-__all__ = ["DigitsData", "load_digits_split", "augment_digits", "DigitsCNN", "train_digits_cnn", "count_params"]
+__all__ = ["DigitsData", "load_digits_split", "digits_splits", "augment_digits", "DigitsCNN", "train_digits_cnn", "count_params"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,12 @@ def load_digits_split(seed: int = 0, *, val: float = 0.2, test: float = 0.2) -> 
         x_rest, y_rest, test_size=val / (1 - test), random_state=seed, stratify=y_rest
     )
     return DigitsData(x_train, y_train, x_val, y_val, x_test, y_test)
+
+
+def digits_splits(seed: int = 0) -> dict[str, Any]:
+    """The digits split by role, as ``edgeseal build``'s ``[data] source`` takes it."""
+    d = load_digits_split(seed)
+    return {"train": (d.x_train, d.y_train), "eval": (d.x_val, d.y_val), "test": (d.x_test, d.y_test)}
 
 
 def augment_digits(

@@ -32,6 +32,8 @@ FEATURE_MODULES = (
     "edgeseal.devices",
     "edgeseal.targets_cli",
     "edgeseal.audit",
+    "edgeseal.search",
+    "edgeseal.build",
 )
 
 HINTS: dict[type, str] = {

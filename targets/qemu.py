@@ -62,6 +62,9 @@ class QemuDevice:
     # qemu-user 7.2 (measured; 1.20.1, 1.23.2 and 1.27.0 import and run), so the emulated
     # device pins the newest release that runs there. A real Pi is not affected.
     pins: tuple[str, ...] = ("onnxruntime==1.27.0",)
+    # Another device whose root this one runs in, with its own CPU: the Pi 5 needs the same Debian
+    # and wheels as the Pi 4, only a different emulated CPU, so it shares the Pi 4's root.
+    root: str | None = None
 
     def requirements(self) -> list[str]:
         pinned = {p.split("=")[0].split("<")[0] for p in self.pins}
@@ -70,6 +73,8 @@ class QemuDevice:
 
 DEVICES = {
     "qemu-rpi": QemuDevice(name="qemu-rpi", profile="rpi4"),
+    # Cortex-A76 (ARMv8.2-A: dot product, AES, fp16): MLAS takes its SDOT int8 kernels, as on a Pi 5.
+    "qemu-rpi5": QemuDevice(name="qemu-rpi5", profile="rpi5", cpu="cortex-a76", root="qemu-rpi"),
 }
 
 
@@ -81,7 +86,8 @@ def _device(name: str) -> QemuDevice:
 
 
 def device_dir(name: str) -> Path:
-    return cache_dir("devices", _device(name).name)
+    dev = _device(name)
+    return cache_dir("devices", dev.root or dev.name)
 
 
 def rootfs(name: str) -> Path:
@@ -94,7 +100,10 @@ def device_status(name: str) -> dict:
     if not marker.is_file():
         return {"name": name, "ready": False, "path": str(device_dir(name))}
     info = json.loads(marker.read_text())
-    info["ready"] = True
+    dev = _device(name)
+    info.update(ready=True, name=name, profile=dev.profile, cpu=dev.cpu)
+    if dev.root:
+        info["root_of"] = dev.root
     return info
 
 
@@ -199,6 +208,9 @@ def build_device(name: str, *, status: Callable[[str], None] = lambda s: None,
                  step: Callable[[str, int, int], None] = lambda s, i, n: None, rebuild: bool = False) -> dict:
     """Build (or finish building) the emulated device; returns its status dict. Idempotent."""
     dev = _device(name)
+    if dev.root:  # a CPU variant: build the device whose root it shares
+        build_device(dev.root, status=status, step=step, rebuild=rebuild)
+        return device_status(name)
     _require_tools(dev)
     ensure_binfmt(dev)
     base = device_dir(name)
@@ -261,6 +273,8 @@ def build_device(name: str, *, status: Callable[[str], None] = lambda s: None,
 
 def remove_device(name: str) -> None:
     """Delete the emulated device (refuses while /proc or /sys are mounted inside it)."""
+    if _device(name).root:
+        raise ConfigError(f"{name} runs in the root of {_device(name).root}; remove that one to remove both")
     root = rootfs(name)
     mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
     if str(root) in mounts:
