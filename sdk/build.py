@@ -266,6 +266,7 @@ class _Build:
         self.cfg, self.cache, self.status, self.show_progress = cfg, cache, status, show_progress
         self.code = code_version()
         self.records: list[StageRecord] = []
+        self.total = 0  # stages this build will run or reuse (for the "(3/13)" in the progress lines)
 
     def stage(self, target: str, name: str, inputs: dict[str, Any], run: Callable[[], dict[str, bytes]],
               main: str) -> dict[str, bytes]:
@@ -273,10 +274,11 @@ class _Build:
         t0 = time.perf_counter()
         files = self.cache.load(key)
         cached = files is not None
+        where = f"({len(self.records) + 1}/{self.total}) [{target}] {name}"
         if cached:
-            self.status(f"[{target}] {name}: cached ({key[:12]})")
+            self.status(f"{where}: cached ({key[:12]})")
         else:
-            self.status(f"[{target}] {name}: running")
+            self.status(f"{where}: running")
             try:
                 files = run()
             except EdgesealError as exc:
@@ -289,7 +291,7 @@ class _Build:
         main = next((n for n in outputs if n.startswith(main)), next(iter(outputs), ""))
         self.records.append(StageRecord(target, name, key, cached, seconds, outputs, main))
         if not cached:
-            self.status(f"[{target}] {name}: done in {seconds:.1f} s")
+            self.status(f"{where}: done in {seconds:.1f} s")
         return files
 
     # -- model: trained (or loaded) fp32 weights and the fp32 ONNX reference
@@ -484,6 +486,7 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
     cache = StageCache(None if not use_cache else Path(cache_dir) if cache_dir else default_cache("build"))
     t0 = time.perf_counter()
     b = _Build(cfg, cache, status, show_progress)
+    b.total = 1 + len(chosen) * (4 if cfg.audit is not None else 3)
     keys = _keys(cfg, status)
     data = _load_data(cfg)
     model_files, module = b.model(data)
