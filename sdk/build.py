@@ -474,7 +474,6 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
           show_progress: bool = False, verify_progress: Any = None) -> BuildResult:
     """Run the release recipe; write the release folder and return what happened."""
     from .release_html import write_html
-    from .runtime.format import Package
     from .targets.cache import cache_dir as default_cache
 
     cfg = config if isinstance(config, ReleaseConfig) else load_release(config)
@@ -483,6 +482,7 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
         missing = sorted(set(targets) - {t.name for t in cfg.targets})
         raise ConfigError(f"--target {', '.join(missing)} is not in the recipe; it has {[t.name for t in cfg.targets]}")
     out = Path(out) if out is not None else cfg.path(cfg.release.out)
+    _check_out(out)
     cache = StageCache(None if not use_cache else Path(cache_dir) if cache_dir else default_cache("build"))
     t0 = time.perf_counter()
     b = _Build(cfg, cache, status, show_progress)
@@ -494,54 +494,7 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
     written: dict[str, bytes] = {"publisher.pub": keys.publisher_pub.read_bytes()}
     results: dict[str, Any] = {}
     for target in chosen:
-        entry: dict[str, Any] = {"device": target.device, "checks": [], "stages": []}
-        results[target.name] = entry
-        try:
-            device_key, pems = _device_keys(cfg, target, status)
-            comp = b.compress(target, model_files, module, data)
-            model_name = next(n for n in comp if n.startswith("model."))
-            model, fmt = comp[model_name], model_name.split(".", 1)[1]
-            creport = json.loads(comp["compress.json"])
-            from .targets.ops import require_supported
-
-            require_supported(model, target.name)
-            entry["stages"] = [{"stage": s["stage"], "size_bytes": s["size_bytes"], "zlib_bytes": s["zlib_bytes"],
-                                "params": s["params"], "p50_ms": s["latency"]["p50_ms"],
-                                "eval_accuracy": (s["classification"] or {}).get("accuracy")} for s in creport["stages"]]
-            first, last = creport["stages"][0], creport["stages"][-1]
-            drop = 100 * ((first["classification"] or {}).get("accuracy", 0) - (last["classification"] or {}).get("accuracy", 0))
-            entry["checks"].append(_check("compression budget", drop <= cfg.budget.max_drop + 1e-9,
-                                          f"eval accuracy drop {drop:.2f} points vs fp32, budget {cfg.budget.max_drop}"))
-            summary = {"stages": [s["stage"] for s in creport["stages"]], "fp32_bytes": first["size_bytes"],
-                       "bytes": last["size_bytes"], "eval_accuracy": (last["classification"] or {}).get("accuracy")}
-            package = b.seal(target, model, fmt, keys, pems, summary)
-            info = Package.parse(package).manifest
-            entry["package"] = {"bytes": len(package), "sha256": _sha256(package), "cipher": info.payload.cipher.value,
-                                "format": fmt, "devices": len(pems)}
-            written[f"{target.name}/{cfg.release.name}.eseal"] = package
-            written[f"{target.name}/compress.json"] = comp["compress.json"]
-            ver = b.verify(target, package, keys, device_key, fp32, data, verify_progress)
-            vrep = json.loads(ver["verification.json"])
-            written[f"{target.name}/verification.json"] = ver["verification.json"]
-            written[f"{target.name}/verification.json.sig"] = ver["verification.json.sig"]
-            entry["verification"] = _verification_summary(vrep)
-            entry["checks"].append(_check("verified on the device", vrep["passed"],
-                                          "; ".join(c["detail"] for c in vrep["checks"] if c["gate"] and not c["passed"])
-                                          or f"{vrep['device']['url']} ({vrep['device']['machine']}): all gating checks passed"))
-            if cfg.audit is not None:
-                aud = b.audit(target, package, keys, device_key, fp32, data)
-                arep = json.loads(aud["audit.json"])
-                written[f"{target.name}/audit.json"] = aud["audit.json"]
-                written[f"{target.name}/audit.json.sig"] = aud["audit.json.sig"]
-                entry["audit"] = _audit_summary(arep, target.name)
-                gate = arep["gate"]
-                entry["checks"].append(_check("audit gate", gate["passed"], "; ".join(
-                    f"{v['check']} {v['value']:.3f} vs limit {v['limit']}" for v in gate["violations"])
-                    or f"{len(gate['checks'])} limits checked, none exceeded"))
-        except EdgesealError as exc:
-            entry["checks"].append(_check("build", False, f"{type(exc).__name__}: {exc}"))
-            status(f"[{target.name}] FAILED: {exc}")
-        entry["passed"] = all(c["passed"] for c in entry["checks"])
+        results[target.name] = _build_target(b, target, keys, model_files, module, data, written, verify_progress)
     release = {
         "schema": SCHEMA, "name": cfg.release.name, "version": cfg.release.version,
         "publisher": keys.fingerprint, "code": b.code,
@@ -559,8 +512,72 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
     return result
 
 
+def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict[str, bytes], module: Any,
+                  data: dict[str, Any], written: dict[str, bytes], verify_progress: Any) -> dict[str, Any]:
+    """compress -> seal -> verify -> audit for one target; a failure is recorded, not raised."""
+    from .runtime.format import Package
+    from .targets.ops import require_supported
+
+    cfg, fp32 = b.cfg, model_files["fp32.onnx"]
+    entry: dict[str, Any] = {"device": target.device, "checks": [], "stages": []}
+    try:
+        device_key, pems = _device_keys(cfg, target, b.status)
+        comp = b.compress(target, model_files, module, data)
+        model_name = next(n for n in comp if n.startswith("model."))
+        model, fmt = comp[model_name], model_name.split(".", 1)[1]
+        creport = json.loads(comp["compress.json"])
+        require_supported(model, target.name)
+        entry["stages"] = [{"stage": s["stage"], "size_bytes": s["size_bytes"], "zlib_bytes": s["zlib_bytes"],
+                            "params": s["params"], "p50_ms": s["latency"]["p50_ms"],
+                            "eval_accuracy": (s["classification"] or {}).get("accuracy")} for s in creport["stages"]]
+        first, last = creport["stages"][0], creport["stages"][-1]
+        drop = 100 * ((first["classification"] or {}).get("accuracy", 0) - (last["classification"] or {}).get("accuracy", 0))
+        entry["checks"].append(_check("compression budget", drop <= cfg.budget.max_drop + 1e-9,
+                                      f"eval accuracy drop {drop:.2f} points vs fp32, budget {cfg.budget.max_drop}"))
+        summary = {"stages": [s["stage"] for s in creport["stages"]], "fp32_bytes": first["size_bytes"],
+                   "bytes": last["size_bytes"], "eval_accuracy": (last["classification"] or {}).get("accuracy")}
+        package = b.seal(target, model, fmt, keys, pems, summary)
+        entry["package"] = {"bytes": len(package), "sha256": _sha256(package), "format": fmt, "devices": len(pems),
+                            "cipher": Package.parse(package).manifest.payload.cipher.value}
+        written[f"{target.name}/{cfg.release.name}.eseal"] = package
+        written[f"{target.name}/compress.json"] = comp["compress.json"]
+        ver = b.verify(target, package, keys, device_key, fp32, data, verify_progress)
+        vrep = json.loads(ver["verification.json"])
+        written[f"{target.name}/verification.json"] = ver["verification.json"]
+        written[f"{target.name}/verification.json.sig"] = ver["verification.json.sig"]
+        entry["verification"] = _verification_summary(vrep)
+        entry["checks"].append(_check("verified on the device", vrep["passed"],
+                                      "; ".join(c["detail"] for c in vrep["checks"] if c["gate"] and not c["passed"])
+                                      or f"{vrep['device']['url']} ({vrep['device']['machine']}): all gating checks passed"))
+        if cfg.audit is not None:
+            aud = b.audit(target, package, keys, device_key, fp32, data)
+            arep = json.loads(aud["audit.json"])
+            written[f"{target.name}/audit.json"] = aud["audit.json"]
+            written[f"{target.name}/audit.json.sig"] = aud["audit.json.sig"]
+            entry["audit"] = _audit_summary(arep, target.name)
+            gate = arep["gate"]
+            entry["checks"].append(_check("audit gate", gate["passed"], "; ".join(
+                f"{v['check']} {v['value']:.3f} vs limit {v['limit']}" for v in gate["violations"])
+                or f"{len(gate['checks'])} limits checked, none exceeded"))
+    except EdgesealError as exc:
+        entry["checks"].append(_check("build", False, f"{type(exc).__name__}: {exc}"))
+        b.status(f"[{target.name}] FAILED: {exc}")
+    entry["passed"] = all(c["passed"] for c in entry["checks"])
+    return entry
+
+
+def _check_out(out: Path) -> None:
+    """The release folder belongs to the build: empty, new, or an earlier release (replaced whole)."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "release.json").is_file())):
+        raise ConfigError(f"{out} exists and is not an edgeseal release folder (no release.json); "
+                          "choose another --out or [release] out")
+
+
 def _write_release(out: Path, written: dict[str, bytes], release: dict[str, Any], write_html: Any) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """Replace the release folder: nothing from an earlier release (a dropped target, a stale report) stays."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
     for rel, data in written.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -261,3 +261,17 @@ def test_emulated_raspberry_pis(tmp_path, built):
         t = result.release["targets"][name]
         assert t["verification"]["machine"] == "aarch64" and t["package"]["cipher"] == cipher
         assert t["verification"]["agreement_with_host"] == 1.0
+
+
+def test_release_folder_is_replaced_whole_but_never_a_foreign_one(built, tmp_path):
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(ConfigError, match="not an edgeseal release folder"):
+        build(built["recipe"], cache_dir=built["cache"], out=foreign, status=lambda s: None)
+    assert (foreign / "cat.jpg").read_bytes() == b"\xff\xd8"
+    out = built["first"].out
+    (out / "linux-x86_64" / "stale-report.json").write_text("{}")  # left by an earlier release
+    build(built["recipe"], cache_dir=built["cache"], status=lambda s: None)
+    assert not (out / "linux-x86_64" / "stale-report.json").exists()
+    assert (out / "linux-x86_64" / "tiny.eseal").is_file()
