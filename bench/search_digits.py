@@ -106,7 +106,7 @@ def render(res: dict) -> str:
     lines = [
         "# `edgeseal search` on digits (scikit-learn digits: 360 validation, 360 test images)",
         "",
-        f"Space: examples/digits/search.toml, {loc['grid_size'] - 1} configurations; a seeded sample of "
+        f"Space: examples/digits/search.toml, {loc['grid_size']} configurations; a seeded sample of "
         f"{loc['counts']['trials'] - 1} plus the fp32 reference. Budget: accuracy drop <= {b['max_drop']:g} points "
         "on validation. Base recipe: examples/digits/recipe.toml (structured pruning, fine-tuned; rpi4 target).",
         f"Machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, Python {res['machine']['python']}, "
@@ -128,8 +128,8 @@ def render(res: dict) -> str:
         "",
         "## The front (local run), against the fp32 model",
         "",
-        "Latency: every budget candidate re-measured one after another in the driver (5 interleaved rounds, "
-        "300 runs each), not the noisy in-trial figure.",
+        "Latency: every budget candidate re-measured side by side in the driver (300 runs each, in turns of 10 "
+        "calls, rotating), not the noisy in-trial figure.",
         "",
         "| # | configuration | bytes | x smaller | p50 ms | x faster | val % | drop | test % | kept in float |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -77,12 +77,14 @@ def pareto_front(points: Sequence[Point]) -> list[int]:
     return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
 
 
-def remeasure_latency(models: dict[int, bytes], sample: np.ndarray, *, runs: int = 300, rounds: int = 5,
+def remeasure_latency(models: dict[int, bytes], sample: np.ndarray, *, runs: int = 300, turn: int = 10,
                       progress: Callable[[], None] | None = None) -> dict[int, float]:
     """p50 latency (ms) of each model at batch 1 on one ONNX Runtime thread, measured side by side.
 
-    The models take turns: ``rounds`` rounds, each timing ``runs // rounds`` calls of every model in a
-    rotated order, so slow drift of the machine (other load, clock changes) spreads over all of them.
+    The models take turns of ``turn`` timed calls (after one untimed call that brings the model back into
+    the caches) in a rotating order, ``runs / turn`` rounds in all, so whatever else the machine does
+    meanwhile (other processes, a busy sibling hyperthread, clock changes) falls on all of them alike.
+    ``progress()`` is called once per round.
     """
     from edgeseal.converters.infer import runner_for
 
@@ -95,17 +97,21 @@ def remeasure_latency(models: dict[int, bytes], sample: np.ndarray, *, runs: int
         for _ in range(20):
             r.run(one)
     ids = list(runners)
-    per_round = max(1, runs // rounds)
-    for n in range(rounds):
+    for n in range(latency_rounds(runs, turn)):
         for k in ids[n % len(ids):] + ids[: n % len(ids)]:
             run = runners[k].run
-            for _ in range(per_round):
+            run(one)
+            for _ in range(turn):
                 t0 = time.perf_counter()
                 run(one)
                 times[k].append(time.perf_counter() - t0)
-            if progress is not None:
-                progress()
+        if progress is not None:
+            progress()
     return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+
+
+def latency_rounds(runs: int, turn: int) -> int:
+    return max(1, -(-runs // turn))
 
 
 # --------------------------------------------------------------------------- the driver
@@ -221,12 +227,7 @@ def search(
     if bar:
         bar.start()
     try:
-        if config.ray is None:
-            workers = config.workers or os.cpu_count() or 1
-            executor = run_local(inputs, chosen, workers=min(workers, len(chosen)), on_result=on_result)
-        else:
-            executor = run_ray(inputs, chosen, address=config.ray, workers=config.workers,
-                               gpus_per_trial=config.gpus_per_trial, on_result=on_result)
+        executor = _run_trials(inputs, config, chosen, on_result)
         trials_done = time.perf_counter()
         ref = results[0]
         if not ref.ok:
@@ -234,10 +235,9 @@ def search(
                               "fix the recipe or data before searching")
         trials = [_judge(results[i], ref, config.budget, None) for i in sorted(results)]
         candidates = {t.id: t.model for t in trials if t.ok and not t.budget_failures}
-        rounds = 5
         if bar:
-            task = bar.add_task("re-measuring latency", total=len(candidates) * rounds)
-        lat = remeasure_latency(candidates, inputs.validation[0], runs=config.latency_runs, rounds=rounds,
+            task = bar.add_task("re-measuring latency", total=latency_rounds(config.latency_runs, 10))
+        lat = remeasure_latency(candidates, inputs.validation[0], runs=config.latency_runs, turn=10,
                                 progress=(lambda: bar.advance(task)) if bar else None)
     finally:
         if bar:
@@ -247,25 +247,38 @@ def search(
     front_ids = {meeting[i].id for i in pareto_front([(t.size_bytes, t.latency_ms, t.val_accuracy) for t in meeting])}
     trials = [dataclasses.replace(t, on_front=t.id in front_ids) for t in trials]
     finished = time.perf_counter()
+    size = len(grid(config.space))  # distinct configurations, the fp32 reference apart
+    return SearchReport(
+        config=config, recipe=recipe, trials=tuple(trials), front=tuple(sorted(front_ids)), grid_size=size,
+        executor=executor, notes=_notes(inputs, config, len(chosen) - 1, size, len(candidates)),
+        seconds={"trials": round(trials_done - started, 2), "remeasure": round(finished - trials_done, 2),
+                 "total": round(finished - started, 2)},
+    )
+
+
+def _run_trials(inputs: TrialInputs, config: SearchConfig, chosen: list[tuple[int, TrialConfig]],
+                on_result: Callable[[TrialResult], None]) -> dict[str, Any]:
+    if config.ray is None:
+        workers = config.workers or os.cpu_count() or 1
+        return run_local(inputs, chosen, workers=min(workers, len(chosen)), on_result=on_result)
+    return run_ray(inputs, chosen, address=config.ray, workers=config.workers,
+                   gpus_per_trial=config.gpus_per_trial, on_result=on_result)
+
+
+def _notes(inputs: TrialInputs, config: SearchConfig, tried: int, size: int, candidates: int) -> tuple[str, ...]:
+    """What a reader of the report must know to read its numbers right."""
     n_val, n_test = len(inputs.validation[1]), (len(inputs.test[1]) if inputs.test else 0)
-    size = len(grid(config.space)) + 1
-    notes = [
+    return (
         f"accuracy: the budget and the front use the validation split ({n_val} samples); "
         + (f"test accuracy ({n_test} held-out samples) is reported, never used to select" if n_test else
            "no test split was given, so there is no held-out number"),
-        f"latency: each trial measured p50 next to other running trials (noisy, shown with ~); the {len(candidates)} "
-        f"trials meeting the accuracy/size budget were re-measured one after another in the driver (batch 1, one "
-        f"ONNX Runtime thread, {rounds} interleaved rounds, {config.latency_runs} runs each); the latency budget and "
-        "the front use those numbers",
-        f"{len(chosen) - 1} of {size - 1} configurations tried"
-        + (f" (a random sample, seed {config.seed})" if len(chosen) < size else " (the whole grid)")
+        f"latency: each trial measured p50 next to other running trials (noisy, shown with ~); the {candidates} "
+        f"trials meeting the accuracy/size budget were re-measured side by side in the driver (batch 1, one ONNX "
+        f"Runtime thread, {config.latency_runs} runs each, taking turns of 10 in a rotating order); the latency "
+        "budget and the front use those numbers",
+        f"{tried} of {size} configurations tried"
+        + (f" (a random sample, seed {config.seed})" if tried < size else " (the whole grid)")
         + ", plus the fp32 reference (#0)",
-    ]
-    return SearchReport(
-        config=config, recipe=recipe, trials=tuple(trials), front=tuple(sorted(front_ids)), grid_size=size,
-        executor=executor, notes=tuple(notes),
-        seconds={"trials": round(trials_done - started, 2), "remeasure": round(finished - trials_done, 2),
-                 "total": round(finished - started, 2)},
     )
 
 
@@ -378,7 +391,7 @@ def _cmd_search(args: argparse.Namespace) -> dict[str, Any]:
     paths = report.write(out)
     files = {k: str(v) for k, v in paths.items()} | {"front": str(out / "front")}
     text = report.render() + "\n\n" + f"wrote {paths['json']}, {paths['png']}, {paths['html']} and " \
-        f"{len(report.front)} front models in {out / 'front'}"
+        f"the front's {len(report.front)} model(s) in {out / 'front'}"
     if not report.front:
         text += "\n\nedgeseal search: no configuration meets the budget; widen it (--max-drop) or the space"
     return {**report.to_dict(), "files": files, "text": text, "exit_code": 0 if report.front else 1}

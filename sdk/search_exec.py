@@ -185,7 +185,8 @@ def gpus_for_trials(cluster_gpus: float, requested: float | None, device: str) -
     return float(requested)
 
 
-def _connect(ray: Any, address: str, workers: int | None) -> None:
+def _connect(ray: Any, address: str, workers: int | None) -> int:
+    """Connect (or start, for 'local'); returns how many attempts it took."""
     kwargs: dict[str, Any] = {"log_to_driver": False}
     if address == "local":
         kwargs.update(num_cpus=workers or os.cpu_count(), include_dashboard=False)
@@ -194,7 +195,7 @@ def _connect(ray: Any, address: str, workers: int | None) -> None:
     for attempt in (1, 2):
         try:
             ray.init(**kwargs)
-            return
+            return attempt
         except Exception as exc:
             if isinstance(exc, ConnectionAbortedError) and attempt == 1:
                 # The head's client server sometimes fails to start its per-client server on a first
@@ -234,8 +235,9 @@ def run_ray(inputs: TrialInputs, trials: Sequence[tuple[int, TrialConfig]], *, a
     """
     ray = import_ray()
     owned = not ray.is_initialized()
-    if owned:
-        _connect(ray, address, workers)
+    started = time.perf_counter()
+    attempts = _connect(ray, address, workers) if owned else 0
+    connect_s = time.perf_counter() - started
     try:
         resources = ray.cluster_resources()
         gpus = gpus_for_trials(float(resources.get("GPU", 0)), gpus_per_trial, inputs.recipe.device)
@@ -259,7 +261,8 @@ def run_ray(inputs: TrialInputs, trials: Sequence[tuple[int, TrialConfig]], *, a
              "resources": n.get("Resources", {})}
             for n in ray.nodes()
         ]
-        return {"executor": "ray", "address": address, "gpus_per_trial": gpus, "device": device,
+        return {"executor": "ray", "address": address, "connect_attempts": attempts, "connect_s": round(connect_s, 2),
+                "gpus_per_trial": gpus, "device": device,
                 "cluster_resources": {k: v for k, v in resources.items() if not k.startswith("node:")}, "nodes": nodes}
     finally:
         if owned:

@@ -88,7 +88,7 @@ class SearchReport:
     recipe: Any  # the base CompressRecipe
     trials: tuple[TrialResult, ...]
     front: tuple[int, ...]
-    grid_size: int
+    grid_size: int  # distinct configurations in the space, the fp32 reference apart
     executor: dict[str, Any]
     seconds: dict[str, float]
     notes: tuple[str, ...] = ()
@@ -167,14 +167,16 @@ class SearchReport:
         b = self.config.budget
         ref = self.reference
         c = self.counts()
-        head = f"{'':<4}{'#':>4}  {'configuration':<42}{'KiB':>8}{'val %':>8}{'drop':>7}{'test %':>8}{'p50 ms':>10}{'s':>7}  where / why not"
+        head = (f"{'':<4}{'#':>4}  {'configuration':<42}{'KiB':>8}{'val %':>8}{'drop':>7}{'test %':>8}{'p50 ms':>10}"
+                f"{'s':>7}  where / why not")
         lines = [
             f"budget: drop <= {b.max_drop:g} points (validation)"
             + (f", size <= {b.max_size_bytes:,} B" if b.max_size_bytes else "")
             + (f", p50 <= {b.max_latency_ms:g} ms" if b.max_latency_ms else ""),
             f"fp32 reference: {ref.size_bytes or 0:,} B, val {100 * (ref.val_accuracy or 0):.2f} %, "
             f"test {'-' if ref.test_accuracy is None else f'{100 * ref.test_accuracy:.2f} %'}",
-            f"{c['trials']} trials ({self.grid_size} configurations in the space), {c['errors']} failed, "
+            f"{c['trials']} trials (the fp32 reference and {c['trials'] - 1} of {self.grid_size} configurations), "
+            f"{c['errors']} failed, "
             f"{c['meet_budget']} meet the budget, {c['front']} on the Pareto front (*); "
             f"{self.seconds.get('total', 0):.0f} s on {self.executor.get('executor')}",
             "",
@@ -266,9 +268,15 @@ th {{ border-bottom: 1px solid #999; }}
 """
 
     def write(self, out: str | Path) -> dict[str, Path]:
-        """Write search.json, pareto.png, search.html and the front's models (front/*.onnx) under ``out``."""
+        """Write search.json, pareto.png, search.html and the front's models (front/NNN-LABEL.onnx) under ``out``.
+
+        Front models of an earlier search written to the same folder (``front/NNN-*.onnx``) are removed
+        first, so ``front/`` holds this front only; other files there are left alone.
+        """
         out = Path(out)
         (out / "front").mkdir(parents=True, exist_ok=True)
+        for old in (out / "front").glob("[0-9][0-9][0-9]-*.onnx"):
+            old.unlink()
         for t in self.front_trials():
             (out / "front" / self.model_name(t)).write_bytes(t.model)
         png = self.plot_png()

@@ -135,7 +135,8 @@ class SearchSpace:
         for d in distill:
             _check(isinstance(d, bool), f"[space] distill has {d!r}; give true and/or false")
         object.__setattr__(self, "distill", distill)
-        epochs = tuple(dict.fromkeys(self.finetune_epochs)) if isinstance(self.finetune_epochs, (list, tuple)) else (self.finetune_epochs,)
+        given = self.finetune_epochs
+        epochs = tuple(dict.fromkeys(given)) if isinstance(given, (list, tuple)) else (given,)
         for e in epochs:
             _check(isinstance(e, int) and not isinstance(e, bool) and e >= 0,
                    f"[space] finetune_epochs has {e!r}; give epoch counts (ints >= 0), or leave it out for the recipe's")
