@@ -211,6 +211,20 @@ def _load_data(cfg: ReleaseConfig) -> dict[str, Any]:
     return splits
 
 
+def _ensure_key(cfg: ReleaseConfig, path: Path, generate: Callable[[], Any], what: str, why: str,
+                status: Callable[[str], None]) -> None:
+    """Create a missing private key (0600) when the recipe allows it."""
+    from .runtime.keys import write_private_key
+
+    if path.is_file():
+        return
+    if not cfg.keys.create:
+        raise ConfigError(f"{what} {path} does not exist (and [keys] create = false)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_key(path, generate())
+    status(f"created {what.split(': ')[-1]} {path} ({why})")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Keys:
     publisher: Path
@@ -219,16 +233,11 @@ class _Keys:
 
 
 def _keys(cfg: ReleaseConfig, status: Callable[[str], None]) -> _Keys:
-    from .runtime.keys import fingerprint, generate_publisher_key, load_private_key, public_pem, write_private_key
+    from .runtime.keys import fingerprint, generate_publisher_key, load_private_key, public_pem
 
-    key_dir = cfg.path(cfg.keys.dir)
-    path = cfg.path(cfg.keys.publisher) or key_dir / "publisher.pem"
-    if not path.is_file():
-        if not cfg.keys.create:
-            raise ConfigError(f"publisher key {path} does not exist (and [keys] create = false)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_private_key(path, generate_publisher_key())
-        status(f"created publisher key {path} (keep it safe: it signs every package and report)")
+    path = cfg.path(cfg.keys.publisher) or cfg.path(cfg.keys.dir) / "publisher.pem"
+    _ensure_key(cfg, path, generate_publisher_key, "publisher key", "keep it safe: it signs every package and report",
+                status)
     key = load_private_key(path)
     pub = path.with_suffix(".pub")
     if not pub.is_file() or pub.read_bytes() != public_pem(key.public_key()):
@@ -240,15 +249,11 @@ def _device_keys(cfg: ReleaseConfig, target: TargetEntry, status: Callable[[str]
     """The verifying device's private key file and every public key the package is sealed for (PEM)."""
     import glob
 
-    from .runtime.keys import generate_device_key, load_private_key, load_public_key, public_pem, write_private_key
+    from .runtime.keys import generate_device_key, load_private_key, load_public_key, public_pem
 
     path = cfg.path(target.device_key) or cfg.path(cfg.keys.dir) / f"{target.name}-device.pem"
-    if not path.is_file():
-        if not cfg.keys.create:
-            raise ConfigError(f"[[target]] {target.name}: device key {path} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_private_key(path, generate_device_key())
-        status(f"created device key {path} for verifying {target.name}")
+    _ensure_key(cfg, path, generate_device_key, f"[[target]] {target.name}: device key", "it verifies the target",
+                status)
     pems = [public_pem(load_private_key(path).public_key())]
     for pattern in target.seal_for:
         matches = sorted(glob.glob(str(cfg.path(pattern))))

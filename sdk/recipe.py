@@ -297,15 +297,21 @@ def recipe_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -
     return dataclasses.replace(recipe, model=model, data=data_spec)
 
 
-def load_recipe(path: str | Path) -> CompressRecipe:
-    """Read a TOML recipe file into a ``CompressRecipe``."""
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or a syntax error is a ``ConfigError`` naming ``what`` it is."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read recipe {path}: {exc.strerror}; check the path") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}; check the path") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"recipe {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def load_recipe(path: str | Path) -> CompressRecipe:
+    """Read a TOML recipe file into a ``CompressRecipe``."""
+    path = Path(path)
+    data = read_toml(path, "recipe")
     return recipe_from_dict(data, base_dir=path.resolve().parent)

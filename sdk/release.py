@@ -43,7 +43,6 @@ it), ``test`` proves: it is what the devices are verified on and the audit's non
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from typing import Any
 from edgeseal.runtime.errors import ConfigError
 
 from .audit.config import GateConfig
-from .recipe import _build, recipe_from_dict
+from .recipe import _build, read_toml, recipe_from_dict
 
 __all__ = ["ReleaseInfo", "KeysSpec", "TrainSpec", "ReleaseModel", "ReleaseData", "Budget", "TargetEntry",
            "AuditSpec", "ReleaseConfig", "load_release", "release_from_dict"]
@@ -244,12 +243,4 @@ def release_from_dict(data: Mapping[str, Any], *, base_dir: Path = Path(".")) ->
 def load_release(path: str | Path) -> ReleaseConfig:
     """Read a release recipe (TOML); relative paths in it are resolved against its folder."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read release recipe {path}: {exc.strerror}; check the path") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"release recipe {path} is not valid TOML: {exc}") from None
-    return release_from_dict(data, base_dir=path.resolve().parent)
+    return release_from_dict(read_toml(path, "release recipe"), base_dir=path.resolve().parent)

@@ -30,7 +30,6 @@ import dataclasses
 import enum
 import itertools
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -229,16 +228,10 @@ def search_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> S
 
 def load_search(path: str | Path) -> SearchConfig:
     """Read a search TOML file (``[space]``, ``[budget]`` and top-level settings) into a ``SearchConfig``."""
+    from .recipe import read_toml
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read search file {path}: {exc.strerror}; check the path") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"search file {path} is not valid TOML: {exc}") from None
-    return search_from_dict(data, base_dir=path.resolve().parent)
+    return search_from_dict(read_toml(path, "search file"), base_dir=path.resolve().parent)
 
 
 # --------------------------------------------------------------------------- trials
