@@ -16,14 +16,7 @@ import dataclasses
 import json
 import os
 import platform
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +25,7 @@ WORKERS = 2
 
 def main() -> None:
     from edgeseal.search import load_search, prepare_digits, search
+    from edgeseal.search_exec import local_ray_head
 
     recipe, test = prepare_digits(ROOT / "out" / "digits")
     config = load_search(ROOT / "examples" / "digits" / "search.toml")
@@ -42,7 +36,9 @@ def main() -> None:
     local.write(ROOT / "out" / "digits" / "search-local")
     runs["local"] = local
     started = time.perf_counter()
-    with ray_head(num_cpus=WORKERS) as address:
+    with local_ray_head(num_cpus=WORKERS) as head:
+        os.environ.update(head.env)  # this process is the driver: it needs the head's token
+        address = head.address
         head_s = time.perf_counter() - started
         load["ray"] = [os.getloadavg()[0]]
         remote = search(recipe, dataclasses.replace(config, ray=address, test=str(test)))
@@ -160,65 +156,6 @@ def render(res: dict) -> str:
     lines += ["", "![size vs latency, front ringed](search_digits.png)", ""]
     lines += [f"- {n}" for n in loc["notes"]]
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- a local Ray head
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[3]) == sid:
-                pids.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return pids
-
-
-@contextmanager
-def ray_head(*, num_cpus: int):
-    """``ray start --head --block`` in its own session with token auth; yields its ray:// address, then stops it."""
-    import shutil
-
-    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    token = secrets.token_hex(32)
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)  # this script's own process: the driver
-    port, client = _free_port(), _free_port()
-    log = Path(temp) / "head.log"
-    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
-           f"--ray-client-server-port={client}", f"--num-cpus={num_cpus}", "--include-dashboard=false",
-           "--disable-usage-stats", f"--temp-dir={temp}"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 90
-        while "Ray runtime started" not in log.read_text():
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"ray start failed:\n{log.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield f"ray://127.0.0.1:{client}"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _session_pids(proc.pid):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            time.sleep(2)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _ray_version() -> str:

@@ -10,13 +10,14 @@ that raises is returned as an error result; it never stops the search.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ from .recipe import CompressRecipe
 from .search_report import TrialResult
 from .search_space import Budget, TrialConfig, trial_recipe
 
-__all__ = ["TrialInputs", "run_trial", "run_local", "run_ray", "gpus_for_trials", "import_ray"]
+__all__ = ["TrialInputs", "run_trial", "run_local", "run_ray", "gpus_for_trials", "import_ray", "RayHead",
+           "local_ray_head"]
 
 TRIAL_LATENCY_RUNS = 50  # provisional: the driver re-measures the candidates side by side
 
@@ -267,3 +269,89 @@ def run_ray(inputs: TrialInputs, trials: Sequence[tuple[int, TrialConfig]], *, a
     finally:
         if owned:
             ray.shutdown()
+
+
+# --------------------------------------------------------------------------- a throwaway local Ray cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class RayHead:
+    address: str  # ray://127.0.0.1:PORT
+    env: dict[str, str]  # what a client (driver) needs in its environment: the head's auth token
+    log: Any  # pathlib.Path of the head's output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of one session (``ray start`` and everything it spawned), from /proc."""
+    from pathlib import Path
+
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # after pid (comm): state ppid pgrp session
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@contextlib.contextmanager
+def local_ray_head(*, num_cpus: int = 2, timeout: float = 90.0) -> Iterator[RayHead]:
+    """A real single-node Ray cluster for trying ``--ray`` (the tests and the benchmark use it).
+
+    ``ray start --head --block`` runs in its own session with a random auth token (its client
+    server listens on every interface); on exit only this cluster is stopped — SIGTERM to
+    ``ray start``, then whatever is left in its session — not every Ray process of the machine
+    as ``ray stop`` would. Linux only (reads /proc).
+    """
+    import secrets
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import_ray()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    log = Path(temp) / "head.log"
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    port, client_port = _free_port(), _free_port()
+    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
+           f"--ray-client-server-port={client_port}", f"--num-cpus={num_cpus}", "--include-dashboard=false",
+           "--disable-usage-stats", f"--temp-dir={temp}"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **env})
+    try:
+        deadline = time.time() + timeout
+        while "Ray runtime started" not in log.read_text():
+            if proc.poll() is not None or time.time() > deadline:
+                raise UnsupportedError(f"ray start --head did not come up:\n{log.read_text()[-3000:]}",
+                                       reason="ray head")
+            time.sleep(0.5)
+        yield RayHead(f"ray://127.0.0.1:{client_port}", env, log)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in _session_pids(proc.pid):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.time() + 10
+            while _session_pids(proc.pid) and time.time() < deadline:
+                time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)

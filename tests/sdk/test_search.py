@@ -4,11 +4,9 @@ and the same search through a real local Ray cluster (``ray start --head`` in a 
 import dataclasses
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -346,76 +344,15 @@ def _import_ray():
     return ray
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _session_pids(sid):
-    """Processes of the session the Ray head was started in (ray start and everything it spawned)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # after pid (comm): state ppid pgrp session
-            pids.append(int(stat.parent.name))
-    return pids
-
-
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    """A real single-node Ray cluster: ``ray start --head --block`` in its own session, with token authentication
-    (its client server listens on every interface), stopped afterwards.
-
-    Only this cluster is stopped (SIGTERM to ``ray start``, then any process left in its session), not every
-    Ray process of the machine as ``ray stop`` would. Its clients need ``env``.
-    """
+def ray_head():
+    """A real single-node Ray cluster (``edgeseal.search_exec.local_ray_head``), stopped afterwards; its
+    clients need ``env`` (the head's auth token)."""
     _import_ray()
-    import secrets
-    import shutil
-    import tempfile
+    from edgeseal.search_exec import local_ray_head
 
-    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    log = tmp_path_factory.mktemp("ray") / "head.log"
-    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    port, client_port = _free_port(), _free_port()
-    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
-           f"--ray-client-server-port={client_port}", "--num-cpus=2", "--include-dashboard=false",
-           "--disable-usage-stats", f"--temp-dir={temp}"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **env})
-
-    def stop():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _session_pids(proc.pid):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.time() + 10
-            while _session_pids(proc.pid) and time.time() < deadline:
-                time.sleep(0.2)
-        shutil.rmtree(temp, ignore_errors=True)
-
-    try:
-        deadline = time.time() + 90
-        while "Ray runtime started" not in log.read_text():
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"ray start --head did not come up:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield {"address": f"ray://127.0.0.1:{client_port}", "env": env, "log": log}
-    finally:
-        stop()
+    with local_ray_head(num_cpus=2) as head:
+        yield {"address": head.address, "env": head.env, "log": head.log}
 
 
 NODES = """
