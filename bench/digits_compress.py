@@ -20,6 +20,8 @@ import platform
 import time
 from pathlib import Path
 
+from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,7 +33,7 @@ def main() -> None:
     res = mod.run(ROOT / "out" / "digits")
     res["distillation_short"] = res.pop("distillation")
     res["distillation"] = distillation_study()
-    res["machine"] = {"cpu": _cpu(), "python": platform.python_version(), "timing": "batch 1, 1 thread"}
+    res["machine"] = {"cpu": cpu_name(), "python": platform.python_version(), "timing": "batch 1, 1 thread"}
     res["wall_s"] = round(time.time() - t0, 1)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -174,15 +176,6 @@ def render(r: dict) -> str:
 def _mean(rows: list[dict], key: str) -> float:
     return sum(r[key] for r in rows) / len(rows)
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -170,7 +172,7 @@ def main() -> None:
                       "file": "examples/minilm/sentences.txt"},
         "timing": "batch 1, intra_op_num_threads=1, ONNX Runtime CPUExecutionProvider, interleaved over variants, "
                   f"2 passes x {len(fe)} sentences",
-        "machine": {"cpu": _cpu(), "cores": _cores(), "python": platform.python_version(), "onnxruntime": _ort()},
+        "machine": {"cpu": cpu_name(), "cores": _cores(), "python": platform.python_version(), "onnxruntime": _ort()},
         "variants": variants,
         "targets_met": targets,
         "wall_s": round(time.time() - t_start, 1),
@@ -207,15 +209,6 @@ def render(r: dict) -> str:
     lines += ["", f"Targets met: {json.dumps(r['targets_met'])}", "", f"Wall time {r['wall_s']} s.", ""]
     return "\n".join(lines)
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _cores() -> int:

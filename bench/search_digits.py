@@ -19,6 +19,8 @@ import platform
 import time
 from pathlib import Path
 
+from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2
 
@@ -48,7 +50,7 @@ def main() -> None:
     res = {name: summary(r) | {"load_average_1min_before_after": load[name]} for name, r in runs.items()}
     res["ray"]["head_start_s"] = round(head_s, 1)
     res["agreement"] = agreement(local, remote)
-    res["machine"] = {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
+    res["machine"] = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                       "ray": _ray_version(), "latency": "p50, batch 1, one ONNX Runtime thread"}
     out = ROOT / "bench" / "results"
     (out / "search_digits.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
@@ -163,15 +165,6 @@ def _ray_version() -> str:
 
     return ray.__version__
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
