@@ -7,20 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "targets"))
-from verify_fixtures import SSHD, digits, keys, leftovers, seal_for, sshd_problem  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    problem = sshd_problem()
-    if problem:
-        pytest.skip(problem)
-    server = SSHD(tmp_path_factory.mktemp("sshd-verify"))
-    yield server
-    server.stop()
+from verify_fixtures import digits, keys, leftovers, seal_for, sshd  # noqa: E402,F401 - sshd is a fixture
 
 
 def _verify(sshd, url: str, identity: str, *extra: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from edgeseal.targets.transports import DeviceError, open_transport
 from edgeseal.targets.transports.adb import ADBTransport
 from edgeseal.targets.transports.local import LocalTransport
 
-from verify_fixtures import SSHD, leftovers, sshd_problem
+from verify_fixtures import leftovers, sshd  # noqa: F401 - sshd is a fixture
 
 
 def _roundtrip(transport, tmp_path: Path) -> dict:
@@ -80,16 +80,6 @@ def test_unknown_device_urls():
 
 
 # --- ssh against a real OpenSSH server on 127.0.0.1 --------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    problem = sshd_problem()
-    if problem:
-        pytest.skip(problem)
-    server = SSHD(tmp_path_factory.mktemp("sshd"))
-    yield server
-    server.stop()
 
 
 def test_ssh_transport_roundtrip(sshd, tmp_path):

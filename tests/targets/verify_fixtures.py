@@ -221,3 +221,17 @@ def sshd_problem() -> str | None:
     if os.geteuid() != 0:
         return "sshd with a throwaway host key needs root in this test set-up"
     return None
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 for the module (skipped, saying why, where none can run)."""
+    problem = sshd_problem()
+    if problem:
+        pytest.skip(problem)
+    server = SSHD(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
