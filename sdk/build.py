@@ -35,6 +35,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .audit.artifacts import ArtifactBase
+from .compress import _resolve_callable, compress, load_model, load_npz
 from .release import ReleaseConfig, TargetEntry, load_release
 from .runtime.errors import ConfigError, EdgesealError
 
@@ -178,19 +180,11 @@ class BuildResult:
 # --------------------------------------------------------------------------- data, keys
 
 
-def _resolve(ref: str, what: str) -> Any:
-    from .compress import _resolve_callable
-
-    return _resolve_callable(ref, what)
-
-
 def _load_data(cfg: ReleaseConfig) -> dict[str, Any]:
     """``{"train": (x, y), "calibration": x, "eval": (x, y), "test": (x, y)}`` from the recipe's [data]."""
-    from .compress import load_npz
-
     d = cfg.data
     if d.source is not None:
-        got = _resolve(d.source, "[data] source")()
+        got = _resolve_callable(d.source, "[data] source")()
         if not isinstance(got, dict) or "train" not in got or "eval" not in got:
             raise ConfigError(f"[data] source {d.source} must return a dict with 'train' and 'eval' (x, y) pairs")
         splits = {k: got.get(k) for k in ("train", "calibration", "eval", "test")}
@@ -313,7 +307,6 @@ class _Build:
                   "data": _arrays_digest(*data["train"]) if m.train is not None else None}
 
         def run() -> dict[str, bytes]:
-            from .compress import load_model
             from .converters.export import export_onnx
             from .converters.train import TrainConfig, fit
 
@@ -321,7 +314,7 @@ class _Build:
                 module = load_model(None, factory=m.factory, state_dict=str(weights))
             else:
                 torch.manual_seed(m.train.seed)
-                module = _resolve(m.factory, "[model] factory")()
+                module = _resolve_callable(m.factory, "[model] factory")()
                 tc = TrainConfig(epochs=m.train.epochs, lr=m.train.lr, batch_size=m.train.batch_size,
                                  seed=m.train.seed, show_progress=self.show_progress)
                 module = fit(module, *data["train"], tc, description="train fp32 model")
@@ -331,7 +324,7 @@ class _Build:
             return {"model.pt": buf.getvalue(), "fp32.onnx": fp32}
 
         files = self.stage("all", "model", inputs, run, main="fp32.onnx")
-        module = _resolve(m.factory, "[model] factory")()
+        module = _resolve_callable(m.factory, "[model] factory")()
         module.load_state_dict(torch.load(io.BytesIO(files["model.pt"]), weights_only=True))
         return files, module.eval()
 
@@ -358,8 +351,6 @@ class _Build:
                   "data": [_arrays_digest(*data["train"]), _arrays_digest(data["calibration"]), _arrays_digest(*data["eval"])]}
 
         def run() -> dict[str, bytes]:
-            from .compress import compress
-
             result = compress(copy.deepcopy(module), recipe, train=data["train"], calibration=data["calibration"],
                               eval=data["eval"], show_progress=self.show_progress)
             return {f"model.{result.format}": result.model, "compress.json": result.report.to_json().encode()}
@@ -447,24 +438,15 @@ class _Build:
         return self.stage(target.name, "audit", inputs, run, main="audit.json")
 
 
-def _shaped_class() -> type:
-    from .audit.artifacts import ArtifactBase
+@dataclasses.dataclass(kw_only=True)
+class _Shaped(ArtifactBase):
+    """The audit works on flat feature rows; the model takes images: reshape on the way in."""
 
-    @dataclasses.dataclass(kw_only=True)
-    class Shaped(ArtifactBase):
-        """The audit works on flat feature rows; the model takes images: reshape on the way in."""
+    inner: Any = None
+    shape: tuple[int, ...] = ()
 
-        inner: Any = None
-        shape: tuple[int, ...] = ()
-
-        def _predict(self, x: np.ndarray) -> np.ndarray:
-            return self.inner.predict(x.reshape(len(x), *self.shape))
-
-    return Shaped
-
-
-def _Shaped(**kwargs: Any) -> Any:  # noqa: N802 - builds the dataclass lazily (the audit imports torch-free modules only)
-    return _shaped_class()(**kwargs)
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self.inner.predict(x.reshape(len(x), *self.shape))
 
 
 # --------------------------------------------------------------------------- the build
