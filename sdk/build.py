@@ -38,15 +38,12 @@ import numpy as np
 from .audit.artifacts import ArtifactBase
 from .compress import _resolve_callable, compress, load_model, load_npz
 from .release import ReleaseConfig, TargetEntry, load_release
+from .verify import _sha256
 from .runtime.errors import ConfigError, EdgesealError
 
 __all__ = ["StageCache", "StageRecord", "BuildResult", "build", "add_parser"]
 
 SCHEMA = "edgeseal.release/1"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _canonical(obj: Any) -> bytes:

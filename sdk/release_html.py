@@ -4,25 +4,13 @@ resource) built from ``release.json`` alone, so an unchanged release renders byt
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
-from .audit.report import _CSS, _color, _table
+from .audit.report import _CSS, _color, _png, _table
 
 __all__ = ["figures", "render_html", "write_html"]
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    # No creation time or software version in the file: the same release gives the same bytes.
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _stage_rows(release: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -75,7 +63,7 @@ def figures(release: dict[str, Any]) -> dict[str, str]:
                 ax.set_yscale("log")
         axes[0].legend(fontsize=8)
         fig.tight_layout()
-        out["stages"] = _png(fig)
+        out["stages"] = _png(fig, dpi=100)
     audited = {n: t["audit"] for n, t in release["targets"].items() if t.get("audit")}
     if audited:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -104,7 +92,7 @@ def figures(release: dict[str, Any]) -> dict[str, str]:
         axes[1].set_title("accuracy under black-box attack (%)", fontsize=10)
         axes[1].legend(fontsize=8)
         fig.tight_layout()
-        out["audit"] = _png(fig)
+        out["audit"] = _png(fig, dpi=100)
     return out
 
 

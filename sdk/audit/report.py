@@ -34,11 +34,12 @@ def write_json(report: dict[str, Any], path: str | Path) -> Path:
     return p
 
 
-def _png(fig) -> str:
+def _png(fig, dpi: int = 110) -> str:
+    """The figure as base64 PNG, closed; no software version in the file, so equal figures give equal bytes."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
