@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import ConfigError, UnsupportedError
 
-__all__ = ["ImagePreprocess", "METADATA_KEY", "LABELS_KEY", "labels_metadata", "manifest_labels", "top_k", "classify"]
+__all__ = ["open_image", "ImagePreprocess", "METADATA_KEY", "LABELS_KEY", "labels_metadata", "manifest_labels", "top_k", "classify"]
 
 #: the manifest metadata key that holds the preprocessing JSON
 METADATA_KEY = "preprocess"
@@ -210,16 +210,23 @@ def _bilinear() -> Any:
     return getattr(image, "Resampling", image).BILINEAR
 
 
-def _open_image(path: str | os.PathLike[str]) -> Any:
+def open_image(source: str | os.PathLike[str] | bytes) -> Any:
+    """Decode an image file (a path) or encoded image bytes (JPEG, PNG, ...) into a PIL image."""
+    import io
+
     image = _pil()
+    what = "the image bytes" if isinstance(source, (bytes, bytearray)) else repr(os.fspath(source))
     try:
-        with image.open(path) as img:
+        with image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as img:
             img.load()
             return img.copy()
     except FileNotFoundError:
-        raise ConfigError(f"image file {os.fspath(path)!r} does not exist") from None
+        raise ConfigError(f"image file {what} does not exist") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot decode image {os.fspath(path)!r}: {exc}") from None
+        raise ConfigError(f"cannot decode {what} as an image: {exc}") from None
+
+
+_open_image = open_image
 
 
 def _as_pil(image: Any) -> Any:

@@ -30,6 +30,7 @@ import numpy as np
 from .runtime import evaluate as ev
 from .runtime.errors import ConfigError, EdgesealError, InvalidPackage, UnsupportedError
 from .runtime import errors as _errors
+from .runtime.fidelity import FidelityBudget, fidelity
 
 __all__ = ["VerifyConfig", "VerificationReport", "verify", "sign_report", "verify_report", "add_parser"]
 
@@ -57,9 +58,14 @@ class VerifyConfig:
     allow_unsigned: bool = False
     identity: str | None = None
     known_hosts: str | None = None
+    fidelity: FidelityBudget | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trusted", tuple(self.trusted))
+        if self.fidelity is not None and not isinstance(self.fidelity, FidelityBudget):
+            raise ConfigError("fidelity must be a FidelityBudget(min_agreement=..., min_sqnr_db=..., ...)")
+        if self.fidelity is not None and not self.fidelity.empty and self.reference is None:
+            raise ConfigError("a fidelity budget compares with the float model: give the reference (--reference fp32.onnx)")
         if not isinstance(self.budget, (int, float)) or not 0.0 <= self.budget <= 1.0:
             raise ConfigError(f"budget is the largest accuracy drop allowed, a fraction in [0, 1]; got {self.budget!r}")
         if self.max_samples is not None and self.max_samples <= 0:
@@ -260,6 +266,11 @@ class VerificationReport:
                 cos = "" if c.get("min_cosine") is None else f"  min cosine {c['min_cosine']:.6f}"
                 lines.append(f"  {label:<20} {top}max abs err {c['max_abs_error']:.6g}  "
                              f"mean abs err {c['mean_abs_error']:.6g}{cos}{'  (bit-identical)' if c['identical'] else ''}")
+        if d.get("fidelity"):
+            f = d["fidelity"]
+            sq = "identical" if f["sqnr_db"] is None else f"{f['sqnr_db']:.1f} dB"
+            lines.append(f"  fidelity (device vs reference, no labels needed): top-1 agreement {f['top1_agreement']:.4f}  "
+                         f"top-5 overlap {f['top5_overlap']:.4f}  logit SQNR {sq}  mean cosine {f['mean_cosine']:.5f}")
         lat = d["latency_ms"]
         lines += [
             f"  latency   p50 {lat.get('p50', 0):.3f} ms  p95 {lat.get('p95', 0):.3f} ms  (batch 1, n={lat.get('n')})",
@@ -464,9 +475,28 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
                        "passed": dev_json["peak_rss_mb"] <= profile.memory_budget_mb,
                        "detail": f"peak RSS {dev_json['peak_rss_mb']} MiB vs budget {profile.memory_budget_mb} MiB"
                                  + (" (emulated: includes QEMU's own memory, not gating)" if emulated else "")})
+    fid = None
+    if ref_out is not None:
+        ref_logits = ref_out.get(metric_output, next(iter(ref_out.values())))
+        dev_logits = dev_out.get(metric_output)
+        if dev_logits is not None and ref_logits.shape == dev_logits.shape and ref_logits.ndim == 2 and ref_logits.shape[1] > 1:
+            fid = fidelity(ref_logits, dev_logits)
+    fbudget = config.fidelity
+    if (fbudget is None or fbudget.empty) and labels is None and fid is not None:
+        fbudget = FidelityBudget(min_agreement=1.0 - config.budget)  # no labels: the reference's answers are the truth
+    if fbudget is not None and not fbudget.empty:
+        if fid is None:
+            raise ConfigError("the fidelity budget needs a classifier-shaped output (samples, classes) from both the "
+                              "package and the reference; this model's outputs are not")
+        fails = fbudget.check(fid)
+        checks.append({"name": "fidelity budget", "gate": True, "passed": not fails,
+                       "detail": f"device vs reference: {fid.summary()}"
+                                 + (f"; below budget: {'; '.join(fails)}" if fails else f"; budget {fbudget.to_dict()}")})
     if not dev_metrics:
         checks.append({"name": "accuracy budget", "gate": False, "passed": True,
-                       "detail": "no labels in the data set: accuracy not measured, compare the errors above"})
+                       "detail": "no labels in the data set: accuracy not measured"
+                                 + ("; gated on fidelity to the reference instead" if fid is not None and fbudget else
+                                    "; give --reference to gate on fidelity to the float model")})
     passed = all(c["passed"] for c in checks if c["gate"])
 
     publisher_fp = info.publisher
@@ -489,6 +519,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
                    ("machine", "system", "platform", "python", "backend", "backend_version")},
                    "edgeseal_runtime": dev_json["device"]["edgeseal_runtime"]},
         "metrics": {"device": dev_metrics, "host": host_metrics, "reference": ref_metrics, "output": metric_output},
+        "fidelity": None if fid is None else {**fid.to_dict(), "budget": None if fbudget is None else fbudget.to_dict()},
         "comparison": {"device_vs_host": vs_host, "device_vs_reference": vs_ref,
                        "outputs_sha256": {"device": dev_json["outputs_sha256"], "host": host_digest}},
         "latency_ms": dev_json["latency_ms"],
@@ -536,6 +567,8 @@ def cmd_verify(args) -> dict[str, Any]:
         reference=args.reference, budget=args.budget, target=args.target, max_samples=args.max_samples,
         warmup=args.warmup, threads=args.threads, allow_unsigned=args.allow_unsigned, identity=args.identity,
         known_hosts=args.known_hosts, timeout=args.timeout,
+        fidelity=FidelityBudget(min_agreement=args.min_agreement, min_top5_overlap=args.min_top5_overlap,
+                                min_sqnr_db=args.min_sqnr, min_cosine=args.min_cosine),
     )
     progress, status, stop = _progress_callbacks() if not args.json else ((lambda s, i, n: None), (lambda s: None), (lambda: None))
     try:
@@ -589,6 +622,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--allow-unsigned", action="store_true")
     p.add_argument("--identity", help="ssh: private key file for the device login")
     p.add_argument("--known-hosts", help="ssh: known_hosts file holding the device's host key")
+    g = p.add_argument_group("fidelity budget (classifiers, against --reference; no labels needed)")
+    g.add_argument("--min-agreement", type=float, help="least top-1 agreement with the reference (0..1); without "
+                   "labels and without any --min-* the gate is agreement >= 1 - budget")
+    g.add_argument("--min-top5-overlap", type=float, help="least mean top-5 overlap with the reference (0..1)")
+    g.add_argument("--min-sqnr", type=float, help="least logit SQNR against the reference, dB")
+    g.add_argument("--min-cosine", type=float, help="least mean per-sample logit cosine with the reference")
     p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser("verify-report", help="check the signature of a verification report")

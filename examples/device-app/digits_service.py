@@ -12,6 +12,10 @@ Endpoints (JSON replies):
   JSON ``{"image": [[...8 rows of 8...]]}`` or ``{"images": [...]}`` (at most 64), or as raw bytes
   (``Content-Type: application/octet-stream``, 64 bytes per image, row-major). Answers
   ``{"digits": [7, ...], "confidence": [0.98, ...]}``.
+* ``POST /classify`` — one photo as the request body (JPEG, PNG, ...; ``Content-Type: image/*``), for
+  an image classifier sealed with its preprocessing in the manifest (``examples/efficientnet``):
+  the service applies that preprocessing (resize, crop, mean/std, layout; needs Pillow) and answers
+  ``{"top": [{"class": 285, "label": "Egyptian Mau", "probability": 0.77}, ...]}`` (``?top=K``, default 5).
 * ``GET /health`` — model name and version, backend, requests served, errors, resident memory, and
   ``torch_loaded`` (whether ``torch`` is in ``sys.modules``: it must be false).
 
@@ -113,6 +117,17 @@ class DigitsService:
         return {"digits": logits.argmax(axis=1).tolist(),
                 "confidence": [round(float(p), 4) for p in probs.max(axis=1)]}
 
+    def classify(self, body: bytes, k: int = 5) -> dict:
+        """Top-k classes of one encoded photo, with the preprocessing the sealed model carries."""
+        from edgeseal.runtime.preprocess import ImagePreprocess, classify, open_image
+
+        ImagePreprocess.from_manifest(self.model.manifest)  # a ConfigError naming the model when it has none
+        try:
+            image = open_image(body)
+        except EdgesealError as exc:
+            raise BadRequest(f"{exc}; send JPEG or PNG bytes") from None
+        return {"top": classify(self.model, image, k=k)}
+
     def count(self, ok: bool) -> None:
         with self._lock:
             if ok:
@@ -160,8 +175,10 @@ def make_handler(service: DigitsService) -> type[BaseHTTPRequestHandler]:
                                                             "or GET /health"})
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            if self.path != "/predict":
-                self.reply(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {self.path}; use POST /predict"})
+            path, _, query = self.path.partition("?")
+            if path not in ("/predict", "/classify"):
+                self.reply(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {self.path}; use POST /predict "
+                                                            "or POST /classify"})
                 return
             try:
                 length = int(self.headers.get("Content-Length", "-1"))
@@ -175,7 +192,17 @@ def make_handler(service: DigitsService) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length)
             try:
-                result = service.predict(read_images(body, self.headers.get("Content-Type", "application/json")))
+                if path == "/classify":
+                    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+                    try:
+                        k = int(params.get("top", "5"))
+                    except ValueError:
+                        raise BadRequest(f"top={params['top']!r} is not a number; use ?top=5") from None
+                    if not 1 <= k <= 100:
+                        raise BadRequest(f"top={k} must be between 1 and 100")
+                    result = service.classify(body, k)
+                else:
+                    result = service.predict(read_images(body, self.headers.get("Content-Type", "application/json")))
             except BadRequest as exc:
                 service.count(False)
                 self.reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})

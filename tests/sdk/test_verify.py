@@ -173,3 +173,34 @@ def test_wrong_key_and_plain_data_without_publisher(tmp_path):
          "give --publisher to seal it for the device")
     _bad(["verify", str(package), "--data", str(d["data"]), "--budget", "2", *common(k)], 2,
          "budget is the largest accuracy drop allowed")
+
+
+def test_unlabelled_data_is_gated_on_fidelity_to_the_reference(tmp_path):
+    d, k = digits(), keys()
+    package = seal_for(d["int8"], "linux-x86_64", "digits-x86")
+    with np.load(d["data"]) as npz:
+        images = {name: npz[name] for name in npz.files if name != "labels"}
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, **images)
+    base = ["verify", str(package), "--data", str(unlabelled), "--reference", str(d["fp32"]), *common(k)]
+    ok = cli(*base, "--report", str(tmp_path / "ok.json"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    report = json.loads((tmp_path / "ok.json").read_text())
+    gate = next(c for c in report["checks"] if c["name"] == "fidelity budget")
+    assert gate["gate"] and gate["passed"]
+    f = report["fidelity"]
+    assert f["budget"] == {"min_agreement": pytest.approx(0.99)}  # no labels, no --min-*: 1 - budget
+    # independent measurement: the int8 and fp32 files run directly with ONNX Runtime on the same images
+    import onnxruntime as ort
+
+    x = next(iter(images.values())).astype(np.float32)
+    outs = []
+    for path in (d["int8"], d["fp32"]):
+        sess = ort.InferenceSession(Path(path).read_bytes(), providers=["CPUExecutionProvider"])
+        outs.append(np.concatenate([sess.run(None, {sess.get_inputs()[0].name: x[i : i + 1]})[0] for i in range(len(x))]))
+    assert f["top1_agreement"] == pytest.approx(float(np.mean(outs[0].argmax(1) == outs[1].argmax(1))))
+    assert 0.98 <= f["top1_agreement"] <= 1.0 and 15.0 < f["sqnr_db"] < 80.0
+    # an SQNR no int8 model reaches fails the gate, with exit 1 and the measure named
+    bad = cli(*base, "--min-sqnr", "90")
+    assert bad.returncode == 1
+    assert "release gate FAILED" in bad.stdout and "logit SQNR" in bad.stdout and "< 90.0 dB" in bad.stdout

