@@ -18,7 +18,9 @@ Everything comes from installed wheels, nothing is downloaded: the pretrained mo
    names in the manifest; classify ``chelsea`` and ``coffee`` from the sealed package the way a
    device does (``edgeseal.runtime.preprocess.classify`` — ``edgeseal run --image`` on the CLI).
 5. ``edgeseal verify`` on ``--device`` (default ``local``; ``qemu`` for the emulated Pi 4, which
-   needs ``sudo edgeseal device create qemu-rpi`` once and a ``--target rpi4``).
+   needs ``sudo edgeseal device create qemu-rpi`` once and a ``--target rpi4``), gated on a
+   fidelity budget (``--min-agreement``, default 0.95; ``--min-sqnr``, default 15 dB): there
+   are no labels, so the fp32 model's answers are the reference.
 
 The full side-by-side with ONNX Runtime's and ai-edge-quantizer's defaults is
 ``bench/efficientnet_int8.py``.
@@ -42,13 +44,16 @@ def main() -> int:
     ap.add_argument("--target", default="linux-x86_64", help="target profile to seal for (rpi4, rpi5, ...)")
     ap.add_argument("--device", default="local", help="verify on: local (default), qemu, ssh://user@host")
     ap.add_argument("--tflite", action="store_true", help="also build and measure full-integer TFLite")
+    ap.add_argument("--min-agreement", type=float, default=0.95,
+                    help="fidelity budget for verify: least top-1 agreement with fp32 (default 0.95)")
+    ap.add_argument("--min-sqnr", type=float, default=15.0, help="fidelity budget: least logit SQNR, dB (default 15)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     import edgeseal
     from edgeseal.converters.export import ExportConfig, export_onnx
-    from edgeseal.runtime.fidelity import fidelity
+    from edgeseal.runtime.fidelity import FidelityBudget, fidelity
     from edgeseal.converters.infer import runner_for
     from edgeseal.converters.ptq import quantize_onnx_corrected
     from edgeseal.converters.quantize import OnnxStaticConfig
@@ -117,7 +122,8 @@ def main() -> int:
     np.savez(out / "evaluation.npz", input=evaluation)
     report = verify(package, out / "evaluation.npz", VerifyConfig(
         device=args.device, key=out / "device.pem", trusted=(out / "publisher.pub",),
-        publisher=out / "publisher.pem", reference=out / "efficientnet_lite0.onnx"))
+        publisher=out / "publisher.pem", reference=out / "efficientnet_lite0.onnx",
+        fidelity=FidelityBudget(min_agreement=args.min_agreement, min_sqnr_db=args.min_sqnr)))
     report.write(out / "verify.json")
     print(report.text())
     summary["verify"] = {"device": args.device, "passed": report.passed,
