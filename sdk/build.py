@@ -581,7 +581,7 @@ def _verification_summary(v: dict[str, Any]) -> dict[str, Any]:
             "agreement_with_host": vs_host.get("top1_agreement"), "identical_to_host": vs_host.get("identical"),
             "agreement_with_fp32": vs_ref.get("top1_agreement"), "p50_ms": v["latency_ms"].get("p50"),
             "p95_ms": v["latency_ms"].get("p95"), "load_seconds": v["load_seconds"], "peak_rss_mb": v["peak_rss_mb"],
-            "n_samples": v["data"]["n_samples"]}
+            "n_samples": v["data"]["n_samples"], "fidelity": v.get("fidelity")}
 
 
 def _audit_summary(a: dict[str, Any], name: str) -> dict[str, Any]:

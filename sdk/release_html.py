@@ -117,12 +117,12 @@ def render_html(release: dict[str, Any]) -> str:
         rows.append([e(name), '<span class="pass">ok</span>' if t["passed"] else '<span class="fail">FAIL</span>',
                      e(t["device"]), e(v.get("machine", "-")), e(v.get("backend", "-")),
                      _num(p.get("bytes"), "{:,}"), e(p.get("cipher", "-")), _num(v.get("device_accuracy")),
-                     _num(v.get("agreement_with_host")), _num(v.get("p50_ms"), "{:.3f}"),
+                     _num(v.get("agreement_with_host")), _fidelity_cell(v.get("fidelity")), _num(v.get("p50_ms"), "{:.3f}"),
                      _num(v.get("load_seconds"), "{:.3f}"), _num(v.get("peak_rss_mb"), "{:.1f}"),
                      f"{_num(mia.get('fp32'), '{:.3f}')} → {_num(mia.get('package'), '{:.3f}')}" if mia else "-"])
     parts.append("<h2>Targets</h2>")
     parts.append(_table(["target", "verdict", "device", "machine", "runtime", "package bytes", "cipher", "device acc",
-                         "agreement w/ host", "p50 ms", "load s", "peak MiB", "MIA AUC (loss) fp32 → package"], rows))
+                         "agreement w/ host", "fidelity to fp32 (agreement / top-5 / SQNR)", "p50 ms", "load s", "peak MiB", "MIA AUC (loss) fp32 → package"], rows))
     if "stages" in figs:
         parts.append("<h2>Size, accuracy, latency per target and stage</h2>")
         parts.append(f"<img alt='stages' src='data:image/png;base64,{figs['stages']}'>")
@@ -147,3 +147,11 @@ def write_html(release: dict[str, Any], path: str | Path) -> Path:
     p = Path(path)
     p.write_text(render_html(release), encoding="utf-8")
     return p
+
+
+def _fidelity_cell(f: dict | None) -> str:
+    """Top-1 agreement / top-5 overlap / logit SQNR of the device's outputs against fp32 (verify's fidelity)."""
+    if not f:
+        return "-"
+    sq = "identical" if f.get("sqnr_db") is None else f"{f['sqnr_db']:.1f} dB"
+    return f"{f['top1_agreement']:.4f} / {f['top5_overlap']:.4f} / {sq}"
