@@ -23,7 +23,7 @@ from .runtime.format import (
     RawKeyRecipient,
     write_package,
 )
-from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key
+from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key, shown
 from .runtime.tensors import TensorSpec
 
 __all__ = ["seal", "detect_format"]
@@ -56,16 +56,16 @@ def _device_public(item: Any) -> bytes:
     if isinstance(item, (bytes, bytearray)) and len(item) == 32:
         return bytes(item)
     if isinstance(item, (str, os.PathLike)):
-        key = load_public_key(Path(item))
+        key = load_public_key(item if isinstance(item, str) else Path(item))
         if not isinstance(key, X25519PublicKey):
-            raise ConfigError(f"{item} is a publisher (Ed25519) key; seal for device (X25519) public keys")
+            raise ConfigError(f"{shown(item)} is a publisher (Ed25519) key; seal for device (X25519) public keys")
         return crypto.raw_public(key)
     raise ConfigError(f"a device key must be an X25519 public key, 32 raw bytes or a PEM path, not {type(item).__name__}")
 
 
 def _publisher(publisher: Any, passphrase: str | None) -> Ed25519PrivateKey:
     if isinstance(publisher, (str, os.PathLike)):
-        publisher = load_private_key(Path(publisher), passphrase)
+        publisher = load_private_key(publisher if isinstance(publisher, str) else Path(publisher), passphrase)
     if not isinstance(publisher, Ed25519PrivateKey):
         raise ConfigError("the publisher key must be an Ed25519 private key (edgeseal keygen publisher)")
     return publisher
