@@ -272,7 +272,10 @@ class Manifest:
         Runs the reader's own checks (:func:`strictjson.check_value`, :meth:`from_dict`) on
         :meth:`to_dict`, so ``seal`` writes only what ``load`` accepts.
         """
-        d = self.to_dict()
+        try:
+            d = self.to_dict()
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"manifest cannot be sealed: {exc}") from None
         if d["payload"] is None:  # filled in by write_package; check everything else now
             d["payload"] = _PLACEHOLDER_PAYLOAD
         try:

@@ -136,7 +136,11 @@ def seal(
         except OSError as exc:
             raise ConfigError(f"cannot read model file {hint}: {exc.strerror}") from None
     data = bytes(model)
-    kind = Kind(kind)
+    try:
+        kind, codec = Kind(kind), Codec(compression)
+    except ValueError:
+        raise ConfigError(f"kind must be one of {[k.value for k in Kind]} and compression one of "
+                          f"{[c.value for c in Codec]}; got kind={kind!r}, compression={compression!r}") from None
     content_format = content_format or detect_format(data, hint)
     if publisher is None and not unsigned:
         raise ConfigError("sign the package with a publisher key (publisher=...), or pass unsigned=True")
@@ -175,7 +179,7 @@ def seal(
         producer=PRODUCER,
     )
     package = write_package(data, manifest, recipients, signer, cipher=_cipher(cipher, profile),
-                            codec=Codec(compression))
+                            codec=codec)
     if out is not None:
         Path(out).write_bytes(package)
     return package
