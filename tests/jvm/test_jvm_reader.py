@@ -109,7 +109,7 @@ def run_cases(java, tmp_path: Path, keys: dict, vectors: list[dict], directory: 
 def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(java):
     lines = [json.loads(line) for line in java("vectors", str(VECTORS / "vectors.json"), str(VECTORS))]
     expected = [(v, k) for v in SPEC["vectors"] for k in v["open_with"]]
-    assert len(lines) == len(expected) == 21
+    assert len(lines) == len(expected) == 34
     valid = invalid = 0
     for line, (vector, kind) in zip(lines, expected):
         assert (line["file"], line["key"]) == (vector["file"], kind)
@@ -128,7 +128,7 @@ def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(jav
             assert line["sha256"] == vector["plaintext_sha256"] == value
             assert line["direct"] is True
             assert line["publisher"] == publisher  # same fingerprint text, or both null (unsigned)
-    assert (valid, invalid) == (5, 16)
+    assert (valid, invalid) == (6, 28)
     # the opaque error really is opaque: one message for every structural/crypto failure
     opaque = {line["message"] for line in lines if line.get("error") == "InvalidPackage"}
     assert len(opaque) == 1
@@ -326,6 +326,31 @@ def test_json_parser_is_small_and_strict(java):
               '"\\ud800"', '"tab\there"', "[" * 80 + "]" * 80, "", "{a:1}", "\ufeff{}", "tru"]
     answers = java("json", *accept, *reject)
     assert answers == ["ok"] * len(accept) + ["error"] * len(reject)
+
+
+def test_json_bounds_agree_with_the_python_reader(java):
+    """docs/format.md §2.1: nesting, integer range and double range; both readers draw the same lines.
+
+    Each text is wrapped as the value of a member of a top-level object (Python's reader takes objects only),
+    which adds one nesting level: 63 arrays inside it are level 64, the last allowed."""
+    from edgeseal.runtime import strictjson
+
+    values = ["[" * 63 + "]" * 63, "[" * 64 + "]" * 64, "{}", "[" * 62 + "{}" + "]" * 62, "[" * 63 + "{}" + "]" * 63,
+              "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+              "18446744073709551616", "1" + "0" * 30, "1e308", "1e309", "-1e400", "1e-400", "0.5", "NaN", "Infinity",
+              '"\\ud800"', '"\\udc00\\ud800"', '"\\ud83d\\ude00"']
+    texts = ['{"v":' + v + "}" for v in values]
+    java_answers = java("json", *texts)
+    python_answers = []
+    for text in texts:
+        try:
+            strictjson.loads(text.encode())
+            python_answers.append("ok")
+        except strictjson.JSONError:
+            python_answers.append("error")
+    assert java_answers == python_answers
+    assert python_answers == ["ok", "error", "ok", "ok", "error", "ok", "error", "ok", "error", "error", "error",
+                              "ok", "error", "error", "ok", "ok", "error", "error", "error", "error", "ok"]
 
 
 @pytest.mark.parametrize("damage", ["trailing-bytes", "longer-than-claimed", "shorter-than-claimed"])
