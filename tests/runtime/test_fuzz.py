@@ -38,6 +38,7 @@ from edgeseal.runtime.format import (  # noqa: E402
     KeySlot,
     Manifest,
     Package,
+    PassphraseRecipient,
     RawKeyRecipient,
     write_package,
 )
@@ -264,6 +265,11 @@ def _apply_manifest_edits(text: bytes, edits) -> bytes:
 def test_structure_aware_manifest_mutations(edits, codec):
     data = _seal(lambda text: _apply_manifest_edits(text, edits), codec=codec)
     check_case(data)
+    try:
+        manifest = Package.parse(data).manifest
+    except EdgesealError:
+        return
+    manifest.validate()  # the writer's check accepts every manifest the reader accepts
 
 
 # --- structure-aware slots and payload parameters ------------------------------------------------------------
@@ -287,17 +293,21 @@ _crafted_slot = st.one_of(
 )
 
 
+PASSWORD_SLOT = PassphraseRecipient("fuzz passphrase", log2_n=10)
+
+
 @given(crafted=st.lists(_crafted_slot, max_size=6), real_at=st.one_of(st.none(), st.integers(0, 6)),
+       key=st.sampled_from(["raw", "passphrase"]),
        chunk=st.sampled_from([1024, 1500, 4096, 2**20]), codec=st.sampled_from([Codec.NONE, Codec.ZLIB]),
        payload=st.one_of(st.just(PAYLOAD), st.binary(max_size=3000)))
-def test_structure_aware_slots_and_payload(crafted, real_at, chunk, codec, payload):
+def test_structure_aware_slots_and_payload(crafted, real_at, key, chunk, codec, payload):
     recipients = list(crafted)
     if real_at is not None:
-        recipients.insert(min(real_at, len(recipients)), RawKeyRecipient(RAW))
+        recipients.insert(min(real_at, len(recipients)), RawKeyRecipient(RAW) if key == "raw" else PASSWORD_SLOT)
     if not recipients:
         recipients = [RawKeyRecipient(bytes(32))]
     data = _seal(recipients=recipients, chunk_size=chunk, codec=codec, payload=payload)
-    check_case(data, expected=hashlib.sha256(payload).hexdigest())
+    check_case(data, RAW if key == "raw" else "fuzz passphrase", expected=hashlib.sha256(payload).hexdigest())
 
 
 # --- the strict JSON reader on its own ---------------------------------------------------------------------
