@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -382,3 +383,51 @@ def test_reads_the_pem_key_files_edgeseal_writes(java, parties, tmp_path):
     private_hex, public_hex = java("pem", str(tmp_path / "device.pem"), str(tmp_path / "publisher.pub"))
     assert private_hex == parties.keys["x25519_private"]
     assert public_hex == parties.keys["publisher_public"]
+
+
+class _CraftedPassphraseSlot:
+    """A passphrase slot with chosen scrypt parameters whose wrapped key never unwraps."""
+
+    def __init__(self, log2_n: int, r: int, p: int) -> None:
+        self.params = bytes([log2_n, r, p])
+
+    def make_slot(self, content_key, aad, randbytes):
+        return fmt.KeySlot(fmt.SlotType.PASSPHRASE, randbytes(16) + self.params + randbytes(48))
+
+
+def test_scrypt_work_and_plaintext_size_are_bounded_like_the_python_runtime(java, parties, tmp_path):
+    """format.md §9: 1 024 slots at the maximum scrypt cost are refused before scrypt runs; the budget sums over
+    slots; a plaintext over the cap is refused before any slot is unwrapped. Java says UnsupportedError, Python
+    its subclass LimitExceeded."""
+    real = PassphraseRecipient(parties.keys["passphrase"], log2_n=10)
+    cases = {
+        "max-cost": ([_CraftedPassphraseSlot(22, 2, 16)] * 1024, {}, "UnsupportedError"),
+        "over-budget": ([_CraftedPassphraseSlot(10, 8, 1)] * 4 + [real], {"scrypt_budget": 4 * 8192},
+                        "UnsupportedError"),
+        "within-budget": ([_CraftedPassphraseSlot(10, 8, 1)] * 4 + [real], {"scrypt_budget": 5 * 8192}, None),
+        "out-of-bounds-skipped": ([_CraftedPassphraseSlot(22, 32, 1)] * 1023 + [real], {"scrypt_budget": 8192}, None),
+        "too-large": ([real], {"max_plaintext": 2999}, "UnsupportedError"),
+    }
+    vectors = []
+    for name, (recipients, limits, _) in cases.items():
+        (tmp_path / f"{name}.eseal").write_bytes(_seal(b"m" * 3000, recipients, signer=parties.publisher))
+        vectors.append({"file": f"{name}.eseal", "open_with": ["passphrase"], "trusted": ["publisher_public"],
+                        "allow_unsigned": False, "min_version": None, **limits})
+    started = time.perf_counter()
+    lines = run_cases(java, tmp_path, parties.keys, vectors, tmp_path)
+    assert time.perf_counter() - started < 60
+    for line, (name, (recipients, limits, error)) in zip(lines, cases.items()):
+        assert line["ms"] < 5000, (name, line)
+        package = Package.parse((tmp_path / f"{name}.eseal").read_bytes())
+        try:
+            package.check_size(limits.get("max_plaintext", fmt.DEFAULT_MAX_PLAINTEXT))
+            key = package.content_key(parties.keys["passphrase"],
+                                      scrypt_budget=limits.get("scrypt_budget", fmt.DEFAULT_SCRYPT_BUDGET))
+            package.decrypt(key).wipe()
+            python = "ok"
+        except EdgesealError as exc:
+            python = type(exc).__name__
+        if error is None:
+            assert line["result"] == "ok" and python == "ok", (name, line, python)
+        else:
+            assert line["error"] == error and python == "LimitExceeded", (name, line, python)
