@@ -228,11 +228,13 @@ class Inspection:
         }
 
 
-def inspect(source: Source, *, trusted: Iterable[Any] = ()) -> Inspection:
-    """Read the cleartext parts; check the signature if ``trusted`` keys are given."""
+def inspect(source: Source, *, trusted: Iterable[Any] = (), max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> Inspection:
+    """Read the cleartext parts; check the signature if ``trusted`` keys are given.
+
+    Files larger than any package within ``max_plaintext`` are refused unread (:class:`LimitExceeded`)."""
     from .errors import InvalidPackage, UntrustedPublisher
 
-    data = _read(source)
+    data = _read(source, max_plaintext)
     package = Package.parse(data)
     keys = resolve_trusted(trusted)
     if package.signature is None:
