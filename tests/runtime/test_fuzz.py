@@ -343,3 +343,33 @@ def test_the_base_package_opens():
     """The fuzz base is a valid package: without this every case could be a trivial rejection."""
     assert _open(BASE, RAW) == _open(BASE, DEVICE) == PLAIN_SHA
     assert struct.unpack(">I", BASE[12:16])[0] > 100
+
+
+def _reference_depth(text: bytes) -> int:
+    """Character-by-character nesting depth of valid JSON (strings skipped), for checking the vectorised scan."""
+    depth = deepest = 0
+    inside = escaped = False
+    for ch in text:
+        if inside:
+            escaped, inside = (False, True) if escaped else (ch == 0x5C, ch != 0x22)
+        elif ch == 0x22:
+            inside = True
+        elif ch in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in b"]}":
+            depth -= 1
+    return deepest
+
+
+@given(value=_json_values, chunk=st.sampled_from([1, 2, 3, 7, 64, 2**18]),
+       noise=st.text(alphabet='\\"[]{}', max_size=12))
+def test_nesting_scan_matches_a_reference_across_chunk_boundaries(value, chunk, noise):
+    STATS["cases"] += 1
+    text = json.dumps({"v": value, "s": noise}, allow_nan=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    saved, strictjson._SCAN_CHUNK = strictjson._SCAN_CHUNK, chunk
+    try:
+        assert strictjson.nesting_depth(text) == _reference_depth(text)
+    finally:
+        strictjson._SCAN_CHUNK = saved
+    STATS["scan agrees"] += 1

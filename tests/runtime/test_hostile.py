@@ -119,6 +119,22 @@ def test_manifest_nested_100k_levels_is_invalid_package_quickly(tmp_path, capsys
     assert "Traceback" not in captured.err and "sealed package is invalid" in captured.err
 
 
+@pytest.mark.parametrize("filler", ["1,", "{},", '"",', "[],"])
+def test_a_4_mib_manifest_of_tiny_values_parses_in_linear_time(filler):
+    """The most objects per manifest byte the format allows: a few seconds at most, never a blow-up."""
+    count = (4 * 2**20 - 1200) // len(filler)
+
+    def edit(d):
+        d["compression"] = {"m": "@"}
+        return _dump(d).replace('"@"', "[" + filler * count + "1]")
+
+    package = _seal(edit)
+    started = time.perf_counter()
+    manifest, plain = _open(package)
+    assert len(manifest.compression["m"]) == count + 1
+    assert time.perf_counter() - started < 20  # ~2 s on the shared 2-core CI machine
+
+
 @pytest.mark.parametrize("levels,ok", [(63, True), (64, False)])
 def test_nesting_limit_is_exactly_64_levels(levels, ok):
     """The manifest object is level 1; compression adds one; 62 or 63 more arrays make 64 or 65 levels."""
