@@ -373,3 +373,18 @@ def test_nesting_scan_matches_a_reference_across_chunk_boundaries(value, chunk, 
     finally:
         strictjson._SCAN_CHUNK = saved
     STATS["scan agrees"] += 1
+
+
+def test_readme_states_the_recorded_ci_figure():
+    """The README's CI figure is the one recorded in bench/results/fuzz_ci.json by a run of this module."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    recorded = json.loads((root / "bench" / "results" / "fuzz_ci.json").read_text())
+    given_tests = [f for name, f in globals().items() if name.startswith("test_") and hasattr(f, "hypothesis")]
+    assert recorded["profile"] == "ci" and recorded["untyped"] == 0
+    assert recorded["cases"] == settings.get_profile("ci").max_examples * len(given_tests)
+    stated = re.search(r"CI profile: \*\*([\d ]+) cases, (\d+) untyped outcomes\*\*", (root / "README.md").read_text())
+    assert stated and int(stated.group(1).replace(" ", "")) == recorded["cases"]
+    assert int(stated.group(2)) == recorded["untyped"]
