@@ -218,10 +218,13 @@ def _utc(ts: int) -> str:
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
-def _safe(text: object) -> str:
-    """Text from a file or a user, made safe to print on a terminal: controls become \\xNN / \\uNNNN escapes."""
+def _safe(text: object, *, lines: bool = False) -> str:
+    """Text from a file or a user, made safe to print on a terminal: controls become \\xNN / \\uNNNN escapes
+    (with ``lines``, newlines are kept: for edgeseal's own multi-line messages)."""
     def escape(m: re.Match) -> str:
         c = ord(m.group())
+        if lines and c == 0x0A:
+            return "\n"
         return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
     return _UNSAFE.sub(escape, str(text))
@@ -441,7 +444,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc), "hint": hint}, indent=2))
         else:
-            print(f"edgeseal: error: {_safe(exc)}", file=sys.stderr)
+            print(f"edgeseal: error: {_safe(exc, lines=True)}", file=sys.stderr)
             if hint:
                 print(f"  what to check: {hint}", file=sys.stderr)
         return exc.exit_code
