@@ -388,3 +388,8 @@ def test_readme_states_the_recorded_ci_figure():
     stated = re.search(r"CI profile: \*\*([\d ]+) cases, (\d+) untyped outcomes\*\*", (root / "README.md").read_text())
     assert stated and int(stated.group(1).replace(" ", "")) == recorded["cases"]
     assert int(stated.group(2)) == recorded["untyped"]
+    long = json.loads((root / "bench" / "results" / "fuzz_long.json").read_text())
+    assert long["profile"] == "long" and long["untyped"] == 0
+    assert long["cases"] == settings.get_profile("long").max_examples * len(given_tests)
+    stated = re.search(r"HYPOTHESIS_PROFILE=long`: \*\*([\d ]+) cases, (\d+) untyped", (root / "README.md").read_text())
+    assert stated and (int(stated.group(1).replace(" ", "")), int(stated.group(2))) == (long["cases"], 0)
