@@ -40,7 +40,7 @@ class BiasCorrectionReport:
     """What the correction did: layers touched and the mean |output-mean shift| before each pass."""
 
     layers: tuple[str, ...]
-    residual: tuple[float, ...]  # mean over layers of mean |mean_int8 - mean_float| per channel, before each pass
+    residual: tuple[float, ...]  # mean over layers of mean |mean_int8 - mean_float| per channel, before each round
     final_residual: float  # the same, measured on the returned int8 model
     quantized: bytes = dataclasses.field(repr=False)
 
@@ -194,7 +194,7 @@ def _expected_output_shift(node: Any, delta: np.ndarray, mean_in: np.ndarray) ->
 
 
 def correct_bias(model: bytes, data: CalibrationData, *, quantize: Callable[[bytes], bytes],
-                 samples: int = 64, layers: Sequence[str] = ()) -> tuple[bytes, BiasCorrectionReport]:
+                 samples: int = 64, layers: Sequence[str] = (), rounds: int = 1) -> tuple[bytes, BiasCorrectionReport]:
     """Fold the mean output shift that int8 weights cause into each layer's float bias, then re-quantize.
 
     For each Conv/Gemm with an int8 weight, the shift is ``(W_q - W) · E[x_q]`` with ``W_q`` read from
@@ -206,13 +206,17 @@ def correct_bias(model: bytes, data: CalibrationData, *, quantize: Callable[[byt
 
     ``quantize`` maps float model bytes to int8 model bytes (same config and calibration data as
     the final model); ``layers`` limits the pass to those node names (default: every Conv/Gemm with
-    a constant weight). Returns the corrected float model and a report whose ``quantized`` is
+    a constant weight). ``rounds`` > 1 recomputes ``E[x_q]`` on the corrected int8 model (the inputs'
+    means move once the upstream layers are corrected) and corrects again, one quantization per round.
+    Returns the corrected float model and a report whose ``quantized`` is
     ``quantize(corrected)`` and whose residuals are the measured mean |per-channel output-mean
     difference| between the int8 and float models before and after.
     """
     import onnx
     from onnx import numpy_helper
 
+    if rounds < 1:
+        raise ConfigError(f"rounds={rounds} must be >= 1")
     feeds = as_feeds(model, data, limit=samples, batch_size=8)
     outputs = _layer_outputs(model)
     if layers:
@@ -229,23 +233,26 @@ def correct_bias(model: bytes, data: CalibrationData, *, quantize: Callable[[byt
     wq = _dequantized_weights(quant)
     todo = [k for k in outputs if k in wq]
     means = channel_means(model, sorted(set(outputs.values())), feeds)
-    # E[x] of each layer's input as the int8 model sees it (dequantized, after the upstream layers' int8 error)
-    qg = onnx.load_from_string(quant).graph
-    q_inputs = {n.name: n.input[0] for n in qg.node if n.name in todo}
-    q_means = channel_means(quant, sorted(set(q_inputs.values())), feeds)
-    shifts = {}
-    for k in todo:
-        w = numpy_helper.to_array(weights[nodes[k].input[1]]).astype(np.float64)
-        if wq[k].shape != w.shape or k not in q_inputs:
-            continue
-        s = _expected_output_shift(nodes[k], wq[k] - w, q_means[q_inputs[k]])
-        if s is not None and s.shape == means[outputs[k]].shape:
-            shifts[k] = s
-    before = _residual(quant, outputs, means, feeds)
-    corrected = _apply(model, shifts)
-    quant = quantize(corrected)
+    residuals = []
+    corrected, shifts = model, {}
+    for _ in range(rounds):
+        # E[x] of each layer's input as the int8 model sees it (dequantized, after the upstream layers' int8 error)
+        qg = onnx.load_from_string(quant).graph
+        q_inputs = {n.name: n.input[0] for n in qg.node if n.name in todo}
+        q_means = channel_means(quant, sorted(set(q_inputs.values())), feeds)
+        shifts = {}
+        for k in todo:
+            w = numpy_helper.to_array(weights[nodes[k].input[1]]).astype(np.float64)
+            if wq[k].shape != w.shape or k not in q_inputs:
+                continue
+            s = _expected_output_shift(nodes[k], wq[k] - w, q_means[q_inputs[k]])
+            if s is not None and s.shape == means[outputs[k]].shape:
+                shifts[k] = s
+        residuals.append(_residual(quant, outputs, means, feeds))
+        corrected = _apply(model, shifts)  # always from the original biases: the shift is the whole weight part
+        quant = quantize(corrected)
     after = _residual(quant, outputs, means, feeds)
-    return corrected, BiasCorrectionReport(tuple(shifts), (before,), after, quant)
+    return corrected, BiasCorrectionReport(tuple(shifts), tuple(residuals), after, quant)
 
 
 def _residual(quant: bytes, outputs: dict[str, str], ref: dict[str, np.ndarray], feeds: list[dict[str, np.ndarray]]) -> float:

@@ -59,7 +59,8 @@ class PtqReport:
 
 
 def quantize_onnx_corrected(model: bytes, calibration: CalibrationData, config: OnnxStaticConfig | None = None,
-                            *, bias_correction: bool = True, bias_samples: int = 64) -> tuple[bytes, PtqReport]:
+                            *, bias_correction: bool = True, bias_samples: int = 64,
+                            bias_rounds: int = 1) -> tuple[bytes, PtqReport]:
     """Static int8 of a convolutional ONNX model with edgeseal's recipe (see the module doc)."""
     config = config or OnnxStaticConfig()
     if config.preprocess:
@@ -73,7 +74,7 @@ def quantize_onnx_corrected(model: bytes, calibration: CalibrationData, config: 
 
     bc = None
     if bias_correction:
-        _, bc = correct_bias(model, calibration, quantize=quantize, samples=bias_samples)
+        _, bc = correct_bias(model, calibration, quantize=quantize, samples=bias_samples, rounds=bias_rounds)
         int8 = bc.quantized
     else:
         int8 = quantize(model)

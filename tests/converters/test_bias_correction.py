@@ -55,3 +55,16 @@ def test_unknown_layers_are_refused():
     model = conv_block(rng)
     with pytest.raises(ConfigError, match="not Conv/Gemm"):
         correct_bias(model, rng.normal(size=(8, 3, 12, 12)).astype(np.float32), quantize=lambda m: m, layers=["nope"])
+
+
+def test_a_second_round_measures_again_on_the_corrected_model():
+    rng = np.random.default_rng(6)
+    model = conv_block(rng, act="Relu", spread=3.0, bias_shift=2.0)
+    calib = (rng.normal(size=(32, 3, 12, 12)) + 1.5).astype(np.float32)
+    cfg = OnnxStaticConfig(preprocess=False)
+    _, one = correct_bias(model, calib, quantize=lambda m: quantize_onnx_static(m, calib, cfg))
+    _, two = correct_bias(model, calib, quantize=lambda m: quantize_onnx_static(m, calib, cfg), rounds=2)
+    assert len(two.residual) == 2 and two.residual[0] == pytest.approx(one.residual[0])
+    assert two.residual[1] == pytest.approx(one.final_residual)  # round 2 starts where round 1 ended
+    with pytest.raises(ConfigError, match="rounds"):
+        correct_bias(model, calib, quantize=lambda m: m, rounds=0)
