@@ -62,3 +62,20 @@ def test_stripping_debug_info_and_zero_points_keeps_the_function(int8_block):
             assert len(n.input) == 2  # weight zero points gone
         if n.op_type == "DequantizeLinear" and n.input[0] not in inits:
             assert len(n.input) == 3  # activation zero points (uint8, asymmetric) stay
+
+
+def test_zero_points_feeding_a_gemm_stay():
+    # ORT's ARM build fuses DQ -> Gemm into QGemm, which needs the weight's zero point
+    rng = np.random.default_rng(3)
+    from onnx import TensorProto, helper
+
+    w = rng.normal(size=(4, 6)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    x = rng.normal(size=(16, 6)).astype(np.float32)
+    q = quantize_onnx_static(model, x, OnnxStaticConfig(preprocess=False))
+    kept, dropped = drop_zero_weight_zero_points(q)
+    assert dropped == 0
+    assert all(len(n.input) == 3 for n in onnx.load_from_string(kept).graph.node if n.op_type == "DequantizeLinear")
