@@ -1,8 +1,8 @@
 """The ``edgeseal`` command line.
 
-Exit codes: 0 ok; 1 a check failed (e.g. a release gate); 2 usage or input error;
-3 the package failed authentication; 4 refused by policy (rollback, expiry);
-70 a bug in edgeseal. ``--json`` makes every command print one JSON object.
+Exit codes: 0 ok; 1 a check failed (e.g. a release gate, a missed compress budget); 2 usage or
+input error; 3 the package failed authentication; 4 refused by policy (rollback, expiry);
+5 a device error (unreachable, not built, no runtime); 70 a bug in edgeseal. ``--json`` makes every command print one JSON object.
 """
 
 from __future__ import annotations
