@@ -341,10 +341,12 @@ class _Build:
         if m_shape := self.cfg.model.input_shape:
             tables["model"] = {"input_shape": list(m_shape)}
         seed = self.cfg.model.train.seed if self.cfg.model.train else 0
-        recipe = recipe_from_dict({**tables, "seed": seed})
+        # [budget] max_drop is the budget of the whole compress recipe (pruning and int8 together) vs fp32
+        recipe = recipe_from_dict({**tables, "seed": seed, "max_drop": self.cfg.budget.max_drop})
         # The key holds what compression does, not the target's name: targets with the same
         # format and int8 scheme share one compressed model.
-        inputs = {"recipe": tables, "seed": seed, "model": _sha256(model_files["model.pt"]),
+        inputs = {"recipe": tables, "seed": seed, "max_drop": self.cfg.budget.max_drop,
+                  "model": _sha256(model_files["model.pt"]),
                   "data": [_arrays_digest(*data["train"]), _arrays_digest(data["calibration"]), _arrays_digest(*data["eval"])]}
 
         def run() -> dict[str, bytes]:

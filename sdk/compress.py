@@ -539,8 +539,8 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
                               calls_per_round=min(10, runs), warmup=min(20, runs))
     fops = float_ops(chosen.model, sample, names=names)
     for c in cands:
-        if c.quantized:
-            c.notes.append((fops if c is chosen else float_ops(c.model, sample, names=names)).summary())
+        if c.quantized and c is not chosen:  # the returned model's line is printed once, below the table
+            c.notes.append(float_ops(c.model, sample, names=names).summary())
     stages = tuple(
         StageReport(c.name, recipe.export.format.value, len(c.model), len(zlib.compress(c.model, 9)), c.params, c.classification, speed.latency[c.name],
                     tuple(c.notes), speed.ratio[c.name])
@@ -552,7 +552,9 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
     if chosen.quantized:
         float_in = next(c for c in reversed(cands) if not c.quantized)
         ratio = speed.ratio[chosen.name] / speed.ratio[float_in.name]
-        if ratio < 1.0:
+        # slower beyond the noise: every quartile of the per-round ratios below 1 (vs the original), else 5% slower
+        consistently = speed.ratio_iqr[chosen.name][1] < 1.0 if float_in.name == speed.baseline else ratio < 0.95
+        if ratio < 1.0 and consistently:
             warn_list.append(_int8_slower(ratio, float_in.name, fops, recipe))
         if recipe.quantize is not None and recipe.quantize.mode is QuantMode.DYNAMIC:
             convs = [o for o in fops.weighted_float() if o.op_type in ("Conv", "ConvTranspose")]
@@ -625,7 +627,7 @@ def _int8_slower(ratio: float, float_name: str, fops: Any, recipe: CompressRecip
     fmt = recipe.export.format.value
     suggestion = ("measure on the target device (`edgeseal verify --device ...`), where ARM int8 kernels usually win; "
                   "if speed on this CPU matters more than size, keep the float model")
-    if fmt == "onnx":
+    if fmt == "onnx" and recipe.quantize is not None and recipe.quantize.mode is QuantMode.STATIC:
         suggestion += "; for MatMul-heavy models try [quantize] mode = 'dynamic'"
     return (f"int8 is {1 / ratio:.2f}x slower than {float_name} on this machine (measured side by side): "
             + "; ".join(reasons or ["no single cause found"]) + f". Try: {suggestion}")
