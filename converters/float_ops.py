@@ -269,7 +269,6 @@ def onnx_float_ops(model: bytes, sample: np.ndarray | None = None, *, names: dic
     """
     names = names or {}
     import onnx
-    from onnx import numpy_helper  # noqa: F401 - imported for its side effect of registering helpers
 
     proto = onnx.load_from_string(bytes(model))
     g = proto.graph

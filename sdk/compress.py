@@ -30,7 +30,7 @@ from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
-__all__ = ["StageReport", "CompressReport", "CompressResult", "compress", "load_model", "load_npz", "add_parser"]
+__all__ = ["StageReport", "CompressReport", "CompressResult", "compress", "validate_recipe", "load_model", "load_npz", "add_parser"]
 
 
 # --------------------------------------------------------------------------- reports
