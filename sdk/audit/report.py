@@ -161,8 +161,12 @@ def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
             r = i * len(methods) + k
             ax = axes[r][0]
             if k == 0:
-                ax.imshow(inputs[i].reshape(shape) if shape else inputs[i][None, :], cmap="gray_r", aspect="auto"
-                          if not shape else "equal")
+                if shape and len(shape) == 3:  # channel-first colour crop: show it as RGB, min-max scaled
+                    img = inputs[i].reshape(shape).transpose(1, 2, 0)
+                    ax.imshow((img - img.min()) / (np.ptp(img) or 1.0))
+                else:
+                    ax.imshow(inputs[i].reshape(shape) if shape else inputs[i][None, :], cmap="gray_r",
+                              aspect="auto" if not shape else "equal")
                 ax.set_title(f"input {pics['indices'][i]} (label {pics['labels'][i]}, fp32 says {pics['classes'][i]})",
                              fontsize=6)
             ax.axis("off")
@@ -170,7 +174,8 @@ def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
             for j, n in enumerate(names):
                 ax = axes[r][j + 1]
                 lim = float(np.abs(vals[n]).max()) or 1.0
-                ax.imshow(group_map(vals[n], groups, d, shape), cmap="RdBu_r", vmin=-lim, vmax=lim,
+                pic = group_map(vals[n], groups, d, shape)
+                ax.imshow(pic[0] if pic.ndim == 3 else pic, cmap="RdBu_r", vmin=-lim, vmax=lim,
                           aspect="equal" if shape else "auto")
                 ax.set_xticks([])
                 ax.set_yticks([])

@@ -168,3 +168,45 @@ def test_digits_audit_reports_lime_shap_drift_and_pictures(digits_report, tmp_pa
     md = render_markdown(digits_report)
     assert "| attribution drift vs fp32 | occlusion ρ" in md and "| pruned |" in md
     json.dumps(digits_report)  # JSON-ready
+
+
+def test_channel_first_images_group_every_channel_of_a_patch():
+    """The layout a colour crop (e.g. EfficientNet-Lite0's 3 x 224 x 224) uses: c x h x w, patch squares."""
+    import torch
+
+    groups = feature_groups(3 * 4 * 4, (3, 4, 4), 2)
+    assert len(groups) == 4 and all(len(g) == 12 for g in groups)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(48))
+    assert set(groups[0].tolist()) == {c * 16 + r * 4 + q for c in range(3) for r in range(2) for q in range(2)}
+    with pytest.raises(ConfigError, match="image_shape"):
+        feature_groups(48, (4, 4), 2)
+    lin = torch.nn.Linear(48, 3)
+    art = TorchArtifact(name="fp32", kind="fp32", module=lin)
+    x = np.random.default_rng(1).random((2, 48)).astype(np.float32)
+    cls = art.predict(x).argmax(1)
+    w = lin.weight.detach().numpy()
+    shap_v, _ = attributions("shap", art, x, cls, groups, np.zeros(48, np.float32), AttributionSettings(shap_samples=30))
+    np.testing.assert_allclose(shap_v, [[w[c, g] @ xi[g] for g in groups] for xi, c in zip(x, cls)], atol=1e-4)
+    assert group_map(shap_v[0], groups, 48, (3, 4, 4)).shape == (3, 4, 4)
+
+
+def test_digits_attribution_pictures_render_in_headless_chromium(digits_report, tmp_path):
+    import os
+
+    from test_audit_report import _PROBE, CHROMIUM, _chromium
+
+    if CHROMIUM is None:
+        if os.environ.get("EDGESEAL_REQUIRE_CHROMIUM"):
+            pytest.fail("EDGESEAL_REQUIRE_CHROMIUM is set but chromium is not installed")
+        pytest.skip("chromium not installed (CI installs it: apt-get install -y chromium)")
+    from edgeseal.audit.report import render_html
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(render_html(digits_report).replace("</body>", _PROBE))
+    out = _chromium("--dump-dom", probe.as_uri(), tmp=tmp_path)
+    m = re.search(r'data-probe="([^"]*)"', out.stdout)
+    assert m, f"chromium did not run the page: {out.stderr[-2000:]}"
+    images = json.loads(m.group(1).replace("&quot;", '"'))
+    assert len(images) == 4  # ROC, trade-off, robustness, attribution maps
+    complete, w, h = images[-1]
+    assert complete and w > 300 and h > 500  # 2 inputs x 3 methods rows, input + 3 artifact columns
