@@ -185,7 +185,7 @@ def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
                     ax.set_ylabel(_METHOD_TITLES.get(m, m), fontsize=7)
     fig.suptitle(f"{dname}: attributions of the fp32 class score (red raises it, blue lowers it; "
                  "each map scaled to its own max)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_size_inches()[1]))  # room for the title
     return _png(fig, dpi=100)
 
 
