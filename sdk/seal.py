@@ -147,8 +147,10 @@ def seal(
     if kind is Kind.DATASET:  # an .npz the device-side evaluation can read; masked here, before encryption
         from .mask import prepare_dataset, summary_text
 
+        if content_format not in (None, "npz"):
+            raise ConfigError(f"a data set is sealed as an .npz, not {content_format!r}; save it with numpy.savez")
         data, masking = prepare_dataset(data, mask)
-        content_format = content_format or "npz"
+        content_format = "npz"
         if masking is not None:
             metadata = {**dict(metadata or {}), "masking": summary_text(masking)}
     elif mask is not None:
