@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,6 +67,41 @@ class CkksParams:
                 "scale_bits": self.scale_bits, "depth": self.depth, "slots": self.slots}
 
 
+_MAGIC = b"ESHE\x01"
+
+
+def _pack(kind: str, header: dict[str, Any], chunks: tuple[tuple[bytes, ...], ...]) -> bytes:
+    head = json.dumps({"kind": kind, **header, "sizes": [[len(c) for c in chunk] for chunk in chunks]},
+                      separators=(",", ":")).encode()
+    return b"".join([_MAGIC, struct.pack("<I", len(head)), head, *(c for chunk in chunks for c in chunk)])
+
+
+def _unpack(data: bytes, kind: str) -> tuple[dict[str, Any], tuple[tuple[bytes, ...], ...]]:
+    what = "encrypted batch" if kind == "batch" else "encrypted scores"
+    data = bytes(data)
+    try:
+        if data[:5] != _MAGIC:
+            raise ValueError("bad magic")
+        (n,) = struct.unpack_from("<I", data, 5)
+        head = json.loads(data[9 : 9 + n])
+        if head.get("kind") != kind:
+            raise ValueError(f"holds {head.get('kind')!r}")
+        pos, chunks = 9 + n, []
+        for sizes in head["sizes"]:
+            chunk = []
+            for size in sizes:
+                if size <= 0 or pos + size > len(data):
+                    raise ValueError("truncated")
+                chunk.append(data[pos : pos + size])
+                pos += size
+            chunks.append(tuple(chunk))
+        if pos != len(data):
+            raise ValueError("trailing bytes")
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        raise ConfigError(f"this is not an edgeseal {what} file ({exc}); write it with .to_bytes()") from None
+    return head, tuple(chunks)
+
+
 @dataclass(frozen=True, kw_only=True)
 class EncryptedBatch:
     """An encrypted evaluation set: ``chunks[c][i]`` is feature ``i`` of the samples of chunk ``c``."""
@@ -78,6 +115,17 @@ class EncryptedBatch:
     def nbytes(self) -> int:
         return sum(len(c) for chunk in self.chunks for c in chunk)
 
+    def to_bytes(self) -> bytes:
+        """One file to send to the evaluator: a small JSON header, then the ciphertexts."""
+        return _pack("batch", {"n_samples": self.n_samples, "n_features": self.n_features, "depth": self.depth},
+                     self.chunks)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "EncryptedBatch":
+        head, chunks = _unpack(data, "batch")
+        return cls(chunks=chunks, n_samples=int(head["n_samples"]), n_features=int(head["n_features"]),
+                   depth=int(head["depth"]))
+
 
 @dataclass(frozen=True, kw_only=True)
 class EncryptedScores:
@@ -90,6 +138,14 @@ class EncryptedScores:
     @property
     def nbytes(self) -> int:
         return sum(len(c) for chunk in self.chunks for c in chunk)
+
+    def to_bytes(self) -> bytes:
+        return _pack("scores", {"n_samples": self.n_samples, "n_outputs": self.n_outputs}, self.chunks)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "EncryptedScores":
+        head, chunks = _unpack(data, "scores")
+        return cls(chunks=chunks, n_samples=int(head["n_samples"]), n_outputs=int(head["n_outputs"]))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -123,3 +123,48 @@ def test_ckks_params_are_validated():
     with pytest.raises(ConfigError, match="poly_modulus_degree"):
         CkksParams(poly_modulus_degree=1000)
     assert CkksParams().depth == 3 and CkksParams().slots == 4096
+
+
+_EVALUATOR = """
+import sys, numpy as np, tenseal as ts
+from pathlib import Path
+from edgeseal.he import EncryptedBatch, Evaluator, PolyMLP
+d = Path(sys.argv[1])
+public = (d / "public.ctx").read_bytes()
+ev = Evaluator(public)
+batch = EncryptedBatch.from_bytes((d / "batch.bin").read_bytes())
+model = PolyMLP.linear(np.load(d / "w.npy"), np.load(d / "b.npy"))
+scores = ev.evaluate(model, batch).scores
+(d / "scores.bin").write_bytes(scores.to_bytes())
+try:
+    ts.ckks_vector_from(ts.context_from(public), scores.chunks[0][0]).decrypt()
+    print("DECRYPTED")
+except ValueError as e:
+    print("cannot decrypt:", e)
+"""
+
+
+def test_evaluator_in_another_process_gets_only_bytes_and_returns_scores_only_the_owner_reads(owner, tmp_path):
+    import subprocess
+    import sys
+
+    from edgeseal.he import EncryptedBatch, EncryptedScores
+
+    x = np.random.default_rng(3).normal(size=(25, 6))
+    w, b = np.random.default_rng(4).normal(size=(3, 6)), np.array([0.5, -0.5, 0.0])
+    batch = owner.encrypt(x)
+    (tmp_path / "public.ctx").write_bytes(owner.public_context())
+    (tmp_path / "batch.bin").write_bytes(batch.to_bytes())
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "b.npy", b)
+    assert EncryptedBatch.from_bytes(batch.to_bytes()) == batch
+    proc = subprocess.run([sys.executable, "-c", _EVALUATOR, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot decrypt" in proc.stdout and "secret" in proc.stdout and "DECRYPTED" not in proc.stdout
+    scores = EncryptedScores.from_bytes((tmp_path / "scores.bin").read_bytes())
+    np.testing.assert_allclose(owner.decrypt(scores), x @ w.T + b, atol=1e-3)
+    with pytest.raises(ConfigError, match="not an edgeseal encrypted batch"):
+        EncryptedBatch.from_bytes((tmp_path / "scores.bin").read_bytes())
+    with pytest.raises(ConfigError, match="truncated"):
+        EncryptedScores.from_bytes((tmp_path / "scores.bin").read_bytes()[:-10])
