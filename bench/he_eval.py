@@ -172,7 +172,8 @@ def markdown(r: dict) -> str:
              "",
              f"{r['samples']} test samples, CKKS N={p['poly_modulus_degree']}, primes {p['coeff_mod_bit_sizes']} bits, "
              f"scale 2^{p['scale_bits']} ({p['depth']} levels, {p['slots']} slots), 128-bit security. "
-             f"{r['machine']['cpu']}; {r['machine']['note']}. Evaluate times: median of {r['repeats']} interleaved runs.",
+             f"{r['machine']['cpu']}; {r['machine']['note']}. "
+             f"Evaluate times: median of {r['repeats']} interleaved runs.",
              "",
              f"- data owner: encrypt {r['encrypt_ms_per_sample']:.2f} ms/sample; encrypted input "
              f"{r['input_kb_per_sample']:.1f} KB/sample here ({r['input_ciphertext_kb']:.0f} KB per ciphertext, "
@@ -185,7 +186,8 @@ def markdown(r: dict) -> str:
              f"{r['public_context_kb']:.0f} KB",
              "",
              "| model | hidden | sparsity | plain acc | encrypted acc | top-1 agree | max abs err (max score) | "
-             "ct x scalar mults | squares | evaluate s | ms/sample (here / full packing) | vs unpruned | scores KB/sample | "
+             "ct x scalar mults | squares | evaluate s | ms/sample (here / full packing) | vs unpruned | "
+             "scores KB/sample | "
              "decrypt ms/sample |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in r["models"]:

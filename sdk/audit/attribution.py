@@ -21,7 +21,8 @@ The fp32 reference and every artifact are explained with the *same* random masks
 (a fixed seed per input), so two identical models get identical attributions
 and the drift measures the model, not the sampling. Drift per input: Spearman
 rank correlation of the two attribution vectors and the overlap of their top-k
-groups (values within 1e-4 of the largest |value| count as ties at 0). Image pictures (:func:`group_map`) spread each group's value over its
+groups (values within 1e-4 of the largest |value| count as ties at 0).
+Image pictures (:func:`group_map`) spread each group's value over its
 pixels.
 
 Images are flat vectors with an ``image_shape``; a larger model (e.g. an
@@ -94,7 +95,8 @@ def _numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def _lime(artifact: Artifact, x: np.ndarray, c: int, groups, baseline, samples: int, seed: int) -> tuple[np.ndarray, float]:
+def _lime(artifact: Artifact, x: np.ndarray, c: int, groups, baseline, samples: int,
+          seed: int) -> tuple[np.ndarray, float]:
     try:
         from lime.lime_base import LimeBase
     except ImportError as e:  # pragma: no cover - depends on the install
@@ -192,7 +194,8 @@ def _denoise(a: np.ndarray) -> np.ndarray:
     return np.where(np.abs(a) <= _TIE_RTOL * scale, 0.0, a)
 
 
-def _drift(name: str, method: Method, a_ref: np.ndarray, a_art: np.ndarray, k: int, fits: list[float]) -> AttributionDrift:
+def _drift(name: str, method: Method, a_ref: np.ndarray, a_art: np.ndarray, k: int,
+           fits: list[float]) -> AttributionDrift:
     k = min(k, a_ref.shape[1])
     a_ref, a_art = _denoise(a_ref), _denoise(a_art)
     rho = [M.spearman(a, b) for a, b in zip(a_ref, a_art)]

@@ -144,7 +144,8 @@ class ExplanationConfig:
         object.__setattr__(self, "methods", tuple(str(m) for m in self.methods))
         known = ("occlusion", "lime", "shap")
         if not self.methods or any(m not in known for m in self.methods) or len(set(self.methods)) != len(self.methods):
-            raise ConfigError(f"explanation.methods must be distinct names from {list(known)}, got {list(self.methods)}")
+            raise ConfigError(f"explanation.methods must be distinct names from {list(known)}, "
+                              f"got {list(self.methods)}")
         if self.lime_samples < 10 or self.shap_samples < 10 or self.top_k < 1 or self.pictures < 0:
             raise ConfigError("explanation.lime_samples and shap_samples must be >= 10, top_k >= 1, pictures >= 0")
 

@@ -30,7 +30,8 @@ def feature_groups(n_features: int, image_shape: tuple[int, ...] | None, patch: 
     if image_shape is None:
         return [np.array([j]) for j in range(n_features)]
     if len(image_shape) not in (2, 3) or int(np.prod(image_shape)) != n_features:
-        raise ConfigError(f"image_shape {tuple(image_shape)} must be (h, w) or (c, h, w) and hold {n_features} features")
+        raise ConfigError(f"image_shape {tuple(image_shape)} must be (h, w) or (c, h, w) and hold "
+                          f"{n_features} features")
     c, h, w = (1, *image_shape) if len(image_shape) == 2 else image_shape
     grid = np.arange(c * h * w).reshape(c, h, w)
     return [grid[:, r : r + patch, q : q + patch].ravel() for r in range(0, h, patch) for q in range(0, w, patch)]
