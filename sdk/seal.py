@@ -23,12 +23,13 @@ from .runtime.format import (
     RawKeyRecipient,
     write_package,
 )
-from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key
+from .runtime._version import __version__
+from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key, shown
 from .runtime.tensors import TensorSpec
 
 __all__ = ["seal", "detect_format"]
 
-PRODUCER = "edgeseal/0.1.0"
+PRODUCER = f"edgeseal/{__version__}"
 
 
 def detect_format(data: bytes, hint: str | None = None) -> str:
@@ -56,16 +57,16 @@ def _device_public(item: Any) -> bytes:
     if isinstance(item, (bytes, bytearray)) and len(item) == 32:
         return bytes(item)
     if isinstance(item, (str, os.PathLike)):
-        key = load_public_key(Path(item))
+        key = load_public_key(item if isinstance(item, str) else Path(item))
         if not isinstance(key, X25519PublicKey):
-            raise ConfigError(f"{item} is a publisher (Ed25519) key; seal for device (X25519) public keys")
+            raise ConfigError(f"{shown(item)} is a publisher (Ed25519) key; seal for device (X25519) public keys")
         return crypto.raw_public(key)
     raise ConfigError(f"a device key must be an X25519 public key, 32 raw bytes or a PEM path, not {type(item).__name__}")
 
 
 def _publisher(publisher: Any, passphrase: str | None) -> Ed25519PrivateKey:
     if isinstance(publisher, (str, os.PathLike)):
-        publisher = load_private_key(Path(publisher), passphrase)
+        publisher = load_private_key(publisher if isinstance(publisher, str) else Path(publisher), passphrase)
     if not isinstance(publisher, Ed25519PrivateKey):
         raise ConfigError("the publisher key must be an Ed25519 private key (edgeseal keygen publisher)")
     return publisher
@@ -117,6 +118,7 @@ def seal(
     content_format: str | None = None,
     compression_summary: Mapping[str, Any] | None = None,
     metadata: Mapping[str, str] | None = None,
+    mask: Any = None,
     out: str | os.PathLike | None = None,
     now: float | None = None,
 ) -> bytes:
@@ -127,6 +129,11 @@ def seal(
     its runtime runs (else UnsupportedError names the op), and ``cipher="auto"``
     takes the target's cipher (ChaCha20-Poly1305 for CPUs without AES
     instructions, such as the Raspberry Pi 4); otherwise AES-256-GCM.
+
+    A data set (``kind="dataset"``) must be an ``.npz``; ``mask`` (a
+    :class:`edgeseal.mask.MaskConfig`) blanks its sensitive columns/pixels or
+    drops arrays *before* encryption, and the manifest's ``masking`` metadata
+    says which (never the values).
     """
     hint = None
     if isinstance(model, (str, os.PathLike)):
@@ -136,8 +143,26 @@ def seal(
         except OSError as exc:
             raise ConfigError(f"cannot read model file {hint}: {exc.strerror}") from None
     data = bytes(model)
-    kind = Kind(kind)
+    try:
+        kind, codec = Kind(kind), Codec(compression)
+    except ValueError:
+        raise ConfigError(f"kind must be one of {[k.value for k in Kind]} and compression one of "
+                          f"{[c.value for c in Codec]}; got kind={kind!r}, compression={compression!r}") from None
+    if kind is Kind.DATASET:  # an .npz the device-side evaluation can read; masked here, before encryption
+        from .mask import prepare_dataset, summary_text
+
+        if content_format not in (None, "npz"):
+            raise ConfigError(f"a data set is sealed as an .npz, not {content_format!r}; save it with numpy.savez")
+        data, masking = prepare_dataset(data, mask)
+        content_format = "npz"
+        if masking is not None:
+            metadata = {**dict(metadata or {}), "masking": summary_text(masking)}
+    elif mask is not None:
+        raise ConfigError("masking applies to data sets: seal the .npz with kind='dataset' (CLI: --dataset)")
     content_format = content_format or detect_format(data, hint)
+    if kind is Kind.MODEL and content_format == "npz":
+        raise ConfigError(f"{hint or 'the input'} is an .npz data set, not a model: seal it as a data set "
+                          "(kind='dataset'; CLI: edgeseal seal DATA.npz --dataset)")
     if publisher is None and not unsigned:
         raise ConfigError("sign the package with a publisher key (publisher=...), or pass unsigned=True")
     signer = None if publisher is None else _publisher(publisher, publisher_passphrase)
@@ -175,7 +200,7 @@ def seal(
         producer=PRODUCER,
     )
     package = write_package(data, manifest, recipients, signer, cipher=_cipher(cipher, profile),
-                            codec=Codec(compression))
+                            codec=codec)
     if out is not None:
         Path(out).write_bytes(package)
     return package
