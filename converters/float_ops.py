@@ -164,12 +164,15 @@ class FloatOps:
 # --------------------------------------------------------------------------- ONNX
 
 
-def _human_name(node: Any, weight_roots: list[str]) -> str:
-    """Module path from the weights' names (``f.0.weight`` -> ``f.0``) or the exporter's name scope."""
+def _human_name(node: Any, weight_roots: list[str], names: dict[str, str]) -> str:
+    """Module path from the weights' names (``f.0.weight`` -> ``f.0``), else the module the exporter recorded
+    for the node (``names``, or its name scope when the file still carries it), else the node name."""
     for w in weight_roots:
         base = w.removesuffix("_quantized").removesuffix("_Transposed")
         if "." in base and not base.startswith(("val_", "onnx::", "/")):
             return base.rsplit(".", 1)[0]
+    if node.name in names:
+        return names[node.name]
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             try:
@@ -339,7 +342,7 @@ def onnx_float_ops(model: bytes, sample: np.ndarray | None = None, *, names: dic
             )
             fused = n.op_type in _ONNX_QDQ_FUSED and (outs_q or n.op_type == "MatMul")
             is_float = not (ins_dq and bool(data_inputs) and fused)
-        label = names.get(n.name) or _human_name(n, weight_roots)
+        label = _human_name(n, weight_roots, names)
         ops.append(OpCost(label, n.op_type, is_float, params, _onnx_macs(n, shapes), n.name))
     return FloatOps("onnx", tuple(ops), conversions)
 

@@ -556,6 +556,11 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
         consistently = speed.ratio_iqr[chosen.name][1] < 1.0 if float_in.name == speed.baseline else ratio < 0.95
         if ratio < 1.0 and consistently:
             warn_list.append(_int8_slower(ratio, float_in.name, fops, recipe))
+        if len(chosen.model) >= len(float_in.model):
+            warn_list.append(
+                f"the int8 file ({len(chosen.model):,} bytes) is not smaller than {float_in.name} "
+                f"({len(float_in.model):,} bytes): in a model this small the quantization parameters and "
+                f"{fops.conversions} quantize/dequantize ops outweigh the 4x smaller weights")
         if recipe.quantize is not None and recipe.quantize.mode is QuantMode.DYNAMIC:
             convs = [o for o in fops.weighted_float() if o.op_type in ("Conv", "ConvTranspose")]
             if convs:
