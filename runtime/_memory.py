@@ -19,7 +19,7 @@ import ctypes
 import platform
 import sys
 
-__all__ = ["PlainBuffer", "wipe"]
+__all__ = ["PlainBuffer", "read_file", "wipe"]
 
 _CPYTHON = platform.python_implementation() == "CPython"
 # Offset of the character array inside a CPython bytes object (ob_sval).
@@ -99,6 +99,29 @@ def _advise_huge_pages(address: int, size: int) -> None:
     end = (address + size) // _HUGE * _HUGE
     if end > start:
         _madvise(start, end - start, _MADV_HUGEPAGE)
+
+
+def read_file(file, size: int) -> bytes:
+    """All of binary ``file`` (expected ``size`` bytes, e.g. from fstat) as one ``bytes`` object.
+
+    Like ``file.read()``, but read straight into a fresh buffer that asked for huge pages, which
+    on a virtual machine makes reading a 91 MB package about 3x faster (bench/seal_load.py's
+    first-touch figures): ``read()`` pays one page fault per 4 KiB. Not for secrets: this is
+    the ciphertext, nothing wipes it.
+    """
+    if not _CPYTHON or size <= 1:
+        return file.read()
+    buf = PlainBuffer(size)
+    view, got = buf.view, 0
+    while got < size:
+        n = file.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    rest = file.read()
+    if got == size and not rest:
+        return buf.data
+    return bytes(view[:got]) + rest  # the file changed size while it was read
 
 
 def _window(data: bytes) -> memoryview:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import backends
-from ._memory import PlainBuffer
+from ._memory import PlainBuffer, read_file
 from .errors import ConfigError, UnsupportedError
 from .format import Kind, Manifest, Package
 from .keys import resolve_secret, resolve_trusted
@@ -28,7 +28,8 @@ def _read(source: Source) -> bytes | bytearray | memoryview:
         return source
     path = Path(source)
     try:
-        return path.read_bytes()
+        with path.open("rb", buffering=0) as file:
+            return read_file(file, os.fstat(file.fileno()).st_size)
     except FileNotFoundError:
         raise ConfigError(f"sealed package {path} does not exist") from None
     except OSError as exc:

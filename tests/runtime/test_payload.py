@@ -153,3 +153,15 @@ def test_large_buffers_ask_for_huge_pages_inside_their_own_storage(monkeypatch):
     calls.clear()
     _memory.PlainBuffer(2**20)  # small buffers are left alone
     assert calls == []
+
+
+def test_read_file_returns_the_whole_file_even_if_it_changes_size(tmp_path):
+    data = os.urandom(5 * 2**20 + 11)
+    path = tmp_path / "package.eseal"
+    path.write_bytes(data)
+    with path.open("rb", buffering=0) as f:
+        got = _memory.read_file(f, len(data))
+    assert type(got) is bytes and got == data
+    for claimed in (len(data) - 4096, len(data) + 4096, 0):  # stat said otherwise: still exactly the file
+        with path.open("rb", buffering=0) as f:
+            assert _memory.read_file(f, claimed) == data
