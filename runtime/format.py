@@ -459,7 +459,7 @@ def _write_v2(head: bytes, slots: list[KeySlot], info: PayloadInfo, content_key:
               aad: bytes, signer: Ed25519PrivateKey | None) -> bytes:
     """header | manifest | slots | digest table | signature | ct_len | ciphertext (docs/format.md §9)."""
     table, ciphertext = v2.encrypt(info.cipher, info.digest, content_key, info.nonce_prefix, info.chunk_size,
-                                        stored, aad)
+                                   stored, aad)
     parts = [head, struct.pack(">H", len(slots)), *(s.to_bytes() for s in slots), table]
     if signer is None:
         parts.append(bytes([SignatureAlg.NONE]))
