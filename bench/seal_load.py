@@ -491,7 +491,7 @@ def render(r: dict) -> str:
     lines += ["", "The pass floor is bytes × (1/SHA-256 + 1/AES-256-GCM), single-thread rates above, divided over "
               "the threads; `ratio floor` = (plain + pass floor) ÷ plain, i.e. what sealed ÷ plain would be if parse, "
               "signature, unwrap and page faults cost nothing. It is set by SHA-256: the AEAD is several times faster "
-              "than any collision-resistant hash the runtime's dependencies offer (see format.md §9.2 for why the "
+              "than any collision-resistant hash the runtime's dependencies offer (see format.md §10.2 for why the "
               "digest cannot be the AEAD tag)."]
     p = r["raspberry_pi_4_estimate"]
     a = p["assumptions"]

@@ -13,6 +13,8 @@ from .errors import (
     InternalError,
     InvalidInput,
     InvalidPackage,
+    LimitExceeded,
+    ModelClosed,
     NoMatchingKey,
     PackageExpired,
     PolicyError,
@@ -26,7 +28,7 @@ from .keys import BytesKey, EnvKey, FileKey, KeyProvider, Passphrase, RawKey
 from .loader import Inspection, SealedModel, inspect, load, open_payload
 from .tensors import QuantParams, TensorSpec
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "load",
@@ -52,6 +54,8 @@ __all__ = [
     "InvalidInput",
     "UnsupportedError",
     "InvalidPackage",
+    "LimitExceeded",
+    "ModelClosed",
     "UnsignedPackage",
     "UntrustedPublisher",
     "NoMatchingKey",

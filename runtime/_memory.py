@@ -19,7 +19,7 @@ import ctypes
 import platform
 import sys
 
-__all__ = ["PlainBuffer", "read_file", "wipe"]
+__all__ = ["PlainBuffer", "read_file", "wipe", "wipe_bytes"]
 
 _CPYTHON = platform.python_implementation() == "CPython"
 # Offset of the character array inside a CPython bytes object (ob_sval).
@@ -101,16 +101,17 @@ def _advise_huge_pages(address: int, size: int) -> None:
         _madvise(start, end - start, _MADV_HUGEPAGE)
 
 
-def read_file(file, size: int) -> bytes:
-    """All of binary ``file`` (expected ``size`` bytes, e.g. from fstat) as one ``bytes`` object.
+def read_file(file, size: int, limit: int) -> bytes:
+    """Binary ``file`` (expected ``size`` bytes, e.g. from fstat) as one ``bytes`` object, at most ``limit`` + 1 bytes.
 
-    Like ``file.read()``, but read straight into a fresh buffer that asked for huge pages, which
-    on a virtual machine makes reading a 91 MB package about 3x faster (bench/seal_load.py's
-    first-touch figures): ``read()`` pays one page fault per 4 KiB. Not for secrets: this is
-    the ciphertext, nothing wipes it.
+    Like ``file.read(limit + 1)``, but read straight into a fresh buffer that asked for huge
+    pages, which on a virtual machine makes reading a 91 MB package about 3x faster
+    (bench/seal_load.py's first-touch figures): ``read()`` pays one page fault per 4 KiB.
+    Not for secrets: this is the ciphertext, nothing wipes it.
     """
+    size = min(size, limit + 1)
     if not _CPYTHON or size <= 1:
-        return file.read()
+        return file.read(limit + 1)
     buf = PlainBuffer(size)
     view, got = buf.view, 0
     while got < size:
@@ -118,7 +119,7 @@ def read_file(file, size: int) -> bytes:
         if not n:
             break
         got += n
-    rest = file.read()
+    rest = file.read(limit + 1 - got)
     if got == size and not rest:
         return buf.data
     return bytes(view[:got]) + rest  # the file changed size while it was read
@@ -140,3 +141,10 @@ def wipe(buffer: bytearray | memoryview) -> None:
     n = view.nbytes
     if n:
         ctypes.memset((ctypes.c_char * n).from_buffer(view), 0, n)
+
+
+def wipe_bytes(data: bytes) -> None:
+    """Zero a ``bytes`` object nobody else holds (e.g. a piece fresh from zlib). No-op off CPython and for the
+    shared 0- and 1-byte objects."""
+    if _CPYTHON and len(data) > 1:
+        wipe(_window(data))

@@ -1,4 +1,4 @@
-"""Format v2 payload: chunked AEAD plus a signed table of per-chunk digests (docs/format.md §9).
+"""Format v2 payload: chunked AEAD plus a signed table of per-chunk digests (docs/format.md §10).
 
 In v1 the Ed25519 signature covers the whole file, so a reader hashes every
 ciphertext byte for the signature and then reads every byte again to decrypt.

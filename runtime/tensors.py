@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -30,9 +31,9 @@ class QuantParams:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "QuantParams":
         return cls(
-            scale=tuple(float(s) for s in d["scale"]),
-            zero_point=tuple(int(z) for z in d["zero_point"]),
-            axis=None if d.get("axis") is None else int(d["axis"]),
+            scale=tuple(_number(s, "scale") for s in _list(d["scale"], "scale")),
+            zero_point=tuple(_int(z, "zero_point") for z in _list(d["zero_point"], "zero_point")),
+            axis=None if d.get("axis") is None else _int(d["axis"], "axis"),
         )
 
 
@@ -64,9 +65,9 @@ class TensorSpec:
     def from_dict(cls, d: Mapping[str, Any]) -> "TensorSpec":
         quant = d.get("quant")
         return cls(
-            name=str(d["name"]),
-            dtype=str(d["dtype"]),
-            shape=tuple(None if s is None else int(s) for s in d["shape"]),
+            name=_str(d["name"], "name"),
+            dtype=_str(d["dtype"], "dtype"),
+            shape=tuple(None if s is None else _int(s, "shape") for s in _list(d["shape"], "shape")),
             quant=None if quant is None else QuantParams.from_dict(quant),
         )
 
@@ -92,6 +93,33 @@ class TensorSpec:
                 f"input {self.name!r} has shape {tuple(value.shape)}, the model expects {self.describe()}"
             )
         return value if value.flags.c_contiguous else np.ascontiguousarray(value)
+
+
+# Strict JSON types for from_dict (a manifest is hostile input: no bool-as-int, no 4.7 as a dimension).
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise ValueError(f"{what}: expected a 64-bit integer, got {value!r:.40}")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise ValueError(f"{what}: expected a finite number, got {value!r:.40}")
+    return float(value)
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, what: str) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{what}: expected an array, got {type(value).__name__}")
+    return value
 
 
 def validate_inputs(

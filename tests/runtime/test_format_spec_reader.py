@@ -34,9 +34,101 @@ class Reject(Exception):
 
 
 def _int(v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
         raise Reject("InvalidPackage")
     return v
+
+
+def _json_rules(text: bytes):
+    """§2.1: UTF-8, one object, nesting <= 64, no lone surrogates, no duplicates, int64 integers, finite numbers."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text.decode("utf-8"):  # (a BOM is not JSON whitespace, so json.loads rejects it below)
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > 64:
+        raise ValueError("nested too deep")
+
+    def integer(literal):
+        if not -(2**63) <= int(literal) < 2**63:
+            raise ValueError("integer outside int64")
+        return int(literal)
+
+    def number(literal):
+        value = float(literal)
+        if value in (float("inf"), float("-inf")):
+            raise ValueError("overflows a double")
+        return value
+
+    def no_duplicates(pairs):
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("duplicate member")
+        return dict(pairs)
+
+    def no_constants(name):
+        raise ValueError(f"{name} is not JSON")
+
+    value = json.loads(text.decode("utf-8"), parse_int=integer, parse_float=number, parse_constant=no_constants,
+                       object_pairs_hook=no_duplicates)
+
+    def strings(v):
+        if isinstance(v, str):
+            v.encode("utf-8")  # a lone surrogate cannot be encoded: UnicodeEncodeError (a ValueError)
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                strings(k)
+                strings(item)
+        elif isinstance(v, list):
+            for item in v:
+                strings(item)
+
+    strings(value)
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value
+
+
+def _members(m: dict) -> None:
+    """§2: every member required, of its type; only target and expires_at may be null."""
+    def typed(d, key, types):
+        if key not in d or isinstance(d[key], bool) and bool not in types or not isinstance(d[key], types):
+            raise Reject("InvalidPackage")
+        return d[key]
+
+    for key in ("kind", "content_format", "name", "producer"):
+        typed(m, key, (str,))
+    if m["kind"] not in ("model", "dataset"):
+        raise Reject("InvalidPackage")
+    typed(m, "target", (str, type(None)))
+    typed(m, "compression", (dict,))
+    if not all(isinstance(v, str) for v in typed(m, "metadata", (dict,)).values()):
+        raise Reject("InvalidPackage")
+    created = _int(typed(m, "created_at", (int,)))
+    _int(typed(m, "model_version", (int,)))
+    expires = typed(m, "expires_at", (int, type(None)))
+    if expires is not None and _int(expires) <= created:
+        raise Reject("InvalidPackage")
+    for key in ("inputs", "outputs"):
+        for spec in typed(m, key, (list,)):
+            if not isinstance(spec, dict):
+                raise Reject("InvalidPackage")
+            typed(spec, "name", (str,))
+            typed(spec, "dtype", (str,))
+            for dim in typed(spec, "shape", (list,)):
+                if dim is not None:
+                    _int(dim)
+    pay = typed(m, "payload", (dict,))
+    for key in ("cipher", "nonce_prefix", "codec"):
+        typed(pay, key, (str,))
+    for key in ("chunk_size", "size", "original_size"):
+        _int(typed(pay, key, (int,)))
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
@@ -44,7 +136,7 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
 
 
 def _digest(name: str, chunk: bytes) -> bytes:
-    """§9.2: SHA-256, or BLAKE2b with a 32-byte output (RFC 7693, unkeyed)."""
+    """§10.2: SHA-256, or BLAKE2b with a 32-byte output (RFC 7693, unkeyed)."""
     if name == "sha-256":
         h = hashes.Hash(hashes.SHA256())
         h.update(chunk)
@@ -53,7 +145,7 @@ def _digest(name: str, chunk: bytes) -> bytes:
 
 
 def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_version, now: int, key) -> bytes:
-    """§7 'Reading, in order' (v1), §9.4 (v2)."""
+    """§7 'Reading, in order' (v1), §10.4 (v2)."""
     def take(pos: int, n: int) -> bytes:
         if pos + n > len(data):
             raise Reject("InvalidPackage")
@@ -65,7 +157,8 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
         raise Reject("InvalidPackage")
     # 2. manifest
     try:
-        manifest = json.loads(take(16, mlen).decode("utf-8"))
+        manifest = _json_rules(take(16, mlen))
+        _members(manifest)
         pay = manifest["payload"]
         cipher, chunk, prefix = pay["cipher"], _int(pay["chunk_size"]), bytes.fromhex(pay["nonce_prefix"])
         codec, size, original = pay["codec"], _int(pay["size"]), _int(pay["original_size"])
@@ -96,7 +189,7 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
         pos += 3 + blen
     n = max(1, -(-size // chunk))
     table = None
-    if version == 2:  # §9.1: digest table, signature, then the payload
+    if version == 2:  # §10.1: digest table, signature, then the payload
         table = take(pos, 32 * n)
         pos += 32 * n
     else:  # v1: payload, then the signature
@@ -130,7 +223,7 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
         if publisher not in trusted and not (allow_unsigned and not trusted):
             raise Reject("UntrustedPublisher")
         try:
-            if version == 2:  # §9.3
+            if version == 2:  # §10.3
                 message = b"edgeseal/v2/signature" + b"\x00" + hashlib.sha256(signed).digest()
             else:
                 blocks = [signed[j : j + 2**20] for j in range(0, max(1, len(signed)), 2**20)]
@@ -180,7 +273,7 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
     for i in range(n):
         start = i * (chunk + 16)
         part = ciphertext[start : start + min(chunk, size - i * chunk) + 16]
-        if table is not None and _digest(digest_name, part) != table[32 * i : 32 * (i + 1)]:  # §9.4 step 7
+        if table is not None and _digest(digest_name, part) != table[32 * i : 32 * (i + 1)]:  # §10.4 step 7
             raise Reject("InvalidPackage")
         nonce = prefix + struct.pack(">I", i) + (b"\x01" if i == n - 1 else b"\x00")
         try:

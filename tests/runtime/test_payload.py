@@ -160,8 +160,10 @@ def test_read_file_returns_the_whole_file_even_if_it_changes_size(tmp_path):
     path = tmp_path / "package.eseal"
     path.write_bytes(data)
     with path.open("rb", buffering=0) as f:
-        got = _memory.read_file(f, len(data))
+        got = _memory.read_file(f, len(data), 2**30)
     assert type(got) is bytes and got == data
     for claimed in (len(data) - 4096, len(data) + 4096, 0):  # stat said otherwise: still exactly the file
         with path.open("rb", buffering=0) as f:
-            assert _memory.read_file(f, claimed) == data
+            assert _memory.read_file(f, claimed, 2**30) == data
+    with path.open("rb", buffering=0) as f:  # never more than limit + 1 bytes, so a caller sees "too big"
+        assert _memory.read_file(f, len(data), 1000) == data[:1001]

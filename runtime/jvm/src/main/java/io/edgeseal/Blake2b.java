@@ -4,7 +4,7 @@ import java.util.Arrays;
 
 /**
  * BLAKE2b (RFC 7693), unkeyed, with an output length of 1-64 bytes: the {@code "blake2b-256"} chunk
- * digest of format v2 (docs/format.md §9.2). The JDK has no BLAKE2, and this library takes no dependencies.
+ * digest of format v2 (docs/format.md §10.2). The JDK has no BLAKE2, and this library takes no dependencies.
  */
 final class Blake2b {
     private static final long[] IV = {

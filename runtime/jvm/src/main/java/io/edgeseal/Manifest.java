@@ -18,7 +18,7 @@ public final class Manifest {
         public final String codec; // "none" or "zlib"
         public final long size; // bytes encrypted (after the codec)
         public final long originalSize; // bytes after decoding
-        /** v2: "sha-256" or "blake2b-256" (§9.2); whatever string the file has, or null. v1 ignores it. */
+        /** v2: "sha-256" or "blake2b-256" (§10.2); whatever string the file has, or null. v1 ignores it. */
         public final String chunkDigest;
 
         private Payload(String cipher, int chunkSize, byte[] noncePrefix, String codec, long size, long originalSize,
@@ -85,23 +85,28 @@ public final class Manifest {
         modelVersion = integer(d.get("model_version"), "model_version");
         inputs = specs(d.get("inputs"), "inputs");
         outputs = specs(d.get("outputs"), "outputs");
-        Object t = d.get("target");
-        if (t != null && t != Json.NULL && !(t instanceof String)) {
+        Object t = d.get("target"); // required: a string or null
+        if (t != Json.NULL && !(t instanceof String)) {
             throw bad("target");
         }
         target = t instanceof String ? (String) t : null;
         createdAt = integer(d.get("created_at"), "created_at");
-        Object e = d.get("expires_at");
-        expiresAt = (e == null || e == Json.NULL) ? null : integer(e, "expires_at");
-        Object p = d.get("producer");
-        if (p != null && !(p instanceof String)) {
-            throw bad("producer");
+        Object e = d.get("expires_at"); // required: an integer or null, later than created_at
+        expiresAt = e == Json.NULL ? null : integer(e, "expires_at");
+        if (expiresAt != null && expiresAt <= createdAt) {
+            throw bad("expires_at");
         }
-        producer = p == null ? "" : (String) p;
-        for (String member : new String[] {"compression", "metadata"}) {
-            Object m = d.get(member);
-            if (m != null && m != Json.NULL && !(m instanceof Map)) {
-                throw bad(member);
+        producer = string(d, "producer");
+        if (!(d.get("compression") instanceof Map)) {
+            throw bad("compression");
+        }
+        Object m = d.get("metadata");
+        if (!(m instanceof Map)) {
+            throw bad("metadata");
+        }
+        for (Object value : ((Map<?, ?>) m).values()) {
+            if (!(value instanceof String)) {
+                throw bad("metadata");
             }
         }
         payload = payload(d.get("payload"));
@@ -174,9 +179,38 @@ public final class Manifest {
             for (Object dim : (List<?>) shape) {
                 dims.add(dim == Json.NULL ? null : integer(dim, member + ".shape"));
             }
+            quant(s.get("quant"), member + ".quant");
             out.add(new TensorSpec(string(s, "name"), string(s, "dtype"), Collections.unmodifiableList(dims)));
         }
         return Collections.unmodifiableList(out);
+    }
+
+    /** Optional quantization: absent or null, or {"scale": [number], "zero_point": [int], "axis"?: int or null}. */
+    private static void quant(Object value, String what) throws Json.ParseException {
+        if (value == null || value == Json.NULL) {
+            return;
+        }
+        if (!(value instanceof Map)) {
+            throw bad(what);
+        }
+        Map<?, ?> q = (Map<?, ?>) value;
+        Object scale = q.get("scale");
+        Object zero = q.get("zero_point");
+        Object axis = q.get("axis");
+        if (!(scale instanceof List) || !(zero instanceof List)
+                || (axis != null && axis != Json.NULL && !(axis instanceof Long))) {
+            throw bad(what);
+        }
+        for (Object s : (List<?>) scale) {
+            if (!(s instanceof Long) && !(s instanceof Double)) {
+                throw bad(what + ".scale");
+            }
+        }
+        for (Object z : (List<?>) zero) {
+            if (!(z instanceof Long)) {
+                throw bad(what + ".zero_point");
+            }
+        }
     }
 
     private static String string(Map<String, Object> d, String key) throws Json.ParseException {
