@@ -217,10 +217,12 @@ class Inspection:
     slots: tuple[str, ...]
     publisher: str | None
     signature: str  # "verified", "unsigned", "untrusted", "not checked", "invalid"
+    format_version: int = 1  # the header's version (docs/format.md §1, §10)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "size": self.size,
+            "format_version": self.format_version,
             "manifest": self.manifest.to_dict(),
             "slots": list(self.slots),
             "publisher": self.publisher,
@@ -250,4 +252,4 @@ def inspect(source: Source, *, trusted: Iterable[Any] = (), max_plaintext: int =
         except InvalidPackage:
             status = "invalid"
     return Inspection(len(data), package.manifest, tuple(s.describe() for s in package.slots),
-                      package.publisher, status)
+                      package.publisher, status, package.header.version)

@@ -29,6 +29,7 @@ from edgeseal.runtime.format import (
     Codec,
     KeySlot,
     Manifest,
+    Package,
     RawKeyRecipient,
     SlotType,
     write_package,
@@ -375,8 +376,9 @@ def test_key_text_passed_as_str_never_appears_in_a_message(tmp_path):
 def test_inspect_with_trusted_exits_3_unless_verified(case, tmp_path, capsys):
     other = Ed25519PrivateKey.generate()
     package = _seal(signer=None if case == "unsigned" else other if case == "untrusted" else PUBLISHER)
-    if case == "invalid":
-        package = package[:-1] + bytes([package[-1] ^ 1])
+    if case == "invalid":  # flip the signature's last byte (in v2 the signature is not at the end of the file)
+        end = Package.parse(package).signature.signed_len + 64
+        package = package[: end - 1] + bytes([package[end - 1] ^ 1]) + package[end:]
     path, pub = tmp_path / "p.eseal", tmp_path / "publisher.pub"
     path.write_bytes(package)
     keys.write_public_key(pub, PUBLISHER.public_key())

@@ -167,3 +167,17 @@ def test_read_file_returns_the_whole_file_even_if_it_changes_size(tmp_path):
             assert _memory.read_file(f, claimed, 2**30) == data
     with path.open("rb", buffering=0) as f:  # never more than limit + 1 bytes, so a caller sees "too big"
         assert _memory.read_file(f, len(data), 1000) == data[:1001]
+
+
+def test_inspect_reports_the_format_version(tmp_path, capsys):
+    from edgeseal import cli
+    from edgeseal.runtime import inspect
+
+    for version in (1, 2):
+        data = _seal(b"weights" * 100, version=version)
+        info = inspect(data)
+        assert info.format_version == version and info.to_dict()["format_version"] == version
+        path = tmp_path / f"v{version}.eseal"
+        path.write_bytes(data)
+        assert cli.main(["inspect", str(path)]) == 0
+        assert f"bytes, format v{version}\n" in capsys.readouterr().out
