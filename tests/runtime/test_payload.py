@@ -181,3 +181,38 @@ def test_inspect_reports_the_format_version(tmp_path, capsys):
         path.write_bytes(data)
         assert cli.main(["inspect", str(path)]) == 0
         assert f"bytes, format v{version}\n" in capsys.readouterr().out
+
+
+def test_readme_and_results_page_state_the_recorded_seal_load_figures():
+    """README's sealed-vs-plain table and bench/results/seal_load.md are the figures of seal_load.json."""
+    import re
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    result = json.loads((root / "bench" / "results" / "seal_load.json").read_text())
+    sys.path.insert(0, str(root / "bench"))
+    try:
+        import seal_load
+    finally:
+        sys.path.remove(str(root / "bench"))
+    assert (root / "bench" / "results" / "seal_load.md").read_text() == seal_load.render(result)
+    readme = (root / "README.md").read_text()
+    load = {x["model"]: x for x in result["load"]}
+    run = {x["model"]: x for x in result["run"]}
+
+    def row(label: str) -> list[str]:
+        match = re.search(r"^\| " + re.escape(label) + r" \| ([^|]+) \| ([^|]+) \|", readme, re.M)
+        assert match, label
+        return [cell.strip().strip("*").removesuffix(" ms").removesuffix(" µs") for cell in match.groups()]
+
+    models = ("minilm-fp32", "minilm-int8")
+    assert row("load: `InferenceSession(bytes)`") == [str(load[m]["plain_load_ms_median"]) for m in models]
+    assert row("load: `edgeseal.load`, format v2 (what `seal` writes)") == [
+        str(load[m]["sealed_v2"]["load_ms_median"]) for m in models]
+    assert row("sealed ÷ plain load, v2") == [str(load[m]["sealed_v2"]["ratio_over_plain"]) for m in models]
+    assert row("sealed ÷ plain load, v2, in CPU time") == [
+        str(load[m]["sealed_v2"]["cpu_ratio_over_plain"]) for m in models]
+    assert row("sealed ÷ plain load, v1 (the previous format, same run)") == [
+        str(load[m]["sealed_v1"]["ratio_over_plain"]) for m in models]
+    assert row("steady-state `run`, sealed ÷ bare (batch 1, 32 tokens)") == [
+        str(run[m]["ratio_sealed_over_bare"]) for m in models]
