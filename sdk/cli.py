@@ -196,7 +196,7 @@ def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     info = inspect(Path(args.package), trusted=[Path(t) for t in args.trusted or ()])
     m = info.manifest
     lines = [
-        f"{_safe(args.package)}: {info.size:,} bytes, format v1",
+        f"{_safe(args.package)}: {info.size:,} bytes, format v{info.format_version}",
         f"  {m.kind.value}: {_safe(repr(m.name))} version {m.model_version} ({_safe(m.content_format)}), "
         f"target {_safe(m.target or '-')}",
         f"  created {_utc(m.created_at)}, expires {_utc(m.expires_at) if m.expires_at else 'never'}, "
