@@ -357,3 +357,39 @@ def _raw_public(device) -> bytes:
     from edgeseal.runtime import crypto
 
     return crypto.raw_public(device.public_key())
+
+
+def test_litert_dtypes_and_scalars_match_plain_litert(seal_load):
+    """LiteRT: the same for the element types litert-torch emits (float32/16, int32/16, bool) and a scalar."""
+    torch = pytest.importorskip("torch")
+    litert_torch = pytest.importorskip("litert_torch")
+    from ai_edge_litert.interpreter import Interpreter
+
+    class Net(torch.nn.Module):
+        def forward(self, x, i, s, h, k):
+            return x * 2, i + 1, s - 3, h * h, torch.logical_not(k), i.sum()
+
+    examples = (torch.zeros(2, 3), torch.zeros(4, dtype=torch.int32), torch.zeros(3, dtype=torch.int16),
+                torch.zeros(3, dtype=torch.float16), torch.zeros(3, dtype=torch.bool))
+    model = bytes(litert_torch.convert(Net().eval(), examples).model_content())
+    feeds = [np.array([[1.5, -0.0, np.inf], [np.nan, 3e38, -1e-30]], np.float32),
+             np.array([2**31 - 2, -(2**31), 0, 7], np.int32), np.array([-32768, 5, 32767], np.int16),
+             np.array([65504, -0.0, 6e-8], np.float16), np.array([True, False, True])]
+
+    plain = Interpreter(model_content=model)
+    plain.allocate_tensors()
+    names = [d["name"] for d in plain.get_input_details()]
+    for detail, value in zip(plain.get_input_details(), feeds):
+        plain.set_tensor(detail["index"], value)
+    plain.invoke()
+    want = {d["name"]: plain.get_tensor(d["index"]) for d in plain.get_output_details()}
+
+    manifest, sealed = seal_load(model)
+    assert [s.dtype for s in manifest.inputs] == ["float32", "int32", "int16", "float16", "bool"]
+    assert manifest.outputs[-1].shape == ()
+    assert_identical(sealed.run(dict(zip(names, feeds))), want)
+    swapped = [f.astype(f.dtype.newbyteorder("S")) for f in feeds]  # other byte order: converted, same values
+    assert_identical(sealed.run(dict(zip(names, swapped))), want)
+    assert_identical(sealed.run(dict(zip(names, [f.tolist() for f in feeds]))), want)  # lists, as ORT takes them
+    with pytest.raises(InvalidInput, match=rf"input '{names[1]}' has dtype int64, the model expects int32"):
+        sealed.run(dict(zip(names, [feeds[0], feeds[1].astype(np.int64), *feeds[2:]])))
