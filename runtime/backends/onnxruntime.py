@@ -67,8 +67,9 @@ def _parse(text: str, pos: int, where: str) -> tuple[TensorSpec, int]:
             pos += len(prefix)
             break
     else:
-        raise UnsupportedError(f"{where} has type {text}, which edgeseal cannot describe (ONNX Runtime's "
-                               "Python API returns no NumPy value for it)", reason="unsupported type")
+        why = " (InferenceSession.run takes no NumPy array for it either)" if text.startswith("sparse") else ""
+        raise UnsupportedError(f"{where} has type {text}, which edgeseal does not describe{why}",
+                               reason="unsupported type")
     if kind == "tensor":
         close = text.find(")", pos)
         dtype = _ELEM_TYPES.get(text[pos:close]) if close > 0 else None

@@ -393,3 +393,35 @@ def test_litert_dtypes_and_scalars_match_plain_litert(seal_load):
     assert_identical(sealed.run(dict(zip(names, [f.tolist() for f in feeds]))), want)  # lists, as ORT takes them
     with pytest.raises(InvalidInput, match=rf"input '{names[1]}' has dtype int64, the model expects int32"):
         sealed.run(dict(zip(names, [feeds[0], feeds[1].astype(np.int64), *feeds[2:]])))
+
+
+def test_sparse_tensors_are_refused_by_name(publisher, device):
+    """ORT loads a model with a sparse input, but ``InferenceSession.run`` takes no NumPy array for it."""
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("SparseToDenseMatMul", ["a", "b"], ["y"], domain="com.microsoft")], "g",
+                          [helper.make_sparse_tensor_value_info("a", TP.FLOAT, [2, 2]), vi("b", TP.FLOAT, [2, 2])],
+                          [vi("y", TP.FLOAT, [2, 2])]),
+        opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 10
+    data = model.SerializeToString()
+    plain = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match="expected to be of type"):
+        plain.run(None, {"a": np.eye(2, dtype=np.float32), "b": np.eye(2, dtype=np.float32)})
+    with pytest.raises(UnsupportedError, match=r"input 'a' has type sparse_tensor\(float\), which edgeseal does not "
+                                               r"describe \(InferenceSession.run takes no NumPy array for it either\)"):
+        edgeseal.seal(data, publisher=publisher, devices=[device])
+
+
+def test_declared_shapes_reads_the_graph_without_onnx():
+    from edgeseal.runtime.backends._onnx_graph import declared_shapes
+
+    elem = helper.make_tensor_type_proto(TP.FLOAT, [2])
+    model = _model([helper.make_node("Identity", ["a"], ["b"]), helper.make_node("OptionalHasElement", ["o"], ["h"]),
+                    helper.make_node("SequenceLength", ["s"], ["n"])],
+                   [vi("a", TP.FLOAT, None), helper.make_value_info("o", helper.make_optional_type_proto(elem)),
+                    helper.make_tensor_sequence_value_info("s", TP.FLOAT, None)],
+                   [vi("b", TP.FLOAT, []), vi("h", TP.BOOL, []), vi("n", TP.INT64, None)])
+    assert declared_shapes(model) == {"a": False, "o": True, "b": True, "h": True, "n": False}
+    assert declared_shapes(memoryview(model)) == declared_shapes(model)
+    for broken in (b"", b"\xff" * 12, model[: len(model) // 2], b"\x3a\x05ab", model + b"\x0b"):
+        assert declared_shapes(broken) == {}  # unreadable: callers then assume unknown rank
