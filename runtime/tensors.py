@@ -1,7 +1,7 @@
 """Typed tensor specs and input validation, done before any backend sees the data.
 
 A :class:`TensorSpec` describes one model input or output the way the manifest
-records it (docs/format.md §2.1): a tensor (``dtype`` + ``shape``), or a
+records it (docs/format.md §2.2): a tensor (``dtype`` + ``shape``), or a
 sequence, map or optional value wrapping further specs. ``from_dict`` is a
 strict validator for specs read from a file; ``validate_inputs`` checks what a
 spec knows (names, dtypes, ranks, fixed dims) and hands everything else to the
@@ -22,7 +22,7 @@ __all__ = ["DTYPES", "KINDS", "QuantParams", "TensorSpec", "validate_inputs"]
 
 # Every element type a spec may name. NumPy dtype names where NumPy has the type; "string" for
 # text (NumPy str/object arrays); the ml_dtypes names for the types NumPy lacks (bfloat16, float8,
-# int4 ...). Whether a backend can *feed* a type is the backend's business (docs/format.md §2.1).
+# int4 ...). Whether a backend can *feed* a type is the backend's business (docs/format.md §2.2).
 _NUMPY_DTYPES = (
     "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
     "float16", "float32", "float64", "complex64", "complex128",
@@ -196,7 +196,7 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, d: Any, *, nested: bool = False, _depth: int = 1) -> "TensorSpec":
-        """Strictly parse the manifest form (docs/format.md §2.1).
+        """Strictly parse the manifest form (docs/format.md §2.2).
 
         Raises TypeError for a member of the wrong JSON type and ValueError for a missing member
         or a value out of range; the message names the spec and the member. Members this version
