@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ConfigError, InvalidInput
+from .errors import ConfigError, InvalidInput, UnsupportedError
 
 __all__ = [
     "SCHEMA",
@@ -266,6 +266,11 @@ def evaluate(
             out = sealed.run(batch)
             seconds.append(time.perf_counter() - t0)
             for name, value in out.items():
+                if not isinstance(value, np.ndarray):
+                    raise UnsupportedError(
+                        f"output {name!r} is a {type(value).__name__} (a sequence, map or empty optional); "
+                        "evaluation compares array outputs only: evaluate a model whose outputs are tensors"
+                    )
                 chunks.setdefault(name, []).append(value)
             if progress is not None:
                 progress(i + 1, n)

@@ -148,6 +148,8 @@ class TensorSpec:
             raise ConfigError(f"{label}: dtype {self.dtype!r} is not one of {sorted(DTYPES)}")
         if self.elem is not None or self.key is not None:
             raise ConfigError(f"{label}: a tensor spec has no elem or key")
+        if isinstance(self.shape, list):
+            object.__setattr__(self, "shape", tuple(self.shape))
         if self.shape is not None:
             if not isinstance(self.shape, tuple):
                 raise ConfigError(f"{label}: shape must be a tuple or None, got {type(self.shape).__name__}")

@@ -425,3 +425,23 @@ def test_declared_shapes_reads_the_graph_without_onnx():
     assert declared_shapes(memoryview(model)) == declared_shapes(model)
     for broken in (b"", b"\xff" * 12, model[: len(model) // 2], b"\x3a\x05ab", model + b"\x0b"):
         assert declared_shapes(broken) == {}  # unreadable: callers then assume unknown rank
+
+
+def test_device_evaluation_names_an_output_it_cannot_compare(publisher, device, tmp_path):
+    """The evaluator concatenates array outputs sample by sample; a sequence output is refused by name."""
+    import io
+
+    from edgeseal.runtime.evaluate import evaluate
+
+    scalar = helper.make_tensor_type_proto(TP.FLOAT, [])
+    model = _model([helper.make_node("ZipMap", ["x"], ["z"], domain="ai.onnx.ml", classlabels_int64s=[0, 1]),
+                    helper.make_node("Identity", ["x"], ["scores"])],
+                   [vi("x", TP.FLOAT, [None, 2])],
+                   [vi("scores", TP.FLOAT, [None, 2]), helper.make_value_info(
+                       "z", helper.make_sequence_type_proto(helper.make_map_type_proto(TP.INT64, scalar)))], ml=True)
+    data = io.BytesIO()
+    np.savez(data, x=np.eye(2, dtype=np.float32), labels=np.array([0, 1]))
+    edgeseal.seal(model, publisher=publisher, devices=[device], out=tmp_path / "m.eseal")
+    edgeseal.seal(data.getvalue(), publisher=publisher, devices=[device], kind="dataset", out=tmp_path / "d.eseal")
+    with pytest.raises(UnsupportedError, match=r"output 'z' is a list .* evaluation compares array outputs only"):
+        evaluate(tmp_path / "m.eseal", tmp_path / "d.eseal", key=device, trusted=[publisher])
