@@ -26,7 +26,7 @@ from .keys import BytesKey, EnvKey, FileKey, KeyProvider, Passphrase, RawKey
 from .loader import Inspection, SealedModel, inspect, load, open_payload
 from .tensors import QuantParams, TensorSpec
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "load",

@@ -5,41 +5,66 @@ The safe layer is two calls::
     edgeseal.seal("model.onnx", publisher="publisher.pem", devices=["pi.pub"], out="model.eseal")
     model = edgeseal.load("model.eseal", key="pi.pem", trusted=["publisher.pub"])
 
-Importing ``edgeseal`` imports neither torch nor onnx; the compression recipes do,
-when called.
+The top-level namespace is lazy: ``import edgeseal`` (and so ``import
+edgeseal.runtime`` on a device) executes no sdk code; each name below is
+imported from its home the first time it is used. Importing ``edgeseal``
+imports neither torch nor onnx; the compression recipes do, when called.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .runtime import (  # noqa: E402  (re-exported: the device API is part of the top level)
-    ConfigError,
-    EdgesealError,
-    InvalidInput,
-    InvalidPackage,
-    Passphrase,
-    RawKey,
-    SealedModel,
-    UnsupportedError,
-    inspect,
-    load,
-    open_payload,
-)
-from .runtime.keys import generate_device_key, generate_publisher_key  # noqa: E402
-from .seal import seal  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "seal",
-    "load",
-    "open_payload",
-    "inspect",
-    "SealedModel",
-    "Passphrase",
-    "RawKey",
-    "generate_publisher_key",
-    "generate_device_key",
-    "EdgesealError",
-    "ConfigError",
-    "InvalidInput",
-    "InvalidPackage",
-    "UnsupportedError",
-]
+# name -> module that defines it (relative to this package)
+_EXPORTS = {
+    "__version__": ".runtime._version",
+    "seal": ".seal",
+    "load": ".runtime",
+    "open_payload": ".runtime",
+    "inspect": ".runtime",
+    "SealedModel": ".runtime",
+    "Passphrase": ".runtime",
+    "RawKey": ".runtime",
+    "generate_publisher_key": ".runtime.keys",
+    "generate_device_key": ".runtime.keys",
+    "EdgesealError": ".runtime",
+    "ConfigError": ".runtime",
+    "InvalidInput": ".runtime",
+    "InvalidPackage": ".runtime",
+    "UnsupportedError": ".runtime",
+}
+
+__all__ = [name for name in _EXPORTS if name != "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgeseal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from .runtime import (
+        ConfigError,
+        EdgesealError,
+        InvalidInput,
+        InvalidPackage,
+        Passphrase,
+        RawKey,
+        SealedModel,
+        UnsupportedError,
+        inspect,
+        load,
+        open_payload,
+    )
+    from .runtime._version import __version__
+    from .runtime.keys import generate_device_key, generate_publisher_key
+    from .seal import seal

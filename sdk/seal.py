@@ -23,12 +23,13 @@ from .runtime.format import (
     RawKeyRecipient,
     write_package,
 )
+from .runtime._version import __version__
 from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key
 from .runtime.tensors import TensorSpec
 
 __all__ = ["seal", "detect_format"]
 
-PRODUCER = "edgeseal/0.1.0"
+PRODUCER = f"edgeseal/{__version__}"
 
 
 def detect_format(data: bytes, hint: str | None = None) -> str:

@@ -91,14 +91,19 @@ def ensure_runtime_env(*, status: Callable[[str], None] = lambda s: None) -> Pat
     env = cache_dir("envs") / f"runtime-py{sys.version_info.major}{sys.version_info.minor}"
     python = env / "bin" / "python"
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
-    if not (env / ".deps-ok").is_file():
+    root = checkout_root()
+    lock = root / ".ci" / "requirements.lock" if root is not None else None
+    constraints = ["-c", str(lock)] if lock is not None and lock.is_file() else []
+    wanted = "\n".join(RUNTIME_REQUIREMENTS) + "\n" + (hashlib.sha256(lock.read_bytes()).hexdigest() if constraints else "")
+    deps_ok = env / ".deps-ok"
+    if not deps_ok.is_file() or deps_ok.read_text().strip() != wanted.strip():
         status(f"creating runtime-only environment {env}")
         shutil.rmtree(env, ignore_errors=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(env)
-        status("installing numpy, cryptography, onnxruntime, ai-edge-litert (no torch)")
-        _run([*pip, "install", *RUNTIME_REQUIREMENTS], "installing the runtime dependencies")
-        (env / ".deps-ok").write_text("\n".join(RUNTIME_REQUIREMENTS) + "\n")
-    root = checkout_root()
+        status("installing numpy, cryptography, onnxruntime, ai-edge-litert (no torch)"
+               + (", at the checkout's locked versions" if constraints else ""))
+        _run([*pip, "install", *constraints, *RUNTIME_REQUIREMENTS], "installing the runtime dependencies")
+        deps_ok.write_text(wanted)
     if root is not None:
         stamp = source_digest(root)
         stamp_file = env / ".edgeseal-stamp"

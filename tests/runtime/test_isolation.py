@@ -110,3 +110,27 @@ def test_keys_never_appear_in_reprs_or_messages(device, onnx_model, publisher):
         with pytest.raises(edgeseal.InvalidPackage) as err:
             edgeseal.load(package, key=key, trusted=[publisher])
         assert "s3cret" not in str(err.value) and "0101" not in str(err.value)
+
+
+def test_importing_the_runtime_executes_no_sdk_code():
+    """The top-level namespace is lazy: a device importing edgeseal.runtime runs only runtime modules."""
+    code = ("import sys, edgeseal.runtime; "
+            "print(sorted(m for m in sys.modules if m == 'edgeseal' or m.startswith('edgeseal.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = eval(out)
+    sdk = [m for m in loaded if m != "edgeseal" and not m.startswith("edgeseal.runtime")]
+    assert not sdk, f"importing edgeseal.runtime executed sdk code: {sdk}"
+    assert "edgeseal.runtime.format" in loaded  # the check sees real imports
+
+
+def test_the_lazy_top_level_resolves_every_public_name_and_one_version():
+    from importlib import metadata
+
+    from edgeseal.runtime import __version__ as runtime_version
+
+    for name in edgeseal.__all__:
+        assert getattr(edgeseal, name) is not None
+    assert edgeseal.seal.__module__ == "edgeseal.seal"
+    assert edgeseal.__version__ == runtime_version == metadata.version("edgeseal")
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        edgeseal.nope
