@@ -205,9 +205,12 @@ def test_sequences_in_and_out(seal_load):
     model = _model(
         [helper.make_node("SequenceConstruct", ["a", "b"], ["pair"]),
          helper.make_node("SequenceAt", ["s", "i"], ["at"]),
-         helper.make_node("SplitToSequence", ["a"], ["parts"], keepdims=0)],
+         helper.make_node("SplitToSequence", ["a"], ["parts"], keepdims=0),
+         helper.make_node("Optional", ["pair"], ["maybe_pair"])],
         [vi("a", TP.FLOAT, [3]), vi("b", TP.FLOAT, [None]), seq("s", TP.INT64, None), vi("i", TP.INT64, [])],
-        [seq("pair", TP.FLOAT, None), vi("at", TP.INT64, None), seq("parts", TP.FLOAT, None)],
+        [seq("pair", TP.FLOAT, None), vi("at", TP.INT64, None), seq("parts", TP.FLOAT, None),
+         helper.make_value_info("maybe_pair", helper.make_optional_type_proto(
+             helper.make_sequence_type_proto(helper.make_tensor_type_proto(TP.FLOAT, None))))],
     )
     feeds = {"a": np.array([1.0, np.nan, -0.0], np.float32), "b": np.zeros(0, np.float32),
              "s": [np.arange(4), np.array([[7, 8]])], "i": np.array(1)}
@@ -215,8 +218,10 @@ def test_sequences_in_and_out(seal_load):
     assert manifest.inputs[2].to_dict() == {"name": "s", "kind": "sequence", "elem": {"dtype": "int64", "shape": None}}
     assert manifest.outputs[0].to_dict() == {"name": "pair", "kind": "sequence",
                                              "elem": {"dtype": "float32", "shape": None}}
+    assert manifest.outputs[3].describe() == "maybe_pair: optional<sequence<float32[*]>>"
     out = sealed.run(feeds)
     assert isinstance(out["pair"], list) and len(out["parts"]) == 3 and out["at"].tolist() == [[7, 8]]
+    assert isinstance(out["maybe_pair"], list) and len(out["maybe_pair"]) == 2
 
 
 def test_maps_in_and_out(seal_load):
