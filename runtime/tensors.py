@@ -290,6 +290,8 @@ class TensorSpec:
             return value
         want = self.numpy_dtype
         if isinstance(value, (list, tuple, bool, int, float, str)):
+            if want is None:
+                return value  # NumPy has no such type to convert to: the backend decides, as it would unwrapped
             value = _from_python(self, value, want)
         elif isinstance(value, np.generic):
             value = np.asarray(value)
@@ -332,10 +334,8 @@ def _named(spec: TensorSpec, name: str) -> TensorSpec:
                       elem=spec.elem, key=spec.key)
 
 
-def _from_python(spec: TensorSpec, value: Any, want: np.dtype | None) -> Any:
+def _from_python(spec: TensorSpec, value: Any, want: np.dtype) -> np.ndarray:
     """A list (or Python scalar) as the array ONNX Runtime makes of it: ``np.array(value, dtype)``."""
-    if want is None:
-        return value  # no NumPy type to convert to; the backend decides
     try:
         return np.array(value, dtype=want)
     except (ValueError, TypeError, OverflowError) as exc:

@@ -301,6 +301,10 @@ def test_types_numpy_lacks_seal_and_fail_as_in_plain_onnxruntime(seal_load):
         sealed.run({"x": x})
     with pytest.raises(InvalidInput, match=r"input 'x' has dtype uint16, the model expects bfloat16"):
         sealed.run({"x": np.zeros(2, np.uint16)})
+    with pytest.raises(Exception, match="No corresponding Numpy type for Tensor Type. bfloat16"):
+        _plain(bf16, {"x": [1.0, 2.0]})  # a list goes to the backend unchanged, which fails the same way
+    with pytest.raises(UnsupportedError, match=r"cannot pass \['x', 'y'\].*No corresponding Numpy type"):
+        sealed.run({"x": [1.0, 2.0]})
 
     # float8_e4m3fn outputs come back as their uint8 bit patterns, in ORT and in edgeseal alike
     fp8 = _model([helper.make_node("Cast", ["x"], ["y"], to=TP.FLOAT8E4M3FN)],
