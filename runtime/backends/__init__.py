@@ -3,7 +3,7 @@
 Each backend module defines ``NAME``, ``FORMAT`` (the content format it runs),
 ``problem() -> str | None`` (why it cannot run here, or None when it imports
 *and works*) and ``Session(model: bytes, threads: int | None)`` with ``inputs``,
-``outputs`` (tuples of TensorSpec; optional inputs last), ``run(feeds) -> dict`` (the values
+``outputs`` (tuples of TensorSpec; overridable initializers last), ``run(feeds) -> dict`` (the values
 exactly as the backend returns them) and ``close()``.
 """
 
