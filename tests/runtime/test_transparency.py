@@ -284,6 +284,8 @@ def test_non_native_byte_order_is_converted_not_misread(seal_load):
     assert swapped.tobytes() != native.tobytes() and np.array_equal(swapped, native)
     _, sealed = seal_load(model)
     assert_identical(sealed.run({"x": swapped}), _plain(model, {"x": native}))
+    # plain ONNX Runtime (1.32) reads the swapped bytes as native order: the README says so
+    assert _plain(model, {"x": swapped})["y"].tobytes() == swapped.tobytes() != native.tobytes()
     fortran = np.asfortranarray(swapped)  # and not C-contiguous either
     assert_identical(sealed.run({"x": fortran}), _plain(model, {"x": native}))
 
@@ -312,6 +314,27 @@ def test_types_numpy_lacks_seal_and_fail_as_in_plain_onnxruntime(seal_load):
     manifest, sealed = _same_as_plain(seal_load, fp8, {"x": np.array([1.5, -2.0, 448.0], np.float32)})
     assert manifest.outputs[0].dtype == "float8_e4m3fn"
     assert sealed.run({"x": np.array([1.5], np.float32).repeat(3)})["y"].dtype == np.uint8
+
+    # other outputs NumPy has no type for: sealed with their dtype, refused at run as ORT refuses them
+    for onnx_type, dtype in [(TP.FLOAT8E5M2, "float8_e5m2"), (TP.INT4, "int4"), (TP.UINT4, "uint4")]:
+        cast = _model([helper.make_node("Cast", ["x"], ["y"], to=onnx_type)],
+                      [vi("x", TP.FLOAT, [3])], [vi("y", onnx_type, [3])])
+        x = np.array([1.0, -2.0, 3.0], np.float32)
+        with pytest.raises(Exception, match="No corresponding Numpy type"):
+            _plain(cast, {"x": x})
+        manifest, sealed = seal_load(cast)
+        assert manifest.outputs[0].to_dict() == {"name": "y", "dtype": dtype, "shape": [3]}
+        with pytest.raises(UnsupportedError, match=r"cannot pass \['y'\].*No corresponding Numpy type"):
+            sealed.run({"x": x})
+
+
+@pytest.mark.parametrize("onnx_type", [TP.COMPLEX64, TP.COMPLEX128])
+def test_complex_models_onnxruntime_cannot_load_are_refused_at_seal(publisher, device, onnx_type):
+    model = _identity(onnx_type, [2])
+    with pytest.raises(Exception, match="is not currently registered or supported"):
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    with pytest.raises(UnsupportedError, match="onnxruntime .* cannot load this model.*not currently registered"):
+        edgeseal.seal(model, publisher=publisher, devices=[device])
 
 
 def test_wrong_feeds_name_the_input_what_it_expects_and_what_it_got(seal_load):
