@@ -309,12 +309,10 @@ class TensorSpec:
     def _check_dtype(self, value: np.ndarray, want: np.dtype | None) -> np.ndarray:
         got = value.dtype
         if self.dtype == "string":
-            if got.kind in "UO":
+            if got.kind in "UOS":  # str, object, bytes: which of them a backend takes is its business
                 return value
-            hint = (" (bytes arrays are not text: decode them, e.g. np.char.decode(x, 'utf-8'))"
-                    if got.kind == "S" else "")
             raise InvalidInput(f"input {self.name!r} has dtype {got}, the model expects string "
-                               f"(a numpy str or object array){hint}")
+                               "(a numpy str, bytes or object array)")
         if want is None:  # bfloat16, float8, int4: ml_dtypes arrays name the type; the backend decides
             if got.name == self.dtype:
                 return value

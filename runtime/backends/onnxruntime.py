@@ -6,6 +6,8 @@ import os
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from ..errors import InvalidInput, UnsupportedError
 from ..tensors import TensorSpec
 from ._onnx_graph import declared_shapes
@@ -144,8 +146,14 @@ class Session:
         self.outputs = tuple(_spec(a, declared, "output") for a in self._session.get_outputs())
         self._names = [o.name for o in self.outputs]
         self._no_numpy = sorted(s.name for s in self.inputs + self.outputs if NO_NUMPY.intersection(_dtypes(s)))
+        self._text = [s.name for s in self.inputs if s.kind == "tensor" and s.dtype == "string"]
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        for name in self._text:  # ORT (1.32) misreads bytes arrays (it reads past each item) instead of refusing
+            value = feeds.get(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "S":
+                raise InvalidInput(f"input {name!r} has dtype {value.dtype}, onnxruntime takes string tensors as "
+                                   "numpy str or object arrays: decode bytes, e.g. np.char.decode(x, 'utf-8')")
         try:
             values = self._session.run(self._names, feeds)
         except Exception as exc:

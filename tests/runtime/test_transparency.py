@@ -348,8 +348,12 @@ def test_wrong_feeds_name_the_input_what_it_expects_and_what_it_got(seal_load):
         sealed.run({"x": np.zeros((1, 4), np.int16), "t": t})
     with pytest.raises(InvalidInput, match=r"input 'x' has shape \(4,\), the model expects x: uint16\[\?, 4\]"):
         sealed.run({"x": np.zeros(4, np.uint16), "t": t})
-    with pytest.raises(InvalidInput, match=r"input 't' has dtype \|S2, the model expects string .*np\.char\.decode"):
+    with pytest.raises(InvalidInput, match=r"input 't' has dtype \|S2, onnxruntime takes string tensors as numpy "
+                                           r"str or object arrays: decode bytes, e\.g\. np\.char\.decode"):
         sealed.run({"x": np.zeros((1, 4), np.uint16), "t": np.array([b"ok"])})
+    with pytest.raises(InvalidInput, match=r"input 't' has dtype float32, the model expects string "
+                                           r"\(a numpy str, bytes or object array\)"):
+        sealed.run({"x": np.zeros((1, 4), np.uint16), "t": np.zeros(1, np.float32)})
     with pytest.raises(InvalidInput, match=r"missing \['t'\], unknown \['z'\]\); "
                                            r"the model takes x: uint16\[\?, 4\]; t: string\[1\]"):
         sealed.run({"x": np.zeros((1, 4), np.uint16), "z": t})
