@@ -79,7 +79,8 @@ def declared_shapes(model: bytes | bytearray | memoryview) -> dict[str, bool]:
         if len(graphs) != 1:
             return {}
         out: dict[str, bool] = {}
-        for value_info in _submessages(graphs[0], 11) + _submessages(graphs[0], 12):
+        values = [v for n, w, v in _fields(graphs[0]) if n in (11, 12) and w == _LEN]  # one pass: input, output
+        for value_info in values:
             names = _submessages(value_info, 1)
             types = _submessages(value_info, 2)
             if len(names) != 1 or len(types) != 1:
