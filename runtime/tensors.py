@@ -11,7 +11,7 @@ backend unchanged.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -120,6 +120,7 @@ class TensorSpec:
     elem: "TensorSpec | None" = None
     key: str | None = None
     optional: bool = False
+    _numpy: np.dtype | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         label = f"tensor {self.name!r}" if self.name else "element spec"
@@ -131,6 +132,9 @@ class TensorSpec:
             raise ConfigError(f"{label}: optional must be true or false, got {self.optional!r}")
         if self.kind == "tensor":
             self._check_tensor(label)
+            numpy = np.dtype(object) if self.dtype == "string" else (
+                np.dtype(self.dtype) if self.dtype in _NUMPY_DTYPES else None)
+            object.__setattr__(self, "_numpy", numpy)  # run checks against it on every call
         else:
             if self.dtype is not None or self.shape is not None or self.quant is not None:
                 raise ConfigError(f"{label}: a {self.kind} spec has no dtype, shape or quant (they go in elem)")
@@ -259,11 +263,7 @@ class TensorSpec:
     @property
     def numpy_dtype(self) -> np.dtype | None:
         """The NumPy dtype of a tensor spec where NumPy has one (``object`` for string), else None."""
-        if self.kind != "tensor":
-            return None
-        if self.dtype == "string":
-            return np.dtype(object)
-        return np.dtype(self.dtype) if self.dtype in _NUMPY_DTYPES else None
+        return self._numpy
 
     def type_str(self) -> str:
         """``float32[?, 16]``, ``float32[*]`` (unknown rank), ``sequence<float32[*]>``, ``map<string, ...>``."""
