@@ -159,3 +159,23 @@ def test_direct_construction_raises_config_error():
         QuantParams(scale=(math.nan,), zero_point=(0,))
     with pytest.raises(ConfigError, match="a sequence spec needs an unnamed element spec"):
         TensorSpec(name="s", kind="sequence")
+
+
+def test_the_tensor_spec_vector_reads_as_written():
+    """tests/vectors/valid-tensor-specs-every-kind.eseal pins the §2.2 forms for readers in other languages."""
+    from pathlib import Path
+
+    from edgeseal.runtime.format import Package
+
+    data = (Path(__file__).resolve().parents[1] / "vectors" / "valid-tensor-specs-every-kind.eseal").read_bytes()
+    manifest = Package.parse(data).manifest
+    assert [s.describe() for s in manifest.inputs] == [
+        "x: float32[?, 4]", "text: string[]", "any_rank: uint64[*]", "bias: float32[2] (optional)",
+        "maybe: optional<float16[0, 2]> (optional)", "items: sequence<int64[*]>", "features: map<string, float32[]>",
+    ]
+    assert [s.describe() for s in manifest.outputs] == [
+        "probs: sequence<map<int64, float32[*]>>", "q: int8[1, 3]", "h: bfloat16[?]"]
+    assert manifest.outputs[1].quant == QuantParams(scale=(0.5, 0.25, 0.125), zero_point=(0, -1, 1), axis=1)
+    raw = json.loads(data[16:16 + int.from_bytes(data[12:16], "big")])
+    assert [s.to_dict() for s in manifest.inputs + manifest.outputs] == raw["inputs"] + raw["outputs"]
+    assert raw["inputs"][2] == {"name": "any_rank", "dtype": "uint64", "shape": None}

@@ -29,7 +29,7 @@ from edgeseal.runtime.format import (
     RawKeyRecipient,
     _seal_from_parts,
 )
-from edgeseal.runtime.tensors import TensorSpec
+from edgeseal.runtime.tensors import QuantParams, TensorSpec
 
 HERE = Path(__file__).resolve().parent
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -127,7 +127,35 @@ def build() -> list[tuple[dict, bytes]]:
         "InvalidPackage", open_with=["raw"], allow_unsigned=True)
     bad("invalid-unsigned-wrapped-key-bit-flip", _patch(unsigned, 16 + mlen + 2 + 3 + 40, bytes([unsigned[16 + mlen + 45] ^ 4])),
         "InvalidPackage", open_with=["raw"], allow_unsigned=True)
+
+    # Tensor specs beyond the first writers' (format.md §2.2): every kind, unknown rank, optional feeds,
+    # dtypes NumPy lacks, per-channel quantization.
+    specs = _manifest(inputs=TENSOR_SPECS_IN, outputs=TENSOR_SPECS_OUT)
+    every_spec = _seal_from_parts(PAYLOAD, specs, [device_slot], PUBLISHER, seed=b"t1", chunk_size=1024)
+    v.append(({"name": "valid-tensor-specs-every-kind", "open_with": ["x25519"]}, every_spec))
     return v
+
+
+def _elem(**fields) -> TensorSpec:
+    return TensorSpec(name="", **fields)
+
+
+TENSOR_SPECS_IN = (
+    TensorSpec(name="x", dtype="float32", shape=(None, 4)),
+    TensorSpec(name="text", dtype="string", shape=()),
+    TensorSpec(name="any_rank", dtype="uint64", shape=None),
+    TensorSpec(name="bias", dtype="float32", shape=(2,), optional=True),
+    TensorSpec(name="maybe", kind="optional", optional=True, elem=_elem(dtype="float16", shape=(0, 2))),
+    TensorSpec(name="items", kind="sequence", elem=_elem(dtype="int64", shape=None)),
+    TensorSpec(name="features", kind="map", key="string", elem=_elem(dtype="float32", shape=())),
+)
+TENSOR_SPECS_OUT = (
+    TensorSpec(name="probs", kind="sequence", elem=_elem(kind="map", key="int64", elem=_elem(dtype="float32",
+                                                                                           shape=None))),
+    TensorSpec(name="q", dtype="int8", shape=(1, 3),
+               quant=QuantParams(scale=(0.5, 0.25, 0.125), zero_point=(0, -1, 1), axis=1)),
+    TensorSpec(name="h", dtype="bfloat16", shape=(None,)),
+)
 
 
 def keys_json() -> dict:
