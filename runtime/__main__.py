@@ -101,10 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         result = {"ok": False, "error": "MemoryError", "message": "the device ran out of memory"}
         code = 1
+    except Exception as exc:  # a bug: still one JSON object, never a traceback
+        result = {"ok": False, "error": "InternalError",
+                  "message": f"a bug in the edgeseal runtime; please report it: {type(exc).__name__}: {exc}"}
+        code = 70
     text = json.dumps(result, indent=2, sort_keys=True)
-    if getattr(args, "result", None):
-        Path(args.result).write_text(text + "\n")
-    print(text)
+    try:
+        if getattr(args, "result", None):
+            Path(args.result).write_text(text + "\n")
+        print(text, flush=True)
+    except BrokenPipeError:  # stdout closed by its reader: nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(json.dumps({"ok": False, "error": "ConfigError",
+                          "message": f"cannot write the result to {args.result}: {exc.strerror}"}))
+        return 2
     return code
 
 

@@ -19,7 +19,7 @@ import ctypes
 import platform
 import sys
 
-__all__ = ["PlainBuffer", "wipe"]
+__all__ = ["PlainBuffer", "wipe", "wipe_bytes"]
 
 _CPYTHON = platform.python_implementation() == "CPython"
 # Offset of the character array inside a CPython bytes object (ob_sval).
@@ -86,3 +86,10 @@ def wipe(buffer: bytearray | memoryview) -> None:
     n = view.nbytes
     if n:
         ctypes.memset((ctypes.c_char * n).from_buffer(view), 0, n)
+
+
+def wipe_bytes(data: bytes) -> None:
+    """Zero a ``bytes`` object nobody else holds (e.g. a piece fresh from zlib). No-op off CPython and for the
+    shared 0- and 1-byte objects."""
+    if _CPYTHON and len(data) > 1:
+        wipe(_window(data))

@@ -3,7 +3,9 @@
     EdgesealError
     ├── ConfigError          a setting, file or argument the user gave is wrong    (CLI exit 2)
     │   └── InvalidInput     tensors handed to ``run`` do not match the model's specs
+    │   └── ModelClosed      ``run`` on a model that was closed (by this or another thread)
     ├── UnsupportedError     valid request this build, backend or target cannot do (CLI exit 2)
+    │   └── LimitExceeded    the package needs more than a resource limit the caller set (raise it)
     ├── InvalidPackage       the package does not authenticate                     (CLI exit 3)
     │   ├── UnsignedPackage      no signature, and unsigned packages were not allowed
     │   ├── UntrustedPublisher   signed by a key the caller does not trust
@@ -25,7 +27,9 @@ __all__ = [
     "EdgesealError",
     "ConfigError",
     "InvalidInput",
+    "ModelClosed",
     "UnsupportedError",
+    "LimitExceeded",
     "InvalidPackage",
     "UnsignedPackage",
     "UntrustedPublisher",
@@ -53,6 +57,10 @@ class InvalidInput(ConfigError):
     """Input tensors do not match the model's input specs (name, dtype or shape)."""
 
 
+class ModelClosed(ConfigError):
+    """``run`` was called on a :class:`SealedModel` after ``close`` (possibly from another thread)."""
+
+
 class UnsupportedError(EdgesealError):
     """A valid request that this build, backend or target cannot carry out."""
 
@@ -61,6 +69,11 @@ class UnsupportedError(EdgesealError):
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason or message
+
+
+class LimitExceeded(UnsupportedError):
+    """Opening the package needs more memory or work than a limit the caller set; the message names the limit
+    (``max_plaintext``, ``scrypt_budget``) and how to raise it. Checked before the work is done."""
 
 
 class InvalidPackage(EdgesealError):

@@ -24,17 +24,18 @@ import time
 import zlib
 from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from . import crypto
-from ._memory import PlainBuffer
+from . import crypto, strictjson
+from ._memory import PlainBuffer, wipe_bytes
 from .crypto import Cipher
 from .errors import (
     ConfigError,
     InvalidPackage,
+    LimitExceeded,
     NoMatchingKey,
     PackageExpired,
     RollbackRejected,
@@ -71,6 +72,10 @@ DEFAULT_CHUNK = 2**20
 SIGNATURE_SIZE = 64
 # scrypt costs a reader accepts: bounds the memory and time a hostile file can demand.
 MAX_SCRYPT_LOG2_N, MAX_SCRYPT_R, MAX_SCRYPT_P, MAX_SCRYPT_MEMORY = 22, 32, 16, 2**30
+# Reader limits (local policy, raisable per call; docs/format.md §9): plaintext bytes held in memory, and
+# scrypt work (N * r * p, summed over the passphrase slots tried) spent by one load.
+DEFAULT_MAX_PLAINTEXT = 2**31
+DEFAULT_SCRYPT_BUDGET = 2**24
 
 
 class Kind(str, Enum):
@@ -147,19 +152,23 @@ class PayloadInfo:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PayloadInfo":
+    def from_dict(cls, d: Any) -> "PayloadInfo":
+        """Strict: every member present and of its type (docs/format.md §2); ValueError names the member."""
+        d = _members(d, "payload")
         info = cls(
-            cipher=Cipher(d["cipher"]),
-            chunk_size=_int(d["chunk_size"]),
-            nonce_prefix=_hex(d["nonce_prefix"]),
-            codec=Codec(d["codec"]),
-            size=_int(d["size"]),
-            original_size=_int(d["original_size"]),
+            cipher=_choice(Cipher, d, "cipher", "payload"),
+            chunk_size=_int(d, "chunk_size", "payload"),
+            nonce_prefix=_hex(_str(d, "nonce_prefix", "payload")),
+            codec=_choice(Codec, d, "codec", "payload"),
+            size=_int(d, "size", "payload"),
+            original_size=_int(d, "original_size", "payload"),
         )
-        if not MIN_CHUNK <= info.chunk_size <= MAX_CHUNK or len(info.nonce_prefix) != crypto.NONCE_PREFIX_SIZE:
-            raise ValueError("payload parameters out of range")
+        if not MIN_CHUNK <= info.chunk_size <= MAX_CHUNK:
+            raise ManifestError(f"must be within {MIN_CHUNK}..{MAX_CHUNK}", "payload.chunk_size")
         if info.codec is Codec.NONE and info.size != info.original_size:
-            raise ValueError("uncompressed payload with two sizes")
+            raise ManifestError("must equal payload.size when the codec is 'none'", "payload.original_size")
+        if crypto.chunk_count(info.size, info.chunk_size) >= 2**32:
+            raise ManifestError("needs 2**32 chunks or more; raise chunk_size", "payload.size")
         return info
 
 
@@ -209,49 +218,162 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview) -> "Manifest":
-        """Parse a manifest; any malformation is an InvalidPackage (it came from a file)."""
+        """Parse a manifest; any malformation is an InvalidPackage (it came from a file).
+
+        The text goes through the bounded strict reader (:mod:`.strictjson`) and the
+        object through :meth:`from_dict`, which checks every member the spec requires.
+        """
         try:
-            d = json.loads(bytes(data).decode("utf-8"), object_pairs_hook=_no_duplicates)
-            expires = d.get("expires_at")
-            return cls(
-                kind=Kind(d["kind"]),
-                content_format=str(d["content_format"]),
-                name=str(d["name"]),
-                model_version=_int(d["model_version"]),
-                inputs=tuple(TensorSpec.from_dict(s) for s in d["inputs"]),
-                outputs=tuple(TensorSpec.from_dict(s) for s in d["outputs"]),
-                target=d.get("target"),
-                compression=dict(d.get("compression") or {}),
-                metadata={str(k): str(v) for k, v in (d.get("metadata") or {}).items()},
-                created_at=_int(d["created_at"]),
-                expires_at=None if expires is None else _int(expires),
-                producer=str(d.get("producer", "")),
-                payload=PayloadInfo.from_dict(d["payload"]),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError, ConfigError, UnicodeDecodeError):
+            return cls.from_dict(strictjson.loads(data))
+        except ValueError:  # JSONError and ManifestError are ValueErrors
             raise InvalidPackage() from None
 
+    @classmethod
+    def from_dict(cls, d: Any) -> "Manifest":
+        """Strict: the members docs/format.md §2 requires, each of its type. Raises :class:`ManifestError`."""
+        d = _members(d, "manifest")
+        kind = _choice(Kind, d, "kind")
+        specs = {}
+        for member in ("inputs", "outputs"):
+            items = _typed(d, member, list, "an array of tensor specs")
+            specs[member] = tuple(_tensor(item, f"{member}[{i}]") for i, item in enumerate(items))
+        target = _typed(d, "target", (str, type(None)), "a string or null")
+        metadata = _typed(d, "metadata", dict, "an object of strings")
+        for k, v in metadata.items():
+            if not isinstance(v, str):
+                raise ManifestError(f"must be a string, got {_json_type(v)}", f"metadata.{k}")
+        created = _int(d, "created_at")
+        expires = None if _typed(d, "expires_at", (int, type(None)), "an integer or null") is None \
+            else _int(d, "expires_at")
+        if expires is not None and expires <= created:
+            raise ManifestError("must be later than created_at", "expires_at")
+        try:
+            return cls(
+                kind=kind,
+                content_format=_str(d, "content_format"),
+                name=_str(d, "name"),
+                model_version=_int(d, "model_version"),
+                inputs=specs["inputs"],
+                outputs=specs["outputs"],
+                target=target,
+                compression=_typed(d, "compression", dict, "an object"),
+                metadata=metadata,
+                created_at=created,
+                expires_at=expires,
+                producer=_str(d, "producer"),
+                payload=PayloadInfo.from_dict(_typed(d, "payload", dict, "an object")),
+            )
+        except ConfigError as exc:
+            raise ManifestError(str(exc), "manifest") from None
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise ValueError(f"expected an int in [0, 2**63), got {value!r}")
+    def validate(self) -> None:
+        """Refuse, as :class:`ConfigError` naming the member, a manifest that a reader would refuse.
+
+        Runs the reader's own checks (:func:`strictjson.check_value`, :meth:`from_dict`) on
+        :meth:`to_dict`, so ``seal`` writes only what ``load`` accepts.
+        """
+        try:
+            d = self.to_dict()
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"manifest cannot be sealed: {exc}") from None
+        if d["payload"] is None:  # filled in by write_package; check everything else now
+            d["payload"] = _PLACEHOLDER_PAYLOAD
+        try:
+            strictjson.check_value(d)
+            Manifest.from_dict(d)
+        except ValueError as exc:
+            where = getattr(exc, "where", "") or "manifest"
+            detail = str(exc).removeprefix(f"{where}: ")
+            raise ConfigError(f"manifest member {where!r} cannot be sealed: {detail}; readers refuse such a "
+                              "package (docs/format.md §2), so fix that value") from None
+
+
+_PLACEHOLDER_PAYLOAD = {"cipher": "aes-256-gcm", "chunk_size": DEFAULT_CHUNK, "nonce_prefix": "00" * 7,
+                        "codec": "none", "size": 0, "original_size": 0}
+
+
+class ManifestError(ValueError):
+    """A manifest member is missing or malformed; ``where`` names it (e.g. ``payload.chunk_size``)."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a fraction or exponent"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, (list, tuple)) else "an object" if isinstance(value, dict) \
+        else type(value).__name__
+
+
+def _members(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ManifestError(f"must be an object, got {_json_type(value)}", where)
     return value
+
+
+def _path(key: str, parent: str) -> str:
+    return key if parent in ("", "manifest") else f"{parent}.{key}"
+
+
+def _typed(d: Mapping[str, Any], key: str, types: Any, what: str, parent: str = "") -> Any:
+    if key not in d:
+        raise ManifestError(f"is required ({what})", _path(key, parent))
+    value = d[key]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+        raise ManifestError(f"must be {what}, got {_json_type(value)}", _path(key, parent))
+    return value
+
+
+def _as_tuple(types: Any) -> tuple:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _str(d: Mapping[str, Any], key: str, parent: str = "") -> str:
+    return _typed(d, key, str, "a string", parent)
+
+
+def _int(d: Mapping[str, Any], key: str, parent: str = "") -> int:
+    value = _typed(d, key, int, "an integer", parent)
+    if not 0 <= value < 2**63:
+        raise ManifestError(f"must be within 0..2**63-1, got {value}", _path(key, parent))
+    return value
+
+
+def _choice(enum: Any, d: Mapping[str, Any], key: str, parent: str = "") -> Any:
+    value = _str(d, key, parent)
+    try:
+        return enum(value)
+    except ValueError:
+        raise ManifestError(f"must be one of {[e.value for e in enum]}, got {value!r}", _path(key, parent)) from None
+
+
+def _tensor(item: Any, where: str) -> TensorSpec:
+    """A tensor spec through :meth:`TensorSpec.from_dict`, its errors named by position."""
+    if not isinstance(item, dict):
+        raise ManifestError(f"must be a tensor spec object, got {_json_type(item)}", where)
+    try:
+        return TensorSpec.from_dict(item)
+    except (ValueError, TypeError, KeyError, AttributeError, ConfigError) as exc:
+        raise ManifestError(str(exc) or type(exc).__name__, where) from None
 
 
 _HEX14 = re.compile(r"[0-9a-f]{14}")
 
 
-def _hex(value: Any) -> bytes:
-    if not isinstance(value, str) or not _HEX14.fullmatch(value):
-        raise ValueError("nonce_prefix must be 14 lowercase hex digits")
+def _hex(value: str) -> bytes:
+    if not _HEX14.fullmatch(value):
+        raise ManifestError("must be 14 lowercase hex digits", "payload.nonce_prefix")
     return bytes.fromhex(value)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("duplicate member in manifest JSON")
-    return out
 
 
 # --- key slots -----------------------------------------------------------------------
@@ -284,6 +406,15 @@ class KeySlot:
     def to_bytes(self) -> bytes:
         return struct.pack(">BH", self.type, len(self.body)) + self.body
 
+    def scrypt_work(self) -> int | None:
+        """N * r * p of a passphrase slot within the format's bounds; None when out of bounds (never unwraps)."""
+        log2_n, r, p = self.body[16], self.body[17], self.body[18]
+        if not (1 <= log2_n <= MAX_SCRYPT_LOG2_N and 1 <= r <= MAX_SCRYPT_R and 1 <= p <= MAX_SCRYPT_P) or (
+            128 * r * 2**log2_n > MAX_SCRYPT_MEMORY
+        ):
+            return None
+        return 2**log2_n * r * p
+
     def is_well_formed(self) -> bool:
         sizes = {SlotType.X25519: _FP + 32 + _WRAPPED, SlotType.PASSPHRASE: 16 + 3 + _WRAPPED,
                  SlotType.RAW: _FP + 16 + _WRAPPED}
@@ -302,9 +433,7 @@ class KeySlot:
             return crypto.unwrap(crypto.raw_wrap_key(key, body[_FP : _FP + 16]), body[_FP + 16 :], aad)
         if self.type == SlotType.PASSPHRASE:
             salt, (log2_n, r, p) = body[:16], body[16:19]
-            if not (1 <= log2_n <= MAX_SCRYPT_LOG2_N and 1 <= r <= MAX_SCRYPT_R and 1 <= p <= MAX_SCRYPT_P) or (
-                128 * r * 2**log2_n > MAX_SCRYPT_MEMORY
-            ):
+            if self.scrypt_work() is None:
                 raise InvalidPackage()
             return crypto.unwrap(crypto.scrypt_wrap_key(key, salt, log2_n, r, p), body[19:], aad)
         raise InvalidPackage()
@@ -385,8 +514,15 @@ def write_package(
     codec: Codec = Codec.NONE,
     chunk_size: int = DEFAULT_CHUNK,
     randbytes: crypto.RandBytes = os.urandom,
+    _edit_manifest: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
-    """Encrypt ``payload`` for ``recipients`` and sign with ``signer``. Fills ``manifest.payload``."""
+    """Encrypt ``payload`` for ``recipients`` and sign with ``signer``. Fills ``manifest.payload``.
+
+    The manifest is checked with the reader's own code first (:meth:`Manifest.validate`):
+    what a reader would refuse is a :class:`ConfigError` here. ``_edit_manifest`` is for
+    tests and invalid test vectors only: it rewrites the manifest bytes after that check,
+    so a test can seal (and sign) a manifest no honest writer produces.
+    """
     if not recipients:
         raise ConfigError("seal for at least one recipient: a device key, a passphrase or a raw key")
     if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
@@ -402,7 +538,11 @@ def write_package(
         size=len(stored),
         original_size=len(payload),
     )
-    manifest_bytes = replace(manifest, payload=info).to_bytes()
+    full = replace(manifest, payload=info)
+    full.validate()
+    manifest_bytes = full.to_bytes()
+    if _edit_manifest is not None:
+        manifest_bytes = _edit_manifest(manifest_bytes)
     if len(manifest_bytes) > MAX_MANIFEST:
         raise ConfigError(f"manifest is {len(manifest_bytes)} bytes; keep metadata under {MAX_MANIFEST}")
     head = Header(manifest_len=len(manifest_bytes)).to_bytes() + manifest_bytes
@@ -555,8 +695,24 @@ class Package:
             when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(m.expires_at))
             raise PackageExpired(f"model {m.name!r} expired at {when}; ask the publisher for a fresh package")
 
-    def content_key(self, key: Any) -> bytes:
-        """Unwrap the content key with an X25519 private key, 32 raw key bytes, or a passphrase ``str``."""
+    def check_size(self, max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> None:
+        """Refuse, before any decryption, a payload that would need more than ``max_plaintext`` bytes in memory."""
+        info = self.manifest.payload
+        need = max(info.size, info.original_size)
+        if need > max_plaintext:
+            raise LimitExceeded(
+                f"package {self.manifest.name!r} holds {need:,} bytes of plaintext, above the "
+                f"max_plaintext limit of {max_plaintext:,} bytes; if you expect a model that large, "
+                f"pass a higher max_plaintext= (CLI: --max-plaintext)"
+            )
+
+    def content_key(self, key: Any, *, scrypt_budget: int = DEFAULT_SCRYPT_BUDGET) -> bytes:
+        """Unwrap the content key with an X25519 private key, 32 raw key bytes, or a passphrase ``str``.
+
+        Matching slots are tried in file order; the first that unwraps wins. Passphrase slots
+        cost scrypt work (N * r * p); their sum over one call may not exceed ``scrypt_budget``,
+        checked before each slot is tried, so a hostile file cannot make a load run for hours.
+        """
         if isinstance(key, X25519PrivateKey):
             candidates = [s for s in self.slots if s.type == SlotType.X25519]
             fp = crypto.x25519_fingerprint(crypto.raw_public(key.public_key()))
@@ -578,7 +734,19 @@ class Package:
         if not matching:
             held = ", ".join(s.describe() for s in self.slots)
             raise NoMatchingKey(f"no key slot of this package is for {what}; it is sealed for: {held}")
-        for slot in matching:
+        spent = 0
+        for tried, slot in enumerate(matching):
+            if slot.type == SlotType.PASSPHRASE:
+                work = slot.scrypt_work()
+                if work is None:
+                    continue  # outside the format's scrypt bounds: this slot never unwraps
+                if spent + work > scrypt_budget:
+                    raise LimitExceeded(
+                        f"trying passphrase slot {tried + 1} of {len(matching)} would take the scrypt work of "
+                        f"this load to {spent + work:,} (N*r*p), above the scrypt_budget of {scrypt_budget:,}; "
+                        "a package this costly to open is unusual; if you trust it, pass a higher scrypt_budget="
+                    )
+                spent += work
             try:
                 return slot.unwrap(key, self.aad)
             except InvalidPackage:
@@ -594,16 +762,55 @@ class Package:
         if info.codec is Codec.NONE:
             return plain
         try:
-            inflater = zlib.decompressobj()
-            data = inflater.decompress(plain.view, max(1, info.original_size))
-            if (not inflater.eof or inflater.unconsumed_tail or inflater.unused_data
-                    or len(data) != info.original_size):
-                raise InvalidPackage()
-        except zlib.error:
-            raise InvalidPackage() from None
+            return _inflate(plain.view, info.original_size)
         finally:
             plain.wipe()
-        return PlainBuffer.adopt(data)
+
+
+_INFLATE_STEP = 2**16
+
+
+def _inflate(stored: memoryview, original_size: int) -> PlainBuffer:
+    """Inflate a zlib stream into a buffer of exactly ``original_size`` bytes, 64 KiB at a time.
+
+    Never holds more than ``original_size`` + 64 KiB of output, however much the stream
+    would inflate to; the stream must end exactly at the end of ``stored`` and yield
+    exactly ``original_size`` bytes (docs/format.md §3), else InvalidPackage.
+    """
+    out = PlainBuffer(original_size)
+    inflater = zlib.decompressobj()
+    done = taken = 0
+    tail: bytes | memoryview = b""
+    try:
+        while not inflater.eof:
+            if not tail:
+                if taken >= len(stored):
+                    raise InvalidPackage()  # the stream ends before its end marker
+                tail = stored[taken : taken + _INFLATE_STEP]
+                taken += len(tail)
+            piece = inflater.decompress(tail, min(_INFLATE_STEP, original_size - done + 1))  # +1: overlong
+            tail = inflater.unconsumed_tail
+            if done + len(piece) > original_size:
+                raise InvalidPackage()
+            out.view[done : done + len(piece)] = piece
+            done += len(piece)
+            wipe_bytes(piece)
+        if done != original_size or tail or inflater.unused_data or taken != len(stored):
+            raise InvalidPackage()  # short output, or bytes after the end of the stream
+    except zlib.error:
+        out.wipe()
+        raise InvalidPackage() from None
+    except BaseException:
+        out.wipe()
+        raise
+    return out
+
+
+def max_package_size(max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> int:
+    """The largest file a package whose plaintext fits ``max_plaintext`` can be (to refuse bigger files unread)."""
+    slots = 2 + MAX_SLOTS * (3 + 0xFFFF)
+    payload = 8 + crypto.ciphertext_size(max_plaintext, MIN_CHUNK)
+    return HEADER_SIZE + MAX_MANIFEST + slots + payload + 1 + 32 + SIGNATURE_SIZE
 
 
 def _take(view: memoryview, start: int, length: int) -> memoryview:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Union, runtime_checkable
@@ -44,6 +45,43 @@ __all__ = [
     "resolve_trusted",
     "fingerprint",
 ]
+
+
+_KEYISH = re.compile(r"[A-Za-z0-9+/=_-]{40,}|[0-9a-fA-F]{64}")
+_PATH_SUFFIXES = (".pem", ".pub", ".key", ".der", ".txt", ".json")
+NOT_SHOWN = "<the text given, not shown: it may be key material>"
+
+
+def looks_like_key_text(text: str) -> bool:
+    """True for text shaped like key material (PEM, ``base64:...``, long base64/hex, several lines)."""
+    stripped = text.strip()
+    return ("-----BEGIN" in stripped or stripped.startswith("base64:") or "\n" in stripped
+            or bool(_KEYISH.fullmatch(stripped)))
+
+
+def shown(path: object) -> str:
+    """A user-given key path as it may appear in a message: the path, or :data:`NOT_SHOWN` when the text could
+    be key material (a PEM, a base64 key, a passphrase passed where a path was expected)."""
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+    if isinstance(text, bytes) or looks_like_key_text(text) or len(text) > 1024 or not text.isprintable():
+        return NOT_SHOWN
+    try:
+        exists = Path(text).exists()
+    except (OSError, ValueError):
+        exists = False
+    if exists or "/" in text or os.sep in text or text.lower().endswith(_PATH_SUFFIXES):
+        return text
+    return NOT_SHOWN
+
+
+def _refuse_key_text(text: str, what: str) -> None:
+    """A ``str`` where a path is expected that is really key text: say so, without echoing it."""
+    if looks_like_key_text(text):
+        raise ConfigError(
+            f"{what} was given key text as a str, where a str means a file path; the text is not shown. "
+            "Pass the key itself as bytes (BytesKey(pem_bytes), RawKey(raw_32_bytes), load_public_key(pem_bytes)) "
+            "or the path of the key file"
+        )
 
 
 @dataclass(frozen=True)
@@ -103,8 +141,8 @@ class FileKey:
         try:
             data = Path(self.path).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"cannot read key file {self.path}: {exc.strerror}") from None
-        return BytesKey(data, self.passphrase, where=str(self.path)).load()
+            raise ConfigError(f"cannot read key file {shown(self.path)}: {exc.strerror}") from None
+        return BytesKey(data, self.passphrase, where=shown(self.path)).load()
 
 
 @dataclass(frozen=True)
@@ -220,12 +258,14 @@ def load_private_key(source: Path | str | bytes, passphrase: str | None = None):
     if isinstance(source, (bytes, bytearray)):
         key = _load_private_pem(bytes(source), passphrase, "key bytes")
     else:
+        if isinstance(source, str):
+            _refuse_key_text(source, "load_private_key")
         path = Path(source)
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ConfigError(f"cannot read key file {path}: {exc.strerror}") from None
-        key = _load_private_pem(data, passphrase, str(path))
+            raise ConfigError(f"cannot read key file {shown(path)}: {exc.strerror}") from None
+        key = _load_private_pem(data, passphrase, shown(path))
     if not isinstance(key, (Ed25519PrivateKey, X25519PrivateKey)):
         raise ConfigError("only Ed25519 (publisher) and X25519 (device) keys are used by edgeseal")
     return key
@@ -236,7 +276,9 @@ def load_public_key(source: Path | str | bytes) -> Ed25519PublicKey | X25519Publ
     if isinstance(source, (bytes, bytearray)):
         data, where = bytes(source), "key bytes"
     else:
-        where = str(source)
+        if isinstance(source, str):
+            _refuse_key_text(source, "load_public_key")
+        where = shown(source)
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
@@ -266,6 +308,8 @@ def resolve_secret(key: object):
     """Turn what a caller passed as ``key=`` into what :meth:`Package.content_key` takes."""
     if isinstance(key, KeyProvider):
         key = key.load()
+    if isinstance(key, str):
+        _refuse_key_text(key, "key=")
     if isinstance(key, (str, os.PathLike)):
         key = FileKey(Path(key)).load()
     if isinstance(key, X25519PrivateKey):
@@ -294,10 +338,12 @@ def resolve_trusted(trusted: object) -> list[bytes]:
         if isinstance(item, (bytes, bytearray)) and len(item) == 32:
             out.append(bytes(item))
             continue
+        if isinstance(item, str):
+            _refuse_key_text(item, "trusted=")
         if isinstance(item, (str, os.PathLike, bytes, bytearray)):
             item = load_public_key(item if not isinstance(item, str) else Path(item))
         if not isinstance(item, Ed25519PublicKey):
-            where = given if isinstance(given, (str, os.PathLike)) else type(given).__name__
+            where = shown(given) if isinstance(given, (str, os.PathLike)) else type(given).__name__
             raise ConfigError(
                 f"{where} is not a publisher key: trusted keys are Ed25519 public keys (edgeseal keygen publisher "
                 "writes one as .pub); device (X25519) keys open packages, they do not sign them"

@@ -13,8 +13,8 @@ import numpy as np
 
 from . import backends
 from ._memory import PlainBuffer
-from .errors import ConfigError, UnsupportedError
-from .format import Kind, Manifest, Package
+from .errors import ConfigError, LimitExceeded, ModelClosed, UnsupportedError
+from .format import DEFAULT_MAX_PLAINTEXT, DEFAULT_SCRYPT_BUDGET, Kind, Manifest, Package, max_package_size
 from .keys import resolve_secret, resolve_trusted
 from .tensors import TensorSpec, validate_inputs
 
@@ -23,14 +23,26 @@ __all__ = ["SealedModel", "load", "open_payload", "inspect", "Inspection"]
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
 
-def _read(source: Source) -> bytes | bytearray | memoryview:
+def _read(source: Source, max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> bytes | bytearray | memoryview:
+    """The package bytes; a file larger than any package within ``max_plaintext`` can be is refused unread."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return source
     path = Path(source)
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            limit = max_package_size(max_plaintext)
+            if size > limit:
+                raise LimitExceeded(
+                    f"sealed package {path} is {size:,} bytes, more than a package within the max_plaintext "
+                    f"limit of {max_plaintext:,} bytes can be ({limit:,}); pass a higher max_plaintext= "
+                    "if you expect a model that large"
+                )
+            return f.read(limit + 1)
     except FileNotFoundError:
         raise ConfigError(f"sealed package {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"sealed package {path} is a directory; give the .eseal file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read sealed package {path}: {exc.strerror}") from None
 
@@ -42,14 +54,21 @@ def _open(
     allow_unsigned: bool,
     min_version: int | None,
     now: float | None,
+    max_plaintext: int = DEFAULT_MAX_PLAINTEXT,
+    scrypt_budget: int = DEFAULT_SCRYPT_BUDGET,
 ) -> tuple[Package, str | None, PlainBuffer]:
     if key is None:
         raise ConfigError("a key is needed to open the package: a device key, RawKey or Passphrase")
+    for value, name in ((max_plaintext, "max_plaintext"), (scrypt_budget, "scrypt_budget")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
     secret = resolve_secret(key)
-    package = Package.parse(_read(source))
-    publisher = package.authenticate(resolve_trusted(trusted), allow_unsigned=allow_unsigned)
+    anchors = resolve_trusted(trusted)
+    package = Package.parse(_read(source, max_plaintext))
+    publisher = package.authenticate(anchors, allow_unsigned=allow_unsigned)
     package.check_policy(min_version=min_version, now=now)
-    content_key = package.content_key(secret)
+    package.check_size(max_plaintext)
+    content_key = package.content_key(secret, scrypt_budget=scrypt_budget)
     return package, publisher, package.decrypt(content_key)
 
 
@@ -68,18 +87,37 @@ class SealedModel:
         # also know what an older manifest could not say (optional feeds, unknown rank).
         self.inputs: tuple[TensorSpec, ...] = session.inputs or manifest.inputs
         self.outputs: tuple[TensorSpec, ...] = session.outputs or manifest.outputs
-        self._closed = threading.Event()
+        self._state = threading.Condition()
+        self._running = 0  # runs in flight; close() waits for them
 
     def run(self, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
-        """Validate ``inputs`` against the input specs, run, and return outputs by name."""
-        if self._closed.is_set():
-            raise ConfigError(f"model {self.manifest.name!r} is closed; load it again")
-        return self._session.run(validate_inputs(inputs, self.inputs))
+        """Validate ``inputs`` against the input specs, run, and return outputs by name.
+
+        Raises :class:`ModelClosed` once :meth:`close` has begun, from any thread; a run
+        already in flight when ``close`` is called finishes first.
+        """
+        arrays = validate_inputs(inputs, self.inputs)
+        with self._state:
+            session = self._session
+            if session is None:
+                raise ModelClosed(f"model {self.manifest.name!r} is closed; load it again to run it")
+            self._running += 1
+        try:
+            return session.run(arrays)
+        finally:
+            with self._state:
+                self._running -= 1
+                self._state.notify_all()
 
     def close(self) -> None:
-        """Release the backend session and wipe any plaintext still held."""
-        self._closed.set()
-        self._session.close()
+        """Release the backend session and wipe any plaintext still held. Waits for runs in flight; idempotent."""
+        with self._state:
+            session, self._session = self._session, None
+            if session is None:
+                return
+            while self._running:
+                self._state.wait()
+        session.close()
         if self._plain is not None:
             self._plain.wipe()
             self._plain = None
@@ -107,6 +145,8 @@ def load(
     backend: str = "auto",
     threads: int | None = None,
     now: float | None = None,
+    max_plaintext: int = DEFAULT_MAX_PLAINTEXT,
+    scrypt_budget: int = DEFAULT_SCRYPT_BUDGET,
 ) -> SealedModel:
     """Verify, decrypt in memory and load a sealed model.
 
@@ -114,9 +154,15 @@ def load(
     provider, or the path of a device key PEM. ``trusted``: publisher public keys
     (objects, raw 32 bytes, or PEM paths). The signature is checked before any
     decryption; unsigned packages load only with ``allow_unsigned=True``.
+
+    Resource limits (a :class:`LimitExceeded` names the one hit, before the work is done):
+    ``max_plaintext`` bytes of model in memory (default 2 GiB; also bounds the file read),
+    ``scrypt_budget`` scrypt work N*r*p over the passphrase slots tried (default 2**24,
+    64 default-cost slots).
     """
     started = time.perf_counter()
-    package, publisher, plain = _open(source, key, trusted, allow_unsigned, min_version, now)
+    package, publisher, plain = _open(source, key, trusted, allow_unsigned, min_version, now, max_plaintext,
+                                      scrypt_budget)
     manifest = package.manifest
     try:
         if manifest.kind is not Kind.MODEL:
@@ -169,9 +215,14 @@ def open_payload(
     allow_unsigned: bool = False,
     min_version: int | None = None,
     now: float | None = None,
+    max_plaintext: int = DEFAULT_MAX_PLAINTEXT,
+    scrypt_budget: int = DEFAULT_SCRYPT_BUDGET,
 ) -> tuple[Manifest, PlainBuffer]:
-    """Verify and decrypt any package (e.g. a sealed evaluation set) into a wipeable in-memory buffer."""
-    package, _, plain = _open(source, key, trusted, allow_unsigned, min_version, now)
+    """Verify and decrypt any package (e.g. a sealed evaluation set) into a wipeable in-memory buffer.
+
+    Same limits as :func:`load`."""
+    package, _, plain = _open(source, key, trusted, allow_unsigned, min_version, now, max_plaintext,
+                              scrypt_budget)
     return package.manifest, plain
 
 
@@ -195,11 +246,13 @@ class Inspection:
         }
 
 
-def inspect(source: Source, *, trusted: Iterable[Any] = ()) -> Inspection:
-    """Read the cleartext parts; check the signature if ``trusted`` keys are given."""
+def inspect(source: Source, *, trusted: Iterable[Any] = (), max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> Inspection:
+    """Read the cleartext parts; check the signature if ``trusted`` keys are given.
+
+    Files larger than any package within ``max_plaintext`` are refused unread (:class:`LimitExceeded`)."""
     from .errors import InvalidPackage, UntrustedPublisher
 
-    data = _read(source)
+    data = _read(source, max_plaintext)
     package = Package.parse(data)
     keys = resolve_trusted(trusted)
     if package.signature is None:

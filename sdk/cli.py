@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .runtime import errors
+from .runtime.format import DEFAULT_MAX_PLAINTEXT, DEFAULT_SCRYPT_BUDGET
 
 # Feature modules that contribute sub-commands through ``add_parser(subparsers)``.
 # They import torch and friends lazily, so listing them keeps ``edgeseal --help`` fast.
@@ -178,25 +179,55 @@ def _publisher_required(args: argparse.Namespace) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
+    """Show what the file says. With --trusted, the signature must verify: otherwise exit 3 (README)."""
     from .runtime import inspect
 
     info = inspect(Path(args.package), trusted=[Path(t) for t in args.trusted or ()])
     m = info.manifest
     lines = [
-        f"{args.package}: {info.size:,} bytes, format v1",
-        f"  {m.kind.value}: {m.name!r} version {m.model_version} ({m.content_format}), target {m.target or '-'}",
-        f"  created {_utc(m.created_at)}, expires {_utc(m.expires_at) if m.expires_at else 'never'}, by {m.producer}",
+        f"{_safe(args.package)}: {info.size:,} bytes, format v1",
+        f"  {m.kind.value}: {_safe(repr(m.name))} version {m.model_version} ({_safe(m.content_format)}), "
+        f"target {_safe(m.target or '-')}",
+        f"  created {_utc(m.created_at)}, expires {_utc(m.expires_at) if m.expires_at else 'never'}, "
+        f"by {_safe(m.producer)}",
         f"  payload: {m.payload.cipher.value}, {m.payload.codec.value}, {m.payload.original_size:,} bytes "
         f"in {m.payload.chunk_size // 1024} KiB chunks",
     ]
-    lines += [f"  input  {s.describe()}" for s in m.inputs] + [f"  output {s.describe()}" for s in m.outputs]
-    lines += [f"  slot   {s}" for s in info.slots]
+    lines += [f"  input  {_safe(s.describe())}" for s in m.inputs]
+    lines += [f"  output {_safe(s.describe())}" for s in m.outputs]
+    lines += [f"  slot   {_safe(s)}" for s in info.slots]
     lines.append(f"  signed by {info.publisher or '-'}: signature {info.signature}")
-    return {**info.to_dict(), "text": "\n".join(lines)}
+    result = {**info.to_dict(), "text": "\n".join(lines)}
+    if args.trusted and info.signature != "verified":
+        why = {"unsigned": "the package is not signed", "untrusted": "it is signed by a publisher not among --trusted",
+               "invalid": "the signature does not verify (the file was damaged or modified)"}[info.signature]
+        result["stderr"] = f"edgeseal: error: signature check failed: {why}"
+        result["exit_code"] = errors.InvalidPackage.exit_code
+    return result
 
 
 def _utc(ts: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
+    """A Unix time as UTC text; times beyond what the platform's calendar holds are shown as the number."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
+    except (OverflowError, OSError, ValueError):
+        return f"{ts} (Unix seconds, beyond the calendar)"
+
+
+# C0 and C1 controls, DEL, and the Unicode bidirectional/format controls a terminal would act on.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def _safe(text: object, *, lines: bool = False) -> str:
+    """Text from a file or a user, made safe to print on a terminal: controls become \\xNN / \\uNNNN escapes
+    (with ``lines``, newlines are kept: for edgeseal's own multi-line messages)."""
+    def escape(m: re.Match) -> str:
+        c = ord(m.group())
+        if lines and c == 0x0A:
+            return "\n"
+        return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+    return _UNSAFE.sub(escape, str(text))
 
 
 # --- run --------------------------------------------------------------------------------
@@ -216,15 +247,34 @@ def _key_from_args(args: argparse.Namespace) -> Any:
 
 def _load_inputs(paths: list[str]) -> Any:
     if len(paths) == 1 and paths[0].endswith(".npz"):
-        with np.load(paths[0], allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
-    arrays = []
-    for p in paths:
-        try:
-            arrays.append(np.load(p, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise errors.ConfigError(f"cannot read input {p}: {exc}") from None
+        return _read_array(paths[0], lambda z: {name: z[name] for name in z.files})
+    arrays = [_read_array(p, lambda a: a) for p in paths]
     return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _read_array(path: str, take: Any) -> Any:
+    """np.load ``path`` (no pickles) and apply ``take``; any failure is a ConfigError naming the file."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise errors.ConfigError(f"input file {_safe(path)} does not exist") from None
+    except IsADirectoryError:
+        raise errors.ConfigError(f"input {_safe(path)} is a directory; give a .npy or .npz file") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # np.load raises OSError, ValueError, EOFError, zipfile.BadZipFile, ...
+        raise errors.ConfigError(f"cannot read input {_safe(path)} as .npy/.npz ({type(exc).__name__}: "
+                                 f"{_safe(str(exc)[:200])}); write it with numpy.save or numpy.savez") from None
+    try:
+        if hasattr(loaded, "files"):
+            with loaded:
+                return take(loaded)
+        return take(loaded)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a damaged member of an .npz shows up only when it is read
+        raise errors.ConfigError(f"cannot read input {_safe(path)}: a member is damaged ({type(exc).__name__}: "
+                                 f"{_safe(str(exc)[:200])})") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -254,6 +304,8 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         allow_unsigned=args.allow_unsigned,
         min_version=args.min_version,
         threads=args.threads,
+        max_plaintext=args.max_plaintext,
+        scrypt_budget=args.scrypt_budget,
     )
     with model:
         inputs = _load_inputs(args.input)
@@ -275,12 +327,13 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
                                      "cannot hold; leave out -o to print them (--json for JSON)")
         np.savez(args.output, **outputs)
         result["output"] = args.output
-        shown = "\n".join(f"  {k}: {v.dtype}{list(v.shape)}" for k, v in outputs.items())
-        result["text"] = f"ran {model.manifest.name} on {model.backend}; outputs written to {args.output}\n{shown}"
+        shown = "\n".join(f"  {_safe(k)}: {v.dtype}{list(v.shape)}" for k, v in outputs.items())
+        result["text"] = (f"ran {_safe(model.manifest.name)} on {model.backend}; outputs written to "
+                          f"{_safe(args.output)}\n{shown}")
     else:
         result["outputs"] = {k: _jsonable(v) for k, v in outputs.items()}
         with np.printoptions(precision=5, suppress=True, threshold=200):
-            result["text"] = "\n".join(f"{k} {_kind(v)}:\n{v}" for k, v in outputs.items())
+            result["text"] = "\n".join(f"{_safe(k)} {_kind(v)}:\n{_safe(v)}" for k, v in outputs.items())
     return result
 
 
@@ -295,6 +348,10 @@ def _add_key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trusted", action="append", metavar="PUB", help="trusted publisher public key (repeatable)")
     p.add_argument("--allow-unsigned", action="store_true", help="accept packages with no publisher signature")
     p.add_argument("--min-version", type=int, help="refuse model versions below this (rollback protection)")
+    p.add_argument("--max-plaintext", type=int, default=DEFAULT_MAX_PLAINTEXT, metavar="BYTES",
+                   help=f"refuse models larger than this in memory (default {DEFAULT_MAX_PLAINTEXT})")
+    p.add_argument("--scrypt-budget", type=int, default=DEFAULT_SCRYPT_BUDGET, metavar="WORK",
+                   help=f"scrypt work N*r*p one load may spend on passphrase slots (default {DEFAULT_SCRYPT_BUDGET})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -369,11 +426,35 @@ def _emit(result: Any, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Never a traceback: an edgeseal error prints its message and hint and exits with its
+    code; a closed stdout (``| head``) exits 141 quietly; anything else is a bug: one line, exit 70
+    (EDGESEAL_TRACEBACK=1 prints the traceback too)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        return _stdout_closed()
+    except KeyboardInterrupt:
+        print("edgeseal: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("edgeseal: error: out of memory; free memory or lower the limits (--max-plaintext)", file=sys.stderr)
+        return errors.InternalError.exit_code
+    except Exception as exc:  # a bug in edgeseal: one line, never a traceback
+        if os.environ.get("EDGESEAL_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        print(f"edgeseal: internal error (a bug in edgeseal {__version__}; please report it): "
+              f"{type(exc).__name__}: {_safe(str(exc)[:300])}", file=sys.stderr)
+        return errors.InternalError.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "check", None):
             args.check(args)
@@ -383,18 +464,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc), "hint": hint}, indent=2))
         else:
-            print(f"edgeseal: error: {exc}", file=sys.stderr)
+            print(f"edgeseal: error: {_safe(exc, lines=True)}", file=sys.stderr)
             if hint:
                 print(f"  what to check: {hint}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgeseal: interrupted", file=sys.stderr)
-        return 130
     if isinstance(result, int):
         return result
     code = result.pop("exit_code", 0) if isinstance(result, dict) else 0
+    failure = result.pop("stderr", None) if isinstance(result, dict) else None
     _emit(result, args.json)
+    if failure and not args.json:
+        print(failure, file=sys.stderr)
+    sys.stdout.flush()  # a closed pipe shows up here, inside main's handler
     return code
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``edgeseal inspect x | head -1``): stop quietly, exit 128 + SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .runtime.format import (
     write_package,
 )
 from .runtime._version import __version__
-from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key
+from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key, shown
 from .runtime.tensors import TensorSpec
 
 __all__ = ["seal", "detect_format"]
@@ -57,16 +57,16 @@ def _device_public(item: Any) -> bytes:
     if isinstance(item, (bytes, bytearray)) and len(item) == 32:
         return bytes(item)
     if isinstance(item, (str, os.PathLike)):
-        key = load_public_key(Path(item))
+        key = load_public_key(item if isinstance(item, str) else Path(item))
         if not isinstance(key, X25519PublicKey):
-            raise ConfigError(f"{item} is a publisher (Ed25519) key; seal for device (X25519) public keys")
+            raise ConfigError(f"{shown(item)} is a publisher (Ed25519) key; seal for device (X25519) public keys")
         return crypto.raw_public(key)
     raise ConfigError(f"a device key must be an X25519 public key, 32 raw bytes or a PEM path, not {type(item).__name__}")
 
 
 def _publisher(publisher: Any, passphrase: str | None) -> Ed25519PrivateKey:
     if isinstance(publisher, (str, os.PathLike)):
-        publisher = load_private_key(Path(publisher), passphrase)
+        publisher = load_private_key(publisher if isinstance(publisher, str) else Path(publisher), passphrase)
     if not isinstance(publisher, Ed25519PrivateKey):
         raise ConfigError("the publisher key must be an Ed25519 private key (edgeseal keygen publisher)")
     return publisher
@@ -137,7 +137,11 @@ def seal(
         except OSError as exc:
             raise ConfigError(f"cannot read model file {hint}: {exc.strerror}") from None
     data = bytes(model)
-    kind = Kind(kind)
+    try:
+        kind, codec = Kind(kind), Codec(compression)
+    except ValueError:
+        raise ConfigError(f"kind must be one of {[k.value for k in Kind]} and compression one of "
+                          f"{[c.value for c in Codec]}; got kind={kind!r}, compression={compression!r}") from None
     content_format = content_format or detect_format(data, hint)
     if publisher is None and not unsigned:
         raise ConfigError("sign the package with a publisher key (publisher=...), or pass unsigned=True")
@@ -176,7 +180,7 @@ def seal(
         producer=PRODUCER,
     )
     package = write_package(data, manifest, recipients, signer, cipher=_cipher(cipher, profile),
-                            codec=Codec(compression))
+                            codec=codec)
     if out is not None:
         Path(out).write_bytes(package)
     return package

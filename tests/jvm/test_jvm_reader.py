@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,7 +110,7 @@ def run_cases(java, tmp_path: Path, keys: dict, vectors: list[dict], directory: 
 def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(java):
     lines = [json.loads(line) for line in java("vectors", str(VECTORS / "vectors.json"), str(VECTORS))]
     expected = [(v, k) for v in SPEC["vectors"] for k in v["open_with"]]
-    assert len(lines) == len(expected) == 22
+    assert len(lines) == len(expected) == 35
     valid = invalid = 0
     for line, (vector, kind) in zip(lines, expected):
         assert (line["file"], line["key"]) == (vector["file"], kind)
@@ -128,7 +129,7 @@ def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(jav
             assert line["sha256"] == vector["plaintext_sha256"] == value
             assert line["direct"] is True
             assert line["publisher"] == publisher  # same fingerprint text, or both null (unsigned)
-    assert (valid, invalid) == (6, 16)
+    assert (valid, invalid) == (7, 28)
     # the opaque error really is opaque: one message for every structural/crypto failure
     opaque = {line["message"] for line in lines if line.get("error") == "InvalidPackage"}
     assert len(opaque) == 1
@@ -328,6 +329,31 @@ def test_json_parser_is_small_and_strict(java):
     assert answers == ["ok"] * len(accept) + ["error"] * len(reject)
 
 
+def test_json_bounds_agree_with_the_python_reader(java):
+    """docs/format.md §2.1: nesting, integer range and double range; both readers draw the same lines.
+
+    Each text is wrapped as the value of a member of a top-level object (Python's reader takes objects only),
+    which adds one nesting level: 63 arrays inside it are level 64, the last allowed."""
+    from edgeseal.runtime import strictjson
+
+    values = ["[" * 63 + "]" * 63, "[" * 64 + "]" * 64, "{}", "[" * 62 + "{}" + "]" * 62, "[" * 63 + "{}" + "]" * 63,
+              "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+              "18446744073709551616", "1" + "0" * 30, "1e308", "1e309", "-1e400", "1e-400", "0.5", "NaN", "Infinity",
+              '"\\ud800"', '"\\udc00\\ud800"', '"\\ud83d\\ude00"']
+    texts = ['{"v":' + v + "}" for v in values]
+    java_answers = java("json", *texts)
+    python_answers = []
+    for text in texts:
+        try:
+            strictjson.loads(text.encode())
+            python_answers.append("ok")
+        except strictjson.JSONError:
+            python_answers.append("error")
+    assert java_answers == python_answers
+    assert python_answers == ["ok", "error", "ok", "ok", "error", "ok", "error", "ok", "error", "error", "error",
+                              "ok", "error", "error", "ok", "ok", "error", "error", "error", "error", "ok"]
+
+
 @pytest.mark.parametrize("damage", ["trailing-bytes", "longer-than-claimed", "shorter-than-claimed"])
 def test_zlib_payload_must_inflate_to_exactly_original_size(java, parties, tmp_path, monkeypatch, damage):
     """§3 Codec: inflate must consume the whole stream, end exactly at its end and give original_size bytes."""
@@ -357,3 +383,51 @@ def test_reads_the_pem_key_files_edgeseal_writes(java, parties, tmp_path):
     private_hex, public_hex = java("pem", str(tmp_path / "device.pem"), str(tmp_path / "publisher.pub"))
     assert private_hex == parties.keys["x25519_private"]
     assert public_hex == parties.keys["publisher_public"]
+
+
+class _CraftedPassphraseSlot:
+    """A passphrase slot with chosen scrypt parameters whose wrapped key never unwraps."""
+
+    def __init__(self, log2_n: int, r: int, p: int) -> None:
+        self.params = bytes([log2_n, r, p])
+
+    def make_slot(self, content_key, aad, randbytes):
+        return fmt.KeySlot(fmt.SlotType.PASSPHRASE, randbytes(16) + self.params + randbytes(48))
+
+
+def test_scrypt_work_and_plaintext_size_are_bounded_like_the_python_runtime(java, parties, tmp_path):
+    """format.md §9: 1 024 slots at the maximum scrypt cost are refused before scrypt runs; the budget sums over
+    slots; a plaintext over the cap is refused before any slot is unwrapped. Java says UnsupportedError, Python
+    its subclass LimitExceeded."""
+    real = PassphraseRecipient(parties.keys["passphrase"], log2_n=10)
+    cases = {
+        "max-cost": ([_CraftedPassphraseSlot(22, 2, 16)] * 1024, {}, "UnsupportedError"),
+        "over-budget": ([_CraftedPassphraseSlot(10, 8, 1)] * 4 + [real], {"scrypt_budget": 4 * 8192},
+                        "UnsupportedError"),
+        "within-budget": ([_CraftedPassphraseSlot(10, 8, 1)] * 4 + [real], {"scrypt_budget": 5 * 8192}, None),
+        "out-of-bounds-skipped": ([_CraftedPassphraseSlot(22, 32, 1)] * 1023 + [real], {"scrypt_budget": 8192}, None),
+        "too-large": ([real], {"max_plaintext": 2999}, "UnsupportedError"),
+    }
+    vectors = []
+    for name, (recipients, limits, _) in cases.items():
+        (tmp_path / f"{name}.eseal").write_bytes(_seal(b"m" * 3000, recipients, signer=parties.publisher))
+        vectors.append({"file": f"{name}.eseal", "open_with": ["passphrase"], "trusted": ["publisher_public"],
+                        "allow_unsigned": False, "min_version": None, **limits})
+    started = time.perf_counter()
+    lines = run_cases(java, tmp_path, parties.keys, vectors, tmp_path)
+    assert time.perf_counter() - started < 60
+    for line, (name, (recipients, limits, error)) in zip(lines, cases.items()):
+        assert line["ms"] < 5000, (name, line)
+        package = Package.parse((tmp_path / f"{name}.eseal").read_bytes())
+        try:
+            package.check_size(limits.get("max_plaintext", fmt.DEFAULT_MAX_PLAINTEXT))
+            key = package.content_key(parties.keys["passphrase"],
+                                      scrypt_budget=limits.get("scrypt_budget", fmt.DEFAULT_SCRYPT_BUDGET))
+            package.decrypt(key).wipe()
+            python = "ok"
+        except EdgesealError as exc:
+            python = type(exc).__name__
+        if error is None:
+            assert line["result"] == "ok" and python == "ok", (name, line, python)
+        else:
+            assert line["error"] == error and python == "LimitExceeded", (name, line, python)

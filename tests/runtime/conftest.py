@@ -42,3 +42,24 @@ def sealed_onnx(onnx_model, publisher, device) -> bytes:
 @pytest.fixture
 def x16() -> np.ndarray:
     return np.random.default_rng(1).standard_normal((5, 16)).astype(np.float32)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the fuzz figure (issue 11: cases run, untyped outcomes) when the fuzz tests ran."""
+    import json
+    import os
+    import sys
+
+    fuzz = sys.modules.get("tests.runtime.test_fuzz") or sys.modules.get("test_fuzz")
+    stats = getattr(fuzz, "STATS", None)
+    if not stats or not stats.get("cases"):
+        return
+    untyped = stats.get("untyped", 0)
+    outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(stats.items()) if k != "cases")
+    terminalreporter.write_line(f"fuzz ({fuzz.PROFILE} profile): {stats['cases']} cases, {untyped} untyped outcomes "
+                                f"({outcomes})")
+    target = os.environ.get("EDGESEAL_FUZZ_REPORT")
+    if target:
+        with open(target, "w") as f:
+            json.dump({"profile": fuzz.PROFILE, "cases": stats["cases"], "untyped": untyped, **dict(stats)}, f,
+                      indent=2)

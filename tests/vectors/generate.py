@@ -127,6 +127,57 @@ def build() -> list[tuple[dict, bytes]]:
         "InvalidPackage", open_with=["raw"], allow_unsigned=True)
     bad("invalid-unsigned-wrapped-key-bit-flip", _patch(unsigned, 16 + mlen + 2 + 3 + 40, bytes([unsigned[16 + mlen + 45] ^ 4])),
         "InvalidPackage", open_with=["raw"], allow_unsigned=True)
+    # Manifest rules made exact in issue 11 (docs/format.md §2.1): each file is signed by PUBLISHER over a
+    # manifest a strict reader must refuse; the AEAD data is consistent with it, so only the manifest is wrong.
+    def manifest_edit(name: str, edit, *, seed: bytes) -> None:
+        def rewrite(text: bytes) -> bytes:
+            d = json.loads(text)
+            tokens: dict[str, str] = {}
+            edit(d, tokens)
+            out = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            for marker, token in tokens.items():
+                out = out.replace(json.dumps(marker), token)
+            return out.encode("utf-8", "surrogatepass")
+
+        data = _seal_from_parts(PAYLOAD, _manifest(), [device_slot], PUBLISHER, seed=seed, chunk_size=1024,
+                                _edit_manifest=rewrite)
+        if name.startswith("valid-"):
+            v.append(({"name": name, "open_with": ["x25519"]}, data))
+        else:
+            bad(name, data, "InvalidPackage")
+
+    def nested(levels: int):
+        value: object = []
+        for _ in range(levels - 1):
+            value = [value]
+        return value
+
+    def token(d: dict, key: str, text: str, tokens: dict, *, inside: str | None = None) -> None:
+        marker = f"@token{len(tokens)}@"
+        (d[inside] if inside else d)[key] = marker
+        tokens[marker] = text
+
+    # the top-level object is level 1, so a member holding 63 nested arrays reaches level 64: the limit
+    manifest_edit("valid-manifest-64-levels-unknown-member",
+                  lambda d, t: d.update(x_future_member=nested(63)), seed=b"m0")
+    manifest_edit("invalid-manifest-65-levels", lambda d, t: d.update(x_future_member=nested(64)), seed=b"m1")
+    manifest_edit("invalid-manifest-number-overflows-double",
+                  lambda d, t: token(d, "x", "1e400", t, inside="compression"), seed=b"m2")
+    manifest_edit("invalid-manifest-nan-literal",
+                  lambda d, t: token(d, "x", "NaN", t, inside="compression"), seed=b"m3")
+    manifest_edit("invalid-manifest-integer-beyond-int64",
+                  lambda d, t: token(d, "x", "18446744073709551616", t, inside="compression"), seed=b"m4")
+    manifest_edit("invalid-manifest-missing-producer", lambda d, t: d.pop("producer"), seed=b"m5")
+    manifest_edit("invalid-manifest-target-not-a-string", lambda d, t: d.update(target=3), seed=b"m6")
+    manifest_edit("invalid-manifest-boolean-version", lambda d, t: d.update(model_version=True), seed=b"m7")
+    manifest_edit("invalid-manifest-fractional-dimension",
+                  lambda d, t: d["inputs"][0].update(shape=[None, 4.5]), seed=b"m8")
+    manifest_edit("invalid-manifest-lone-surrogate", lambda d, t: token(d, "name", '"vector\\ud800"', t), seed=b"m9")
+    manifest_edit("invalid-manifest-metadata-not-a-string", lambda d, t: d.update(metadata={"k": 1}), seed=b"ma")
+    manifest_edit("invalid-manifest-expires-at-created",
+                  lambda d, t: d.update(expires_at=d["created_at"]), seed=b"mb")
+    manifest_edit("invalid-manifest-duplicate-member",
+                  lambda d, t: token(d, "name", '"vector","name":"vector"', t), seed=b"mc")
 
     # Tensor specs beyond the first writers' (format.md §2.2): every kind, unknown rank, optional feeds,
     # dtypes NumPy lacks, per-channel quantization.

@@ -76,6 +76,12 @@ public final class VectorDriver {
                 if (floor instanceof Long) {
                     b.minVersion((Long) floor);
                 }
+                if (v.get("scrypt_budget") instanceof Long) {
+                    b.scryptBudget((Long) v.get("scrypt_budget"));
+                }
+                if (v.get("max_plaintext") instanceof Long) {
+                    b.maxPlaintextBytes((Long) v.get("max_plaintext"));
+                }
                 StringBuilder line = new StringBuilder("{\"file\":\"").append(file).append("\",\"key\":\"")
                         .append(kind).append("\",");
                 long started = System.nanoTime();

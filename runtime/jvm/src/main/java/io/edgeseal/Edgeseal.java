@@ -34,7 +34,8 @@ public final class Edgeseal {
         SealedPackage pkg = SealedPackage.parse(sealedPackage);
         String publisher = pkg.authenticate(options.trusted, options.allowUnsigned);
         pkg.checkPolicy(options.minVersion, options.now());
-        byte[] contentKey = pkg.contentKey(key);
+        pkg.checkSize(options.maxPlaintextBytes);
+        byte[] contentKey = pkg.contentKey(key, options.scryptBudget);
         return pkg.decrypt(contentKey, publisher, options.maxPlaintextBytes);
     }
 

@@ -16,10 +16,12 @@ import java.util.Map;
  * A small, strict RFC 8259 JSON parser (the JDK has none).
  *
  * <p>Values map to: object → {@code Map<String, Object>} (insertion order), array → {@code List<Object>},
- * string → {@code String}, integer (no fraction, no exponent) → {@code Long}, or {@code BigInteger} when it
- * does not fit, other numbers → {@code Double}, {@code true}/{@code false} → {@code Boolean}, {@code null} →
- * {@link #NULL}. Strict: no comments, no trailing commas, no leading zeros, no control characters in strings,
- * no lone surrogates, no duplicate keys, nothing after the value, nesting at most {@value #MAX_DEPTH} deep.
+ * string → {@code String}, integer (no fraction, no exponent) → {@code Long}, other numbers → {@code Double},
+ * {@code true}/{@code false} → {@code Boolean}, {@code null} → {@link #NULL}. Strict, and bounded as
+ * docs/format.md §2.1 says: no comments, no trailing commas, no leading zeros, no control characters in strings,
+ * no lone surrogates, no duplicate keys, nothing after the value, arrays/objects nested at most
+ * {@value #MAX_DEPTH} levels (the outermost is level 1), no integer outside the int64 range, no number that
+ * overflows a double.
  */
 public final class Json {
     /** The JSON {@code null} (Java {@code null} is reserved for "absent"). */
@@ -86,14 +88,15 @@ public final class Json {
         }
     }
 
+    /** A value inside {@code depth} arrays/objects; an array or object here is at nesting level {@code depth + 1}. */
     private Object value(int depth) throws ParseException {
-        if (depth > MAX_DEPTH) {
-            throw error("nesting deeper than " + MAX_DEPTH);
-        }
         if (pos >= text.length()) {
             throw error("unexpected end of input");
         }
         char c = text.charAt(pos);
+        if ((c == '{' || c == '[') && depth + 1 > MAX_DEPTH) {
+            throw error("nesting deeper than " + MAX_DEPTH);
+        }
         switch (c) {
             case '{':
                 return object(depth);
@@ -289,10 +292,23 @@ public final class Json {
         }
         String literal = text.substring(start, pos);
         if (!integral) {
-            return Double.parseDouble(literal);
+            double d = Double.parseDouble(literal);
+            if (Double.isInfinite(d) || Double.isNaN(d)) {
+                pos = start;
+                throw error("number overflows a 64-bit float");
+            }
+            return d;
+        }
+        if (literal.length() > 20) { // more digits than any int64 (checked before BigInteger does the work)
+            pos = start;
+            throw error("integer outside the 64-bit range");
         }
         BigInteger big = new BigInteger(literal);
-        return big.bitLength() < 64 ? (Object) big.longValue() : big;
+        if (big.bitLength() >= 64) {
+            pos = start;
+            throw error("integer outside the 64-bit range");
+        }
+        return big.longValue();
     }
 
     private void digits() {

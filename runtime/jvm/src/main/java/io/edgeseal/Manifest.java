@@ -144,23 +144,28 @@ public final class Manifest {
         modelVersion = integer(d.get("model_version"), "model_version");
         inputs = specs(d.get("inputs"), "inputs");
         outputs = specs(d.get("outputs"), "outputs");
-        Object t = d.get("target");
-        if (t != null && t != Json.NULL && !(t instanceof String)) {
+        Object t = d.get("target"); // required: a string or null
+        if (t != Json.NULL && !(t instanceof String)) {
             throw bad("target");
         }
         target = t instanceof String ? (String) t : null;
         createdAt = integer(d.get("created_at"), "created_at");
-        Object e = d.get("expires_at");
-        expiresAt = (e == null || e == Json.NULL) ? null : integer(e, "expires_at");
-        Object p = d.get("producer");
-        if (p != null && !(p instanceof String)) {
-            throw bad("producer");
+        Object e = d.get("expires_at"); // required: an integer or null, later than created_at
+        expiresAt = e == Json.NULL ? null : integer(e, "expires_at");
+        if (expiresAt != null && expiresAt <= createdAt) {
+            throw bad("expires_at");
         }
-        producer = p == null ? "" : (String) p;
-        for (String member : new String[] {"compression", "metadata"}) {
-            Object m = d.get(member);
-            if (m != null && m != Json.NULL && !(m instanceof Map)) {
-                throw bad(member);
+        producer = string(d, "producer");
+        if (!(d.get("compression") instanceof Map)) {
+            throw bad("compression");
+        }
+        Object m = d.get("metadata");
+        if (!(m instanceof Map)) {
+            throw bad("metadata");
+        }
+        for (Object value : ((Map<?, ?>) m).values()) {
+            if (!(value instanceof String)) {
+                throw bad("metadata");
             }
         }
         payload = payload(d.get("payload"));

@@ -15,6 +15,7 @@ public final class OpenOptions {
     final Long minVersion;
     final Long nowSeconds; // null: the system clock
     final long maxPlaintextBytes;
+    final long scryptBudget;
 
     private OpenOptions(Builder b) {
         this.trusted = Collections.unmodifiableList(new ArrayList<>(b.trusted));
@@ -22,6 +23,7 @@ public final class OpenOptions {
         this.minVersion = b.minVersion;
         this.nowSeconds = b.nowSeconds;
         this.maxPlaintextBytes = b.maxPlaintextBytes;
+        this.scryptBudget = b.scryptBudget;
     }
 
     public static Builder builder() {
@@ -38,6 +40,7 @@ public final class OpenOptions {
         private Long minVersion;
         private Long nowSeconds;
         private long maxPlaintextBytes = Integer.MAX_VALUE - 8;
+        private long scryptBudget = SealedPackage.DEFAULT_SCRYPT_BUDGET;
 
         private Builder() {}
 
@@ -77,6 +80,15 @@ public final class OpenOptions {
                 throw new IllegalArgumentException("maxPlaintextBytes must be within 0 .. 2^31 - 9");
             }
             this.maxPlaintextBytes = max;
+            return this;
+        }
+
+        /** Scrypt work (N * r * p, summed over the passphrase slots tried) one open may spend (default 2^24). */
+        public Builder scryptBudget(long work) {
+            if (work < 0) {
+                throw new IllegalArgumentException("scryptBudget must be >= 0");
+            }
+            this.scryptBudget = work;
             return this;
         }
 

@@ -232,8 +232,29 @@ public final class SealedPackage {
         }
     }
 
-    /** §4: select the slots addressed to {@code key} by fingerprint and unwrap the content key K. */
+    /** Default scrypt work (N * r * p summed over the passphrase slots tried) one open may spend (format.md §9). */
+    public static final long DEFAULT_SCRYPT_BUDGET = 1L << 24;
+
+    /** §9: refuse, before any slot is unwrapped, a payload larger than {@code maxPlaintextBytes}. */
+    public void checkSize(long maxPlaintextBytes) throws UnsupportedException {
+        Manifest.Payload p = manifest.payload;
+        if (p.originalSize > maxPlaintextBytes || p.size > maxPlaintextBytes) {
+            throw new UnsupportedException("the model is " + Math.max(p.size, p.originalSize) + " bytes, above the "
+                    + maxPlaintextBytes + "-byte limit of one ByteBuffer / OpenOptions.maxPlaintextBytes");
+        }
+    }
+
+    /** {@link #contentKey(DecryptionKey, long)} with the default scrypt budget. */
     public byte[] contentKey(DecryptionKey key) throws EdgesealException {
+        return contentKey(key, DEFAULT_SCRYPT_BUDGET);
+    }
+
+    /**
+     * §4: select the slots addressed to {@code key} by fingerprint and unwrap the content key K, trying matching
+     * slots in file order. Passphrase slots outside the scrypt bounds are skipped without running scrypt; the
+     * others may spend at most {@code scryptBudget} (N * r * p, summed), checked before each is tried.
+     */
+    public byte[] contentKey(DecryptionKey key, long scryptBudget) throws EdgesealException {
         byte[] secret = key.secret();
         List<Slot> matching = new ArrayList<>();
         String what;
@@ -267,7 +288,21 @@ public final class SealedPackage {
             throw new NoMatchingKeyException("no key slot of this package is for " + what + "; it is sealed for: "
                     + joined(slotDescriptions()));
         }
-        for (Slot slot : matching) {
+        long spent = 0;
+        for (int i = 0; i < matching.size(); i++) {
+            Slot slot = matching.get(i);
+            if (slot.type == TYPE_PASSPHRASE) {
+                long work = scryptWork(slot.body);
+                if (work < 0) {
+                    continue; // outside the scrypt bounds: never unwraps
+                }
+                if (spent + work > scryptBudget) {
+                    throw new UnsupportedException("trying passphrase slot " + (i + 1) + " of " + matching.size()
+                            + " would take the scrypt work of this open to " + (spent + work) + " (N*r*p), above the "
+                            + "budget of " + scryptBudget + "; raise OpenOptions.scryptBudget if you trust the package");
+                }
+                spent += work;
+            }
             try {
                 return unwrap(slot, secret, devicePublic);
             } catch (InvalidPackageException e) {
@@ -275,6 +310,18 @@ public final class SealedPackage {
             }
         }
         throw new InvalidPackageException();
+    }
+
+    /** N * r * p of a passphrase slot body within §4's bounds, or -1 when outside them. */
+    private static long scryptWork(byte[] b) {
+        int log2n = b[16] & 0xff;
+        int r = b[17] & 0xff;
+        int p = b[18] & 0xff;
+        if (log2n < 1 || log2n > MAX_LOG2_N || r < 1 || r > MAX_R || p < 1 || p > MAX_P
+                || 128L * r * (1L << log2n) > MAX_SCRYPT_MEMORY) {
+            return -1;
+        }
+        return (1L << log2n) * r * p;
     }
 
     private byte[] unwrap(Slot slot, byte[] secret, byte[] devicePublic) throws EdgesealException {
@@ -318,10 +365,7 @@ public final class SealedPackage {
      */
     public Plaintext decrypt(byte[] contentKey, String publisher, long maxPlaintextBytes) throws EdgesealException {
         Manifest.Payload p = manifest.payload;
-        if (p.originalSize > maxPlaintextBytes || p.size > maxPlaintextBytes) {
-            throw new UnsupportedException("the model is " + p.originalSize + " bytes, above the "
-                    + maxPlaintextBytes + "-byte limit of one ByteBuffer / OpenOptions.maxPlaintextBytes");
-        }
+        checkSize(maxPlaintextBytes);
         ByteBuffer stored = ByteBuffer.allocateDirect((int) p.size);
         try {
             decryptChunks(contentKey, p, stored);
