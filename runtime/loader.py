@@ -176,7 +176,11 @@ def load(
     keeps_buffer = module.NAME == "litert"
     if not keeps_buffer:
         plain.wipe()  # ONNX Runtime owns a parsed copy now
-    _check_specs(manifest, session)
+    try:
+        _check_specs(manifest, session)
+    except BaseException:
+        plain.wipe()  # LiteRT's buffer, when the manifest and the model disagree
+        raise
     return SealedModel(manifest, session, module.NAME, publisher, time.perf_counter() - started,
                        plain if keeps_buffer else None)
 
