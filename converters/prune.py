@@ -34,6 +34,9 @@ __all__ = [
     "Importance",
     "StructuredPruneConfig",
     "LayerChannels",
+    "LayerParams",
+    "layer_params",
+    "unprunable_layers",
     "PruningPlan",
     "plan_structured",
     "prune_structured",
@@ -98,6 +101,35 @@ class LayerChannels:
 
 
 @dataclasses.dataclass(frozen=True)
+class LayerParams:
+    """A module that owns parameters, with its type and parameter count."""
+
+    layer: str
+    kind: str
+    params: int
+
+
+def layer_params(model: Any) -> dict[str, LayerParams]:
+    """Every module that owns parameters directly: name -> (type name, parameter count)."""
+    out = {}
+    for name, m in model.named_modules():
+        own = sum(p.numel() for p in m.parameters(recurse=False))
+        if own:
+            out[name] = LayerParams(name, type(m).__name__, int(own))
+    return out
+
+
+def unprunable_layers(model: Any) -> list[LayerParams]:
+    """Modules with weights that the unstructured masks never touch (anything but Conv/Linear and norms)."""
+    import torch.nn as nn
+
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+    mods = dict(model.named_modules())
+    return [lp for name, lp in layer_params(model).items()
+            if not isinstance(mods[name], (nn.Conv2d, nn.Conv1d, nn.Linear) + norms)]
+
+
+@dataclasses.dataclass(frozen=True)
 class PruningPlan:
     """Channels per layer before and after structured pruning, and the parameter/MAC totals."""
 
@@ -106,6 +138,18 @@ class PruningPlan:
     params_after: int
     macs_before: int
     macs_after: int
+    untouched: tuple["LayerParams", ...] = ()  # layers with parameters that pruning did not shrink
+
+    @property
+    def removed_nothing(self) -> bool:
+        return self.params_after >= self.params_before
+
+    def untouched_summary(self) -> str:
+        """``rnn (GRU, 14,208 params = 95.6%)``, largest first."""
+        return ", ".join(
+            f"{l.layer} ({l.kind}, {l.params:,} params = {l.params / self.params_before:.1%})"
+            for l in sorted(self.untouched, key=lambda l: -l.params)
+        )
 
     @property
     def channels_removed(self) -> float:
@@ -118,17 +162,18 @@ class PruningPlan:
             "channels_removed": self.channels_removed,
             "params": {"before": self.params_before, "after": self.params_after},
             "macs": {"before": self.macs_before, "after": self.macs_after},
+            "untouched": [dataclasses.asdict(l) for l in self.untouched],
         }
 
     def summary(self) -> str:
         rows = [f"{l.layer:<24} {l.kind:<7} {l.before:>5} -> {l.after:<5}" for l in self.layers]
-        return "\n".join(
-            rows
-            + [
-                f"channels removed: {self.channels_removed:.1%}; params {self.params_before:,} -> {self.params_after:,}; "
-                f"MACs {self.macs_before:,} -> {self.macs_after:,}"
-            ]
+        rows.append(
+            f"channels removed: {self.channels_removed:.1%}; params {self.params_before:,} -> {self.params_after:,}; "
+            f"MACs {self.macs_before:,} -> {self.macs_after:,}"
         )
+        if self.untouched:
+            rows.append(f"not pruned: {self.untouched_summary()}")
+        return "\n".join(rows)
 
 
 def _prunable(model: Any) -> list[tuple[str, Any]]:
@@ -199,16 +244,19 @@ def prune_structured(model: Any, sample: Any, config: StructuredPruneConfig | No
     model = model.cpu().eval()
     example = _example(sample)
     before = _channels(model)
+    owned = layer_params(model)
     macs0, params0 = _macs_params(model, example)
     _apply(model, example, config)
     after = _channels(model)
+    owned_after = layer_params(model)
     macs1, params1 = _macs_params(model, example)
+    untouched = tuple(lp for n, lp in owned.items() if n in owned_after and owned_after[n].params >= lp.params)
     layers = tuple(
         LayerChannels(n, kind, c, after.get(n, ("", 0))[1]) for n, (kind, c) in before.items() if n in after
     )
     last = list(before)[-1]
     layers = tuple(l for l in layers if l.layer != last)  # the head keeps its classes
-    return model, PruningPlan(layers, params0, params1, macs0, macs1)
+    return model, PruningPlan(layers, params0, params1, macs0, macs1, untouched)
 
 
 # --------------------------------------------------------------------------- unstructured

@@ -245,8 +245,14 @@ def sign(key: Ed25519PrivateKey, signed_bytes: memoryview | bytes) -> bytes:
 
 
 def verify(public: bytes, signature: bytes, signed_bytes: memoryview | bytes) -> None:
+    """Check a v1 signature over ``signed_bytes`` (every byte before the signature)."""
+    verify_message(public, signature, signature_message(signed_bytes))
+
+
+def verify_message(public: bytes, signature: bytes, message: bytes) -> None:
+    """Ed25519 over ``message``, already built with its version's domain tag; InvalidPackage if it fails."""
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, signature_message(signed_bytes))
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     except (InvalidSignature, ValueError):
         raise InvalidPackage() from None
 

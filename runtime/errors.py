@@ -13,6 +13,7 @@
     ├── PolicyError          authentic, but refused by the caller's policy          (CLI exit 4)
     │   ├── RollbackRejected     model version below the caller's floor
     │   └── PackageExpired       past the expiry the publisher sealed in
+    ├── DeviceError          a device cannot be reached, is not built, or cannot run (CLI exit 5)
     └── InternalError        a bug in edgeseal                                      (CLI exit 70)
 
 Every failure that depends on a secret (an AEAD tag, a signature check, a slot
@@ -37,6 +38,7 @@ __all__ = [
     "PolicyError",
     "RollbackRejected",
     "PackageExpired",
+    "DeviceError",
     "InternalError",
 ]
 
@@ -119,6 +121,16 @@ class RollbackRejected(PolicyError):
 
 class PackageExpired(PolicyError):
     """The package is past the expiry time its publisher sealed into it."""
+
+
+class DeviceError(EdgesealError):
+    """A device cannot be reached, refuses the credentials, is not built yet, or cannot run the runtime."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, reason: str = "device") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InternalError(EdgesealError):

@@ -1,6 +1,6 @@
-"""Sealed package format v1: read and write. The normative spec is docs/format.md.
+"""Sealed package format v2 (written) and v1 (still read and, on request, written). Spec: docs/format.md.
 
-Layout (all integers big-endian)::
+v1 layout (all integers big-endian)::
 
     header     magic "\\x89ESEAL\\r\\n" | version u16 = 1 | flags u16 = 0 | manifest_len u32
     manifest   manifest_len bytes of UTF-8 JSON (cleartext)
@@ -11,6 +11,13 @@ Layout (all integers big-endian)::
 The associated data of every AEAD in the file is SHA-256(header || manifest), so
 neither can be edited without every tag failing. The signature covers every byte
 before the 64 signature bytes.
+
+v2 (docs/format.md §10) moves the signature before the payload and signs a table of
+per-chunk digests instead of the ciphertext, so a reader hashes and decrypts each
+chunk in one pass (``payload.py``)::
+
+    header | manifest (payload.chunk_digest) | slots | digest table (32 per chunk)
+    | signature (alg, key, sig) | ct_len u64 | ciphertext
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import crypto, strictjson
+from . import payload as v2
 from ._memory import PlainBuffer, wipe_bytes
 from .crypto import Cipher
 from .errors import (
@@ -63,7 +71,8 @@ __all__ = [
 ]
 
 MAGIC = b"\x89ESEAL\r\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what writers write
+READ_VERSIONS = (1, 2)
 HEADER_SIZE = 16
 MAX_MANIFEST = 4 * 2**20
 MAX_SLOTS = 1024
@@ -122,7 +131,7 @@ class Header:
         if len(data) < HEADER_SIZE:
             raise InvalidPackage()
         magic, version, flags, manifest_len = cls._STRUCT.unpack_from(data, 0)
-        if magic != MAGIC or version != FORMAT_VERSION or flags != 0 or manifest_len > MAX_MANIFEST:
+        if magic != MAGIC or version not in READ_VERSIONS or flags != 0 or manifest_len > MAX_MANIFEST:
             raise InvalidPackage()
         return cls(version=version, flags=flags, manifest_len=manifest_len)
 
@@ -140,9 +149,10 @@ class PayloadInfo:
     codec: Codec
     size: int  # bytes encrypted (after the codec)
     original_size: int  # bytes after decoding
+    digest: v2.Digest | None = None  # v2: digest of each ciphertext chunk; None in v1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "cipher": self.cipher.value,
             "chunk_size": self.chunk_size,
             "nonce_prefix": self.nonce_prefix.hex(),
@@ -150,6 +160,9 @@ class PayloadInfo:
             "size": self.size,
             "original_size": self.original_size,
         }
+        if self.digest is not None:
+            out["chunk_digest"] = self.digest.value
+        return out
 
     @classmethod
     def from_dict(cls, d: Any) -> "PayloadInfo":
@@ -162,6 +175,9 @@ class PayloadInfo:
             codec=_choice(Codec, d, "codec", "payload"),
             size=_int(d, "size", "payload"),
             original_size=_int(d, "original_size", "payload"),
+            # Read leniently, anything else as None: a v1 reader ignores the member (§2), and
+            # Package.parse rejects a v2 package without a known one (§10.2).
+            digest=_known_digest(d.get("chunk_digest")),
         )
         if not MIN_CHUNK <= info.chunk_size <= MAX_CHUNK:
             raise ManifestError(f"must be within {MIN_CHUNK}..{MAX_CHUNK}", "payload.chunk_size")
@@ -367,6 +383,10 @@ def _tensor(item: Any, where: str) -> TensorSpec:
         raise ManifestError(str(exc) or type(exc).__name__, where) from None
 
 
+def _known_digest(value: Any) -> v2.Digest | None:
+    return v2.Digest._value2member_map_.get(value) if isinstance(value, str) else None
+
+
 _HEX14 = re.compile(r"[0-9a-f]{14}")
 
 
@@ -513,21 +533,37 @@ def write_package(
     cipher: Cipher = Cipher.AES_256_GCM,
     codec: Codec = Codec.NONE,
     chunk_size: int = DEFAULT_CHUNK,
+    version: int = FORMAT_VERSION,
+    digest: v2.Digest | str | None = None,
     randbytes: crypto.RandBytes = os.urandom,
     _edit_manifest: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
     """Encrypt ``payload`` for ``recipients`` and sign with ``signer``. Fills ``manifest.payload``.
+
+    ``version`` 2 (the default) adds a signed table of per-chunk digests (``digest``: by default
+    SHA-256 with AES-256-GCM, BLAKE2b-256 with ChaCha20-Poly1305); ``version=1`` writes the
+    frozen v1 layout, for tests and old readers.
 
     The manifest is checked with the reader's own code first (:meth:`Manifest.validate`):
     what a reader would refuse is a :class:`ConfigError` here. ``_edit_manifest`` is for
     tests and invalid test vectors only: it rewrites the manifest bytes after that check,
     so a test can seal (and sign) a manifest no honest writer produces.
     """
+    if version not in READ_VERSIONS:
+        raise ConfigError(f"format version must be one of {READ_VERSIONS}, got {version!r}")
+    if version == 1 and digest is not None:
+        raise ConfigError("format v1 has no chunk digests; drop digest= or write version 2")
     if not recipients:
         raise ConfigError("seal for at least one recipient: a device key, a passphrase or a raw key")
     if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
         raise ConfigError(f"chunk_size must be within {MIN_CHUNK}..{MAX_CHUNK}")
     cipher, codec = Cipher(cipher), Codec(codec)
+    if version == 2:
+        try:
+            digest = v2.default_digest(cipher) if digest is None else v2.Digest(digest)
+        except ValueError:
+            raise ConfigError(f"unknown chunk digest {digest!r}; use one of "
+                              f"{', '.join(d.value for d in v2.Digest)}") from None
     stored = zlib.compress(payload, 6) if codec is Codec.ZLIB else bytes(payload)
     content_key = randbytes(crypto.KEY_SIZE)
     info = PayloadInfo(
@@ -537,6 +573,7 @@ def write_package(
         codec=codec,
         size=len(stored),
         original_size=len(payload),
+        digest=digest,
     )
     full = replace(manifest, payload=info)
     full.validate()
@@ -545,10 +582,12 @@ def write_package(
         manifest_bytes = _edit_manifest(manifest_bytes)
     if len(manifest_bytes) > MAX_MANIFEST:
         raise ConfigError(f"manifest is {len(manifest_bytes)} bytes; keep metadata under {MAX_MANIFEST}")
-    head = Header(manifest_len=len(manifest_bytes)).to_bytes() + manifest_bytes
+    head = Header(version=version, manifest_len=len(manifest_bytes)).to_bytes() + manifest_bytes
     aad = hashlib.sha256(head).digest()
 
     slots = [r.make_slot(content_key, aad, randbytes) for r in recipients]
+    if version == 2:
+        return _write_v2(head, slots, info, content_key, stored, aad, signer)
     ciphertext = crypto.stream_encrypt(cipher, content_key, info.nonce_prefix, chunk_size, stored, aad)
     parts = [head, struct.pack(">H", len(slots)), *(s.to_bytes() for s in slots)]
     parts += [struct.pack(">Q", len(ciphertext)), ciphertext]
@@ -558,6 +597,21 @@ def write_package(
     parts += [bytes([SignatureAlg.ED25519]), crypto.raw_public(signer.public_key())]
     unsigned = b"".join(parts)
     return unsigned + crypto.sign(signer, unsigned)
+
+
+def _write_v2(head: bytes, slots: list[KeySlot], info: PayloadInfo, content_key: bytes, stored: bytes,
+              aad: bytes, signer: Ed25519PrivateKey | None) -> bytes:
+    """header | manifest | slots | digest table | signature | ct_len | ciphertext (docs/format.md §10)."""
+    table, ciphertext = v2.encrypt(info.cipher, info.digest, content_key, info.nonce_prefix, info.chunk_size,
+                                   stored, aad)
+    parts = [head, struct.pack(">H", len(slots)), *(s.to_bytes() for s in slots), table]
+    if signer is None:
+        parts.append(bytes([SignatureAlg.NONE]))
+    else:
+        parts += [bytes([SignatureAlg.ED25519]), crypto.raw_public(signer.public_key())]
+        signed = b"".join(parts)
+        parts = [signed, signer.sign(v2.signature_message(signed))]
+    return b"".join([*parts, struct.pack(">Q", len(ciphertext)), ciphertext])
 
 
 def _seal_from_parts(
@@ -604,6 +658,7 @@ class Package:
     slots: tuple[KeySlot, ...]
     ciphertext: memoryview
     signature: Signature | None
+    digest_table: memoryview | None = None  # v2: 32 bytes per ciphertext chunk, signed
 
     @property
     def aad(self) -> bytes:
@@ -633,6 +688,8 @@ class Package:
                 raise InvalidPackage()
             slots.append(slot)
             pos += 3 + length
+        if header.version == 2:
+            return cls._parse_v2_tail(view, pos, header, manifest, manifest_bytes, tuple(slots))
         (ct_len,) = struct.unpack(">Q", _take(view, pos, 8))
         info = manifest.payload
         if ct_len != crypto.ciphertext_size(info.size, info.chunk_size):
@@ -654,6 +711,40 @@ class Package:
             raise InvalidPackage()
         return cls(view, header, manifest, manifest_bytes, tuple(slots), ciphertext, signature)
 
+    @classmethod
+    def _parse_v2_tail(cls, view: memoryview, pos: int, header: Header, manifest: Manifest,
+                       manifest_bytes: bytes, slots: tuple[KeySlot, ...]) -> "Package":
+        """v2 after the slots: digest table | sig_alg [key | signature] | ct_len | ciphertext (§10)."""
+        info = manifest.payload
+        if info.digest is None:
+            raise InvalidPackage()
+        table_len = v2.table_size(info.size, info.chunk_size)
+        table = _take(view, pos, table_len)
+        pos += table_len
+        alg = _take(view, pos, 1)[0]
+        signature = None
+        if alg == SignatureAlg.ED25519:
+            public = bytes(_take(view, pos + 1, 32))
+            signature = Signature(public, bytes(_take(view, pos + 33, SIGNATURE_SIZE)), pos + 33)
+            pos += 33 + SIGNATURE_SIZE
+        elif alg == SignatureAlg.NONE:
+            pos += 1
+        else:
+            raise InvalidPackage()
+        (ct_len,) = struct.unpack(">Q", _take(view, pos, 8))
+        if ct_len != crypto.ciphertext_size(info.size, info.chunk_size) or pos + 8 + ct_len != len(view):
+            raise InvalidPackage()
+        ciphertext = _take(view, pos + 8, ct_len)
+        return cls(view, header, manifest, manifest_bytes, slots, ciphertext, signature, table)
+
+    def _verify_signature(self) -> None:
+        sig = self.signature
+        signed = self.data[: sig.signed_len]
+        if self.header.version == 1:
+            crypto.verify(sig.public_key, sig.signature, signed)
+        else:
+            crypto.verify_message(sig.public_key, sig.signature, v2.signature_message(signed))
+
     def authenticate(self, trusted: Iterable[bytes], *, allow_unsigned: bool = False) -> str | None:
         """Check the publisher signature against raw Ed25519 ``trusted`` keys, before any decryption.
 
@@ -667,7 +758,7 @@ class Package:
         if self.signature.public_key not in trusted:
             if not trusted and allow_unsigned:
                 # No trust anchors and unsigned allowed: check integrity only, claim nothing.
-                crypto.verify(self.signature.public_key, self.signature.signature, self.data[: self.signature.signed_len])
+                self._verify_signature()
                 return None
             if not trusted:
                 raise UntrustedPublisher(
@@ -679,7 +770,7 @@ class Package:
                 f"{len(trusted)} trusted publisher key(s); add its public key to the trusted keys "
                 "if you trust it, otherwise do not load this file"
             )
-        crypto.verify(self.signature.public_key, self.signature.signature, self.data[: self.signature.signed_len])
+        self._verify_signature()
         return self.publisher
 
     def check_policy(self, *, min_version: int | None = None, now: float | None = None) -> None:
@@ -756,9 +847,13 @@ class Package:
     def decrypt(self, content_key: bytes) -> PlainBuffer:
         """The plaintext payload, decoded, in a wipeable buffer. Never touches a disk."""
         info = self.manifest.payload
-        plain = crypto.stream_decrypt(
-            info.cipher, content_key, info.nonce_prefix, info.chunk_size, self.ciphertext, info.size, self.aad
-        )
+        if self.header.version == 2:
+            plain = v2.decrypt(info.cipher, info.digest, content_key, info.nonce_prefix, info.chunk_size,
+                               self.ciphertext, info.size, self.aad, self.digest_table)
+        else:
+            plain = crypto.stream_decrypt(
+                info.cipher, content_key, info.nonce_prefix, info.chunk_size, self.ciphertext, info.size, self.aad
+            )
         if info.codec is Codec.NONE:
             return plain
         try:
@@ -810,7 +905,8 @@ def max_package_size(max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> int:
     """The largest file a package whose plaintext fits ``max_plaintext`` can be (to refuse bigger files unread)."""
     slots = 2 + MAX_SLOTS * (3 + 0xFFFF)
     payload = 8 + crypto.ciphertext_size(max_plaintext, MIN_CHUNK)
-    return HEADER_SIZE + MAX_MANIFEST + slots + payload + 1 + 32 + SIGNATURE_SIZE
+    table = v2.table_size(max_plaintext, MIN_CHUNK)  # v2's digest table; v1 files have none
+    return HEADER_SIZE + MAX_MANIFEST + slots + table + payload + 1 + 32 + SIGNATURE_SIZE
 
 
 def _take(view: memoryview, start: int, length: int) -> memoryview:

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import backends
-from ._memory import PlainBuffer
+from ._memory import PlainBuffer, read_file
 from .errors import ConfigError, LimitExceeded, ModelClosed, UnsupportedError
 from .format import DEFAULT_MAX_PLAINTEXT, DEFAULT_SCRYPT_BUDGET, Kind, Manifest, Package, max_package_size
 from .keys import resolve_secret, resolve_trusted
@@ -29,7 +29,7 @@ def _read(source: Source, max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> bytes |
         return source
     path = Path(source)
     try:
-        with path.open("rb") as f:
+        with path.open("rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
             limit = max_package_size(max_plaintext)
             if size > limit:
@@ -38,7 +38,7 @@ def _read(source: Source, max_plaintext: int = DEFAULT_MAX_PLAINTEXT) -> bytes |
                     f"limit of {max_plaintext:,} bytes can be ({limit:,}); pass a higher max_plaintext= "
                     "if you expect a model that large"
                 )
-            return f.read(limit + 1)
+            return read_file(f, size, limit)
     except FileNotFoundError:
         raise ConfigError(f"sealed package {path} does not exist") from None
     except IsADirectoryError:
@@ -239,10 +239,12 @@ class Inspection:
     slots: tuple[str, ...]
     publisher: str | None
     signature: str  # "verified", "unsigned", "untrusted", "not checked", "invalid"
+    format_version: int = 1  # the header's version (docs/format.md §1, §10)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "size": self.size,
+            "format_version": self.format_version,
             "manifest": self.manifest.to_dict(),
             "slots": list(self.slots),
             "publisher": self.publisher,
@@ -272,4 +274,4 @@ def inspect(source: Source, *, trusted: Iterable[Any] = (), max_plaintext: int =
         except InvalidPackage:
             status = "invalid"
     return Inspection(len(data), package.manifest, tuple(s.describe() for s in package.slots),
-                      package.publisher, status)
+                      package.publisher, status, package.header.version)

@@ -341,10 +341,12 @@ class _Build:
         if m_shape := self.cfg.model.input_shape:
             tables["model"] = {"input_shape": list(m_shape)}
         seed = self.cfg.model.train.seed if self.cfg.model.train else 0
-        recipe = recipe_from_dict({**tables, "seed": seed})
+        # [budget] max_drop is the budget of the whole compress recipe (pruning and int8 together) vs fp32
+        recipe = recipe_from_dict({**tables, "seed": seed, "max_drop": self.cfg.budget.max_drop})
         # The key holds what compression does, not the target's name: targets with the same
         # format and int8 scheme share one compressed model.
-        inputs = {"recipe": tables, "seed": seed, "model": _sha256(model_files["model.pt"]),
+        inputs = {"recipe": tables, "seed": seed, "max_drop": self.cfg.budget.max_drop,
+                  "model": _sha256(model_files["model.pt"]),
                   "data": [_arrays_digest(*data["train"]), _arrays_digest(data["calibration"]), _arrays_digest(*data["eval"])]}
 
         def run() -> dict[str, bytes]:
@@ -393,7 +395,7 @@ class _Build:
                 np.savez(tmp / "test.npz", input=x, labels=y)
                 config = VerifyConfig(device=target.device, key=device_key, trusted=(keys.publisher_pub,),
                                       publisher=keys.publisher, reference=tmp / "fp32.onnx",
-                                      budget=self.cfg.budget.max_drop / 100.0, target=target.name,
+                                      max_drop=self.cfg.budget.max_drop, target=target.name,
                                       threads=target.threads)
                 kwargs = {} if progress is None else {"progress": progress[0], "status": progress[1]}
                 report = verify(tmp / f"{self.cfg.release.name}.eseal", tmp / "test.npz", config, **kwargs)
@@ -467,6 +469,9 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
         raise ConfigError(f"--target {', '.join(missing)} is not in the recipe; it has {[t.name for t in cfg.targets]}")
     out = Path(out) if out is not None else cfg.path(cfg.release.out)
     _check_out(out)
+    unusable = _preflight_devices(chosen)  # a missing device fails its target now, not after minutes of compression
+    for name, problem in unusable.items():
+        status(f"[{name}] not built: {problem}")
     cache = StageCache(None if not use_cache else Path(cache_dir) if cache_dir else default_cache("build"))
     t0 = time.perf_counter()
     b = _Build(cfg, cache, status, show_progress)
@@ -476,9 +481,15 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
     model_files, module = b.model(data)
     fp32 = model_files["fp32.onnx"]
     written: dict[str, bytes] = {"publisher.pub": keys.publisher_pub.read_bytes()}
+    kept, kept_keys = _kept_targets(out, cfg, chosen, fp32, keys, written, status)
     results: dict[str, Any] = {}
     for target in chosen:
+        if target.name in unusable:
+            results[target.name] = {"device": target.device, "stages": [], "passed": False,
+                                    "checks": [_check("device", False, unusable[target.name])]}
+            continue
         results[target.name] = _build_target(b, target, keys, model_files, module, data, written, verify_progress)
+    results = {t.name: results.get(t.name) or kept[t.name] for t in cfg.targets if t.name in results or t.name in kept}
     release = {
         "schema": SCHEMA, "name": cfg.release.name, "version": cfg.release.version,
         "publisher": keys.fingerprint, "code": b.code,
@@ -486,7 +497,7 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
         "budget": {"max_drop_points": cfg.budget.max_drop},
         "fp32": {"onnx_bytes": len(fp32), "sha256": _sha256(fp32)},
         "targets": results,
-        "stage_keys": {f"{r.target}/{r.stage}": r.key for r in b.records},
+        "stage_keys": {**kept_keys, **{f"{r.target}/{r.stage}": r.key for r in b.records}},
     }
     for name, e in results.items():
         e["files"] = {p: _sha256(d) for p, d in sorted(written.items()) if p.startswith(f"{name}/")}
@@ -550,6 +561,57 @@ def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict
     return entry
 
 
+def _preflight_devices(chosen: list[TargetEntry]) -> dict[str, str]:
+    """Targets whose device cannot be used (not built, no client, unreachable) -> why; checked before any work,
+    so the build spends no time compressing for them. The other targets build as usual."""
+    from .runtime.errors import DeviceError
+    from .targets.transports import preflight
+
+    problems = {}
+    for target in chosen:
+        try:
+            preflight(target.device)
+        except DeviceError as exc:
+            problems[target.name] = f"DeviceError: {exc}"
+    return problems
+
+
+def _kept_targets(out: Path, cfg: ReleaseConfig, chosen: list[TargetEntry], fp32: bytes, keys: _Keys,
+                  written: dict[str, bytes], status: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A partial build (``--target``) keeps the other targets of the release already in ``out``.
+
+    Their entries and files are carried over when that release was built from the same fp32 model
+    and publisher key (files checked against their recorded SHA-256); otherwise the partial build
+    refuses, since mixing them would make one release of two different models.
+    """
+    names = {t.name for t in chosen}
+    old_path = out / "release.json"
+    if names == {t.name for t in cfg.targets} or not old_path.is_file():
+        return {}, {}
+    old = json.loads(old_path.read_text())
+    others = [t.name for t in cfg.targets if t.name not in names and t.name in old.get("targets", {})]
+    if not others:
+        return {}, {}
+    if old.get("fp32", {}).get("sha256") != _sha256(fp32) or old.get("publisher") != keys.fingerprint:
+        raise ConfigError(
+            f"{out} holds targets {', '.join(others)} built from another fp32 model or publisher key; a partial build "
+            "would mix two models in one release: build every target (no --target), or give another --out")
+    kept: dict[str, Any] = {}
+    for name in others:
+        entry = old["targets"][name]
+        for rel, digest in entry.get("files", {}).items():
+            path = out / rel
+            data = path.read_bytes() if path.is_file() else b""
+            if _sha256(data) != digest:
+                raise ConfigError(f"{path} is missing or changed since the release was built; build every target "
+                                  "(no --target) to write the release again")
+            written[rel] = data
+        kept[name] = entry
+    status(f"keeping {', '.join(others)} from the release in {out} (same fp32 model and publisher)")
+    keys_kept = {k: v for k, v in old.get("stage_keys", {}).items() if k.split("/", 1)[0] in kept}
+    return kept, keys_kept
+
+
 def _check_out(out: Path) -> None:
     """The release folder belongs to the build: empty, new, or an earlier release (replaced whole)."""
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "release.json").is_file())):
@@ -558,7 +620,8 @@ def _check_out(out: Path) -> None:
 
 
 def _write_release(out: Path, written: dict[str, bytes], release: dict[str, Any], write_html: Any) -> None:
-    """Replace the release folder: nothing from an earlier release (a dropped target, a stale report) stays."""
+    """Replace the release folder: nothing from an earlier release (a dropped target, a stale report) stays;
+    a partial build has already read the targets it keeps into ``written``."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

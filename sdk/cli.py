@@ -1,8 +1,8 @@
 """The ``edgeseal`` command line.
 
-Exit codes: 0 ok; 1 a check failed (e.g. a release gate); 2 usage or input error;
-3 the package failed authentication; 4 refused by policy (rollback, expiry);
-70 a bug in edgeseal. ``--json`` makes every command print one JSON object.
+Exit codes: 0 ok; 1 a check failed (e.g. a release gate, a missed compress budget); 2 usage or
+input error; 3 the package failed authentication; 4 refused by policy (rollback, expiry);
+5 a device error (unreachable, not built, no runtime); 70 a bug in edgeseal. ``--json`` makes every command print one JSON object.
 """
 
 from __future__ import annotations
@@ -131,8 +131,14 @@ def _parse_expiry(text: str | None) -> Any:
 
 
 def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
+    from .mask import MaskConfig
     from .runtime.keys import FileKey, RawKey
     from .seal import seal
+
+    mask = MaskConfig.from_cli(columns=args.mask_columns or (), pixels=args.mask_pixels or (), drop=args.drop or (),
+                               fill=args.mask_fill)
+    if not mask.empty and not args.dataset:
+        raise errors.ConfigError("--mask-columns/--mask-pixels/--drop apply to data sets: add --dataset")
 
     raw_keys = []
     for path in args.raw_key or ():
@@ -156,6 +162,8 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
         compression=args.compression,
         target=args.target,
         content_format=args.format,
+        kind="dataset" if args.dataset else "model",
+        mask=None if mask.empty else mask,
         out=Path(args.out),
     )
     import hashlib
@@ -166,7 +174,10 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
         "size": len(package),
         "sha256": digest,
         "seconds": round(time.perf_counter() - started, 3),
-        "text": f"sealed {args.model} -> {args.out} ({len(package):,} bytes, sha256 {digest[:16]}…)",
+        "kind": "dataset" if args.dataset else "model",
+        "text": f"sealed {'data set ' if args.dataset else ''}{args.model} -> {args.out} ({len(package):,} bytes, "
+                f"sha256 {digest[:16]}…)" + ("; masked before sealing (edgeseal inspect shows what)"
+                                            if not mask.empty else ""),
     }
 
 
@@ -185,7 +196,7 @@ def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     info = inspect(Path(args.package), trusted=[Path(t) for t in args.trusted or ()])
     m = info.manifest
     lines = [
-        f"{_safe(args.package)}: {info.size:,} bytes, format v1",
+        f"{_safe(args.package)}: {info.size:,} bytes, format v{info.format_version}",
         f"  {m.kind.value}: {_safe(repr(m.name))} version {m.model_version} ({_safe(m.content_format)}), "
         f"target {_safe(m.target or '-')}",
         f"  created {_utc(m.created_at)}, expires {_utc(m.expires_at) if m.expires_at else 'never'}, "
@@ -195,6 +206,8 @@ def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     ]
     lines += [f"  input  {_safe(s.describe())}" for s in m.inputs]
     lines += [f"  output {_safe(s.describe())}" for s in m.outputs]
+    if m.metadata.get("masking"):
+        lines.append(f"  masked before sealing: {_safe(m.metadata['masking'])}")
     lines += [f"  slot   {_safe(s)}" for s in info.slots]
     lines.append(f"  signed by {info.publisher or '-'}: signature {info.signature}")
     result = {**info.to_dict(), "text": "\n".join(lines)}
@@ -385,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", default="none", choices=["none", "zlib"])
     p.add_argument("--target", help="target profile name (sets the cipher when --cipher auto)")
     p.add_argument("--format", choices=["onnx", "tflite", "npz"], help="content format (default: detected)")
+    g = p.add_argument_group("data sets (an .npz of input arrays and 'labels', e.g. for edgeseal verify --data)")
+    g.add_argument("--dataset", action="store_true", help="seal an .npz data set (manifest kind 'dataset')")
+    g.add_argument("--mask-columns", action="append", metavar="ARRAY:COLS",
+                   help="blank these feature columns of ARRAY before sealing, e.g. x:0,3,5-7 (repeatable)")
+    g.add_argument("--mask-pixels", action="append", metavar="ARRAY:MASK.npy",
+                   help="blank the pixels where MASK.npy (bool, one sample's shape) is True (repeatable)")
+    g.add_argument("--drop", action="append", metavar="ARRAY", help="leave this array out of the sealed set")
+    g.add_argument("--mask-fill", default="0", metavar="VALUE|mean",
+                   help="value of masked entries: a number (default 0) or 'mean' (each feature's mean)")
     p.set_defaults(func=cmd_seal, check=_publisher_required)
 
     p = sub.add_parser("inspect", help="show a package's manifest, key slots and signature (no key needed)")

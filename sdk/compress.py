@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeseal.runtime.errors import ConfigError, EdgesealError, UnsupportedError
+from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
-__all__ = ["StageReport", "CompressReport", "CompressResult", "compress", "load_model", "load_npz", "add_parser"]
+__all__ = ["StageReport", "CompressReport", "CompressResult", "compress", "validate_recipe", "load_model", "load_npz", "add_parser"]
 
 
 # --------------------------------------------------------------------------- reports
@@ -48,6 +48,7 @@ class StageReport:
     classification: Any  # edgeseal.converters.metrics.ClassificationReport | None
     latency: Any  # edgeseal.converters.metrics.Latency
     notes: tuple[str, ...] = ()
+    speed_vs_original: float | None = None  # original time / this stage's time, measured side by side (> 1 faster)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,23 +59,40 @@ class StageReport:
             "params": self.params,
             "classification": None if self.classification is None else self.classification.to_dict(),
             "latency": self.latency.to_dict(),
+            "speed_vs_original": self.speed_vs_original,
             "notes": list(self.notes),
         }
 
 
 @dataclasses.dataclass(frozen=True)
 class CompressReport:
-    """Every stage's measurements plus the pruning plan and the int8 report when those ran."""
+    """Every stage's measurements plus the pruning plan and the int8 report when those ran.
+
+    ``budget`` (accuracy points) covers the whole recipe against the original model
+    (``reference_accuracy``, percent); ``met`` is None without labelled eval data. ``float_ops``
+    is read off the returned model's graph; ``speed`` timed every stage side by side in one run.
+    """
 
     stages: tuple[StageReport, ...]
     pruning: Any = None  # PruningPlan
     quantization: Any = None  # QuantReport (ONNX)
     export: Any = None  # ExportResult of the final float export
     warnings: tuple[str, ...] = ()
+    budget: float | None = None
+    reference_accuracy: float | None = None
+    final_drop: float | None = None
+    met: bool | None = None
+    verdict: str = ""
+    float_ops: Any = None  # edgeseal.converters.float_ops.FloatOps of the returned model
+    speed: Any = None  # edgeseal.converters.latency.SideBySide
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "budget": {"max_drop_points": self.budget, "reference_accuracy": self.reference_accuracy,
+                       "final_drop_points": self.final_drop, "met": self.met, "verdict": self.verdict},
             "stages": [s.to_dict() for s in self.stages],
+            "float_ops": None if self.float_ops is None else self.float_ops.to_dict(),
+            "speed": None if self.speed is None else self.speed.to_dict(),
             "pruning": None if self.pruning is None else self.pruning.to_dict(),
             "quantization": None if self.quantization is None else self.quantization.to_dict(),
             "export": None if self.export is None else self.export.to_dict(),
@@ -86,16 +104,21 @@ class CompressReport:
 
     def render(self) -> str:
         """A plain-text table for people: one row per stage, then per-class metrics of the last stage."""
-        head = f"{'stage':<22}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'p50 ms':>9}{'p95 ms':>9}"
+        head = (f"{'stage':<22}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'p50 ms':>9}"
+                f"{'p95 ms':>9}{'speed':>8}")
         lines = [head, "-" * len(head)]
         for s in self.stages:
             c = s.classification
             acc = f"{100 * c.accuracy:.2f}" if c else "-"
             f1 = f"{c.macro_f1:.4f}" if c else "-"
+            speed = "-" if s.speed_vs_original is None else f"{s.speed_vs_original:.2f}x"
             lines.append(
                 f"{s.stage:<22}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}"
-                f"{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}"
+                f"{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}{speed:>8}"
             )
+        if self.speed is not None:
+            lines.append(f"speed: original time / stage time, all stages timed side by side in one run "
+                         f"({self.speed.rounds} rounds; {self.speed.timed})")
         last = self.stages[-1].classification if self.stages else None
         if last is not None:
             lines += ["", f"per class ({self.stages[-1].stage}):", f"{'class':>6}{'precision':>11}{'recall':>9}{'F1':>8}{'n':>6}"]
@@ -104,9 +127,13 @@ class CompressReport:
             lines += ["", "pruning:", self.pruning.summary()]
         if self.quantization is not None:
             lines += ["", self.quantization.summary()]
+        if self.float_ops is not None:
+            lines += ["", f"returned model: {self.float_ops.summary()}"]
         for s in self.stages:
             lines += [f"note ({s.stage}): {n}" for n in s.notes]
-        lines += [f"warning: {w}" for w in self.warnings]
+        if self.verdict:
+            lines += ["", ("budget: " if self.met is not False else "BUDGET MISSED: ") + self.verdict]
+        lines += [f"warning: {w}" for w in self.warnings if w != self.verdict]
         return "\n".join(lines)
 
 
@@ -280,19 +307,28 @@ def _check_shape(model: Any, x: np.ndarray, what: str, input_shape: tuple[int, .
 # --------------------------------------------------------------------------- the pipeline
 
 
-def _stage(name: str, model_bytes: bytes, fmt: str, eval_xy: Any, runs: int, params: int | None, notes=()) -> StageReport:
+def _accuracy(model_bytes: bytes, eval_xy: Any) -> Any:
+    """Classification report of ``model_bytes`` on the eval set (None without labelled eval data)."""
     from edgeseal.converters.infer import runner_for
-    from edgeseal.converters.metrics import classification_report, measure_latency
+    from edgeseal.converters.metrics import classification_report
 
-    runner = runner_for(model_bytes)
     x, y = eval_xy
-    cls = None
-    if x is not None and y is not None:
-        logits = runner.run_batched(x)
-        cls = classification_report(y, logits.argmax(-1), num_classes=logits.shape[-1])
-    one = x[:1] if x is not None else None
-    lat = measure_latency(lambda: runner.run(one), runs=runs, warmup=min(20, runs)) if one is not None else None
-    return StageReport(name, fmt, len(model_bytes), len(zlib.compress(model_bytes, 9)), params, cls, lat, tuple(notes))
+    if x is None or y is None:
+        return None
+    logits = runner_for(model_bytes).run_batched(x)
+    return classification_report(y, logits.argmax(-1), num_classes=logits.shape[-1])
+
+
+@dataclasses.dataclass
+class _Candidate:
+    """One model along the pipeline, before its latency is measured (side by side with the others)."""
+
+    name: str
+    model: bytes
+    params: int | None
+    classification: Any
+    notes: list[str]
+    quantized: bool = False
 
 
 def _export(model: Any, x: np.ndarray, recipe: CompressRecipe) -> Any:
@@ -302,6 +338,30 @@ def _export(model: Any, x: np.ndarray, recipe: CompressRecipe) -> Any:
     if recipe.export.format is ModelFormat.TFLITE:
         return export_tflite(model, x, cfg)
     return export_onnx(model, x, cfg)
+
+
+def validate_recipe(recipe: CompressRecipe) -> Any:
+    """Checks that need more than one table, done before any work: the target profile and its format.
+
+    Returns the target profile, or None for ``host`` and for a custom target given only by
+    ``[target] supported_ops``.
+    """
+    if recipe.target.name == "host":
+        return None
+    from edgeseal.targets import get_profile
+
+    try:
+        profile = get_profile(recipe.target.name)
+    except ConfigError:
+        if recipe.target.supported_ops:  # a custom target described by its op list
+            return None
+        raise
+    if profile.format.value != recipe.export.format.value:
+        raise ConfigError(
+            f"[target] {recipe.target.name!r} runs {profile.format.value} models but [export] format = "
+            f"{recipe.export.format.value!r}; set [export] format = {profile.format.value!r}"
+        )
+    return profile
 
 
 def compress(
@@ -316,7 +376,8 @@ def compress(
     """Run a compress recipe on ``model`` (an ``nn.Module``, a model file path, or None for [model] factory).
 
     Data arguments override the recipe's [data] files: ``(x, y)`` tuples or ``.npz`` paths;
-    ``calibration`` may be a bare array. Returns the final model bytes and the ``CompressReport``.
+    ``calibration`` may be a bare array. Returns the final model bytes and the ``CompressReport``;
+    ``report.met`` is False when no candidate held the recipe's accuracy budget (the CLI exits 1).
     """
     import copy
     import warnings
@@ -332,6 +393,7 @@ def compress(
         recipe = CompressRecipe()
     elif not isinstance(recipe, CompressRecipe):
         recipe = load_recipe(recipe)
+    profile = validate_recipe(recipe)
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model, factory=recipe.model.factory, state_dict=recipe.model.state_dict)
     if not isinstance(model, torch.nn.Module):
@@ -349,7 +411,7 @@ def compress(
             _check_shape(model, x, what, recipe.model.input_shape)
     sample = eval_xy[0] if eval_xy[0] is not None else cal_x
     fmt = recipe.export.format.value
-    runs = recipe.latency_runs
+    budget = recipe.budget
     needs_training = recipe.prune is not None or (recipe.distill is not None and recipe.distill.student is not None)
     if needs_training and (train_xy[0] is None or train_xy[1] is None):
         raise ConfigError("pruning and distillation fine-tune the model: give labelled train data ([data] train)")
@@ -360,11 +422,13 @@ def compress(
         )
     if isinstance(model, torch.jit.ScriptModule):
         model = _script_to_module(model, sample)
-    stages: list[StageReport] = []
+    cands: list[_Candidate] = []
     warn_list: list[str] = []
     teacher = model
     first = last_export = _export(model, sample, recipe)
-    stages.append(_stage("original", first.model, fmt, eval_xy, runs, _params(model)))
+    names = dict(first.layer_names)
+    cands.append(_Candidate("original", first.model, _params(model), _accuracy(first.model, eval_xy), []))
+    ref = None if cands[0].classification is None else 100 * cands[0].classification.accuracy
     current = model
     plan = None
     if recipe.distill is not None and recipe.distill.student is not None:
@@ -374,7 +438,8 @@ def compress(
         tc = TrainConfig(epochs=ds.epochs, lr=ds.lr, batch_size=ds.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
         current = dist.distill(teacher, student, *train_xy, dist.DistillConfig(temperature=ds.temperature, alpha=ds.alpha, train=tc))
         last_export = _export(current, sample, recipe)
-        stages.append(_stage("distilled student", last_export.model, fmt, eval_xy, runs, count_params(current)))
+        names.update(last_export.layer_names)
+        cands.append(_Candidate("distilled student", last_export.model, count_params(current), _accuracy(last_export.model, eval_xy), []))
     if recipe.prune is not None:
         p = recipe.prune
         current = copy.deepcopy(current)
@@ -388,28 +453,55 @@ def compress(
 
         if p.method is PruneMethod.STRUCTURED:
             current, plan = pr.prune_structured(current, cal_x, pr.StructuredPruneConfig(ratio=p.ratio, importance=p.importance))
+            if plan.removed_nothing:
+                raise UnsupportedError(
+                    f"structured pruning removed nothing: torch-pruning could not shrink {plan.untouched_summary()}. "
+                    "It removes Conv/Linear output channels and keeps the classifier head; recurrent and attention "
+                    "layers are left whole. Remove [prune] (or prune a model with Conv/Linear layers)",
+                    reason="pruning removed nothing",
+                )
+            big = [lp for lp in plan.untouched if lp.params >= 0.05 * plan.params_before]
+            if big:
+                warn_list.append("structured pruning left these layers whole: " + ", ".join(
+                    f"{lp.layer} ({lp.kind}, {lp.params:,} params = {lp.params / plan.params_before:.1%})" for lp in big))
             current = fine_tune(current)
-            note = f"{plan.channels_removed:.0%} of channels removed, then fine-tuned {p.epochs} epochs"
+            note = f"{plan.channels_removed:.0%} of channels removed ({plan.params_before:,} -> {plan.params_after:,} params), then fine-tuned {p.epochs} epochs"
         else:
+            skipped = pr.unprunable_layers(current)
+            total = count_params(current)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pr.SparsityWarning)
                 cfg = pr.UnstructuredPruneConfig(amount=p.amount, scope=p.scope, gradual=p.gradual)
                 current = pr.prune_unstructured(current, cfg, fine_tune=fine_tune)
             warn_list += [str(w.message) for w in caught if issubclass(w.category, pr.SparsityWarning)]
-            note = f"{pr.sparsity(current):.0%} of weights zero ({p.scope}, {'gradual' if p.gradual else 'one-shot'})"
+            if skipped:
+                warn_list.append("unstructured pruning masks Conv/Linear weights only; not pruned: " + ", ".join(
+                    f"{lp.layer} ({lp.kind}, {lp.params:,} params = {lp.params / total:.1%})" for lp in skipped))
+            note = f"{pr.sparsity(current):.0%} of Conv/Linear weights zero ({p.scope.value}, {'gradual' if p.gradual else 'one-shot'})"
         last_export = _export(current, sample, recipe)
-        stages.append(_stage("pruned + fine-tuned", last_export.model, fmt, eval_xy, runs, count_params(current), [note]))
+        names.update(last_export.layer_names)
+        cls = _accuracy(last_export.model, eval_xy)
+        cands.append(_Candidate("pruned + fine-tuned", last_export.model, count_params(current), cls, [note]))
+    float_before_int8 = cands[-1]
+    if ref is not None and float_before_int8.classification is not None and len(cands) > 1:
+        drop = ref - 100 * float_before_int8.classification.accuracy
+        if drop > budget + 1e-9:
+            warn_list.append(
+                f"{float_before_int8.name} alone drops {drop:.2f} points vs the original model, over the {budget:g}-point "
+                "budget of the whole recipe; fine-tune longer, prune less, or raise max_drop")
     final_export = last_export
     model_bytes = final_export.model
     qreport = None
     if recipe.quantize is not None and recipe.quantize.mode is not QuantMode.NONE:
-        model_bytes, qreport, notes = _quantize(final_export.model, fmt, recipe, cal_x, eval_xy, show_progress)
+        pre_drop = 0.0 if ref is None or float_before_int8.classification is None else ref - 100 * float_before_int8.classification.accuracy
+        searching = pre_drop <= budget + 1e-9  # no point keeping layers in float when the float model misses already
+        model_bytes, qreport, notes = _quantize(final_export.model, fmt, recipe, cal_x, eval_xy, show_progress, ref, searching)
         if recipe.target.supported_ops:
             from edgeseal.converters.export import check_ops, onnx_ops, tflite_ops
 
             ops = tflite_ops(model_bytes) if fmt == "tflite" else onnx_ops(model_bytes)
             check_ops(ops, recipe.target.supported_ops, target=f"target {recipe.target.name!r}")
-        stages.append(_stage(f"int8 {recipe.quantize.mode.value}", model_bytes, fmt, eval_xy, runs, None, notes))
+        cands.append(_Candidate(f"int8 {recipe.quantize.mode.value}", model_bytes, None, _accuracy(model_bytes, eval_xy), notes, True))
         qs = recipe.quantize
         if qreport is not None and not qreport.met and qs.qat_epochs > 0:
             if train_xy[0] is None or train_xy[1] is None or type(current).__name__ == "Wrapped" or isinstance(current, torch.jit.ScriptModule):
@@ -418,22 +510,132 @@ def compress(
                 from edgeseal.converters.qat import QatConfig, qat_finetune
 
                 tc = TrainConfig(epochs=qs.qat_epochs, lr=qs.qat_lr, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
-                current = qat_finetune(copy.deepcopy(current), *train_xy, QatConfig(train=tc))
-                final_export = _export(current, sample, recipe)
-                model_bytes, qreport, notes = _quantize(final_export.model, fmt, recipe, cal_x, eval_xy, show_progress)
-                notes = [f"after {qs.qat_epochs} epochs of quantization-aware fine-tuning"] + notes
-                stages.append(_stage(f"int8 {qs.mode.value} + QAT", model_bytes, fmt, eval_xy, runs, None, notes))
-        if qreport is not None and not qreport.met:
-            warn_list.append(
-                f"int8 accuracy drop {qreport.steps[-1].drop:.2f} points exceeds max_drop {recipe.quantize.max_drop} even "
-                f"with {len(qreport.excluded)} layers in float; raise max_excluded, change calibration, or fine-tune"
-            )
-    if recipe.target.name != "host":  # a target profile from edgeseal.targets checks format and ops
+                qat_model = qat_finetune(copy.deepcopy(current), *train_xy, QatConfig(train=tc))
+                qat_export = _export(qat_model, sample, recipe)
+                names.update(qat_export.layer_names)
+                qat_bytes, qat_report, qat_notes = _quantize(qat_export.model, fmt, recipe, cal_x, eval_xy, show_progress, ref, True)
+                qat_notes = [f"after {qs.qat_epochs} epochs of quantization-aware fine-tuning"] + qat_notes
+                cands.append(_Candidate(f"int8 {qs.mode.value} + QAT", qat_bytes, None, _accuracy(qat_bytes, eval_xy), qat_notes, True))
+                if qat_report is not None and (qat_report.met or qat_report.chosen_step.drop < qreport.chosen_step.drop):
+                    model_bytes, qreport, final_export, current = qat_bytes, qat_report, qat_export, qat_model
+    if profile is not None:  # a target profile from edgeseal.targets checks format and ops
         from edgeseal.targets.ops import require_supported
 
         require_supported(model_bytes, recipe.target.name)
-    report = CompressReport(tuple(stages), plan, qreport, final_export, tuple(warn_list))
-    return CompressResult(model_bytes, fmt, report, current)
+    chosen = next(c for c in reversed(cands) if c.model is model_bytes)
+    return _finish(recipe, cands, chosen, sample, names, ref, budget, plan, qreport, final_export, warn_list, current)
+
+
+def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate, sample: np.ndarray,
+            names: dict[str, str], ref: float | None, budget: float, plan: Any, qreport: Any, final_export: Any,
+            warn_list: list[str], current: Any) -> CompressResult:
+    """Measure every candidate side by side, read what stayed float off the final graph, and judge the budget."""
+    from edgeseal.converters.float_ops import float_ops
+    from edgeseal.converters.latency import time_side_by_side
+
+    runs = recipe.latency_runs
+    models = {c.name: c.model for c in cands}
+    speed = time_side_by_side(models, sample[:1], baseline="original", rounds=max(5, runs // 10),
+                              calls_per_round=min(10, runs), warmup=min(20, runs))
+    fops = float_ops(chosen.model, sample, names=names)
+    for c in cands:
+        if c.quantized and c is not chosen:  # the returned model's line is printed once, below the table
+            c.notes.append(float_ops(c.model, sample, names=names).summary())
+    stages = tuple(
+        StageReport(c.name, recipe.export.format.value, len(c.model), len(zlib.compress(c.model, 9)), c.params, c.classification, speed.latency[c.name],
+                    tuple(c.notes), speed.ratio[c.name])
+        for c in cands
+    )
+    final_acc = None if chosen.classification is None else 100 * chosen.classification.accuracy
+    drop = None if ref is None or final_acc is None else ref - final_acc
+    met = None if drop is None else drop <= budget + 1e-9
+    if chosen.quantized:
+        float_in = next(c for c in reversed(cands) if not c.quantized)
+        ratio = speed.ratio[chosen.name] / speed.ratio[float_in.name]
+        # slower beyond the noise: every quartile of the per-round ratios below 1 (vs the original), else 5% slower
+        consistently = speed.ratio_iqr[chosen.name][1] < 1.0 if float_in.name == speed.baseline else ratio < 0.95
+        if ratio < 1.0 and consistently:
+            warn_list.append(_int8_slower(ratio, float_in.name, fops, recipe))
+        if len(chosen.model) >= len(float_in.model):
+            warn_list.append(
+                f"the int8 file ({len(chosen.model):,} bytes) is not smaller than {float_in.name} "
+                f"({len(float_in.model):,} bytes): in a model this small the quantization parameters and "
+                f"{fops.conversions} quantize/dequantize ops outweigh the 4x smaller weights")
+        if recipe.quantize is not None and recipe.quantize.mode is QuantMode.DYNAMIC:
+            convs = [o for o in fops.weighted_float() if o.op_type in ("Conv", "ConvTranspose")]
+            if convs:
+                warn_list.append(
+                    f"dynamic int8 quantizes MatMul/Gemm only: {len(convs)} Conv layers stayed float "
+                    f"({sum(o.params for o in convs) / max(1, fops.params):.1%} of parameters); use mode = 'static' for CNNs")
+        rec = [o for o in fops.weighted_float() if o.op_type in ("GRU", "LSTM", "RNN")]
+        if rec:
+            warn_list.append(
+                "recurrent layers stayed float (no int8 kernel for them here): "
+                + ", ".join(f"{o.name} ({o.op_type}, {o.params / max(1, fops.params):.1%} of parameters)" for o in rec))
+    verdict = _verdict(cands, chosen, ref, drop, budget, met, qreport)
+    if met is False:
+        warn_list.append(verdict)
+    report = CompressReport(stages, plan, qreport, final_export, tuple(warn_list), budget=budget, reference_accuracy=ref,
+                            final_drop=drop, met=met, verdict=verdict, float_ops=fops, speed=speed)
+    return CompressResult(chosen.model, stages[0].format, report, current)
+
+
+def _verdict(cands: list[_Candidate], chosen: _Candidate, ref: float | None, drop: float | None, budget: float,
+             met: bool | None, qreport: Any) -> str:
+    if drop is None:
+        return f"no labelled eval data: the {budget:g}-point budget was not checked; returned {chosen.name}"
+    if met:
+        return (f"{chosen.name} drops {drop:.2f} points vs the original model ({ref:.2f}%): within the {budget:g}-point "
+                "budget of the whole recipe")
+    why = f"{chosen.name} has the smallest drop of the candidates tried"
+    if qreport is not None:
+        step = qreport.chosen_step
+        kept = f"{len(step.excluded)} layers excluded from int8" if step.excluded else "every layer int8"
+        why = (f"{chosen.name} attempt {qreport.chosen % len(qreport.steps) + 1} of {len(qreport.steps)} ({kept}) "
+               f"has the smallest drop of the int8 attempts")
+    floats = [c for c in cands if not c.quantized and c.classification is not None and c.name != "original"]
+    extra = "".join(f"; {c.name} alone: {ref - 100 * c.classification.accuracy:.2f} points" for c in floats)
+    return (f"no candidate met the {budget:g}-point budget vs the original model ({ref:.2f}%): kept {chosen.name} "
+            f"with a {drop:.2f}-point drop because {why}{extra}")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _int8_slower(ratio: float, float_name: str, fops: Any, recipe: CompressRecipe) -> str:
+    """Why int8 can be slower than float on this machine, from facts about the model and the CPU, and what to try."""
+    import platform
+
+    reasons = []
+    flags = _cpu_flags()
+    machine = platform.machine()
+    if machine in ("x86_64", "AMD64") and flags and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        reasons.append("this CPU has no int8 dot-product instructions (no AVX512-VNNI / AVX-VNNI), so int8 "
+                       "matrix kernels gain little over fp32 FMA")
+    elif machine in ("aarch64", "arm64") and flags and "asimddp" not in flags:
+        reasons.append("this CPU has no int8 dot-product instructions (no asimddp / SDOT)")
+    if fops.macs and fops.macs < 5_000_000:
+        reasons.append(f"the model is small ({fops.macs:,} MACs per sample), so per-op overhead outweighs the "
+                       "arithmetic int8 saves")
+    if fops.conversions:
+        reasons.append(f"the graph has {fops.conversions} quantize/dequantize ops")
+    if fops.float_ops:
+        reasons.append(f"{len(fops.float_ops)} ops still compute in float between int8 ops")
+    fmt = recipe.export.format.value
+    suggestion = ("measure on the target device (`edgeseal verify --device ...`), where ARM int8 kernels usually win; "
+                  "if speed on this CPU matters more than size, keep the float model")
+    if fmt == "onnx" and recipe.quantize is not None and recipe.quantize.mode is QuantMode.STATIC:
+        suggestion += "; for MatMul-heavy models try [quantize] mode = 'dynamic'"
+    return (f"int8 is {1 / ratio:.2f}x slower than {float_name} on this machine (measured side by side): "
+            + "; ".join(reasons or ["no single cause found"]) + f". Try: {suggestion}")
 
 
 def _params(model: Any) -> int | None:
@@ -461,7 +663,10 @@ def _distill_with_hook(teacher: Any, student: Any, train_xy: Any, config: Any, h
     return out
 
 
-def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.ndarray, eval_xy: Any, show_progress: bool):
+def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.ndarray, eval_xy: Any, show_progress: bool,
+              reference: float | None, search: bool):
+    """int8 within the recipe's budget, measured against ``reference`` (the original model's accuracy);
+    ``search=False`` only tries all-int8 (the float model already misses the budget)."""
     from edgeseal.converters import quantize as q
     from edgeseal.converters.infer import runner_for
     from edgeseal.converters.localize import quantize_within_budget
@@ -469,8 +674,6 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
     qs = recipe.quantize
     x, y = eval_xy
     if fmt == "tflite":
-        if qs.mode is QuantMode.DYNAMIC:
-            raise UnsupportedError("dynamic int8 is offered for ONNX only here; use mode = 'static' for TFLite")
         from edgeseal.converters.localize import tflite_within_budget
 
         tcfg = q.TfliteInt8Config(samples=qs.samples)
@@ -478,10 +681,11 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
             return q.quantize_tflite_int8(float_model, cal_x, tcfg), None, ["no labelled eval data: accuracy budget not checked"]
         acc = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
         out, report = tflite_within_budget(
-            float_model, cal_x, tcfg, score=acc, max_drop=qs.max_drop, probe=cal_x,
-            metric="accuracy (points)", max_excluded=qs.max_excluded, show_progress=show_progress,
+            float_model, cal_x, tcfg, score=acc, max_drop=recipe.budget, probe=cal_x,
+            metric="accuracy (points)", max_excluded=qs.max_excluded if search else 0, show_progress=show_progress,
+            reference_score=reference,
         )
-        return out, report, [f"TFLite int8 (ai-edge-quantizer); kept in float: {', '.join(report.excluded) or 'none'}"]
+        return out, report, ["TFLite int8 (ai-edge-quantizer)"]
     notes: list[str] = []
     if qs.smooth_alpha is not None:
         from edgeseal.converters.smooth import SmoothConfig, smooth_onnx
@@ -512,15 +716,16 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
         float_model,
         cfg,
         score=score,
-        max_drop=qs.max_drop,
+        max_drop=recipe.budget,
         calibration=cal_x,
         probe=cal_x,
         metric="accuracy (points)",
-        max_excluded=qs.max_excluded,
+        max_excluded=qs.max_excluded if search else 0,
         ranking=qs.ranking,
         show_progress=show_progress,
+        reference_score=reference,
     )
-    return out, report, notes + [f"kept in float: {', '.join(report.excluded) or 'none'}"]
+    return out, report, notes
 
 
 def _profile_activations(target: str) -> str:
@@ -547,47 +752,40 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--train", help=".npz with x, y for fine-tuning (overrides [data] train)")
     p.add_argument("--calibration", help=".npz with x for calibration (overrides [data] calibration)")
     p.add_argument("--eval", help=".npz with x, y for evaluation (overrides [data] eval)")
-    p.add_argument("--max-drop", type=float, help="accuracy budget in points (overrides [quantize] max_drop)")
+    p.add_argument("--max-drop", type=float,
+                   help="accuracy budget of the whole recipe, in points vs the original model (overrides max_drop)")
     p.add_argument("-o", "--out", required=True, help="where to write the compressed model")
     p.add_argument("--report", help="where to write the JSON report (default: OUT + .report.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no table")
     p.set_defaults(func=_cli)
 
 
-def _cli(args: argparse.Namespace) -> int:
-    try:
-        recipe = load_recipe(args.recipe)
-        if args.max_drop is not None:
-            if recipe.quantize is None:
-                raise ConfigError("--max-drop given but the recipe has no [quantize] stage")
-            recipe = dataclasses.replace(recipe, quantize=dataclasses.replace(recipe.quantize, max_drop=args.max_drop))
-        result = compress(
-            args.model,
-            recipe,
-            train=args.train,
-            calibration=args.calibration,
-            eval=args.eval,
-            show_progress=not args.quiet,
-        )
-    except EdgesealError as exc:
-        print(f"edgeseal compress: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+def _cli(args: argparse.Namespace) -> dict[str, Any]:
+    """Write the model and the JSON report; exit 1 when no candidate met the budget (the model is still written)."""
+    recipe = load_recipe(args.recipe)
+    if args.max_drop is not None:
+        recipe = dataclasses.replace(recipe, max_drop=args.max_drop)
+    quiet = args.quiet or getattr(args, "json", False)
+    result = compress(args.model, recipe, train=args.train, calibration=args.calibration, eval=args.eval,
+                      show_progress=not quiet)
     out = Path(args.out)
     out.write_bytes(result.model)
     report_path = Path(args.report) if args.report else out.with_name(out.name + ".report.json")
     report_path.write_text(result.report.to_json())
-    if not args.quiet:
-        print(result.report.render())
-        print(f"\nwrote {out} ({len(result.model):,} bytes) and {report_path}")
-    return 0
+    text = "" if args.quiet else result.report.render() + "\n\n"
+    text += f"wrote {out} ({len(result.model):,} bytes) and {report_path}"
+    if result.report.met is False:
+        text += "\nexit 1: the accuracy budget was not met (see BUDGET MISSED above)"
+    return {"model": str(out), "report_path": str(report_path), "size_bytes": len(result.model),
+            "met": result.report.met, "report": result.report.to_dict(), "text": text,
+            "exit_code": 1 if result.report.met is False else 0}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m edgeseal.compress``) until the CLI wires ``add_parser``."""
-    parser = argparse.ArgumentParser(prog="edgeseal")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    from .cli import main as cli_main
+
+    return cli_main(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

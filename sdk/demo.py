@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,15 @@ __all__ = ["run_demo", "add_parser"]
 
 
 def _step(console: Any, text: str) -> None:
-    console.print(f"[bold cyan]>[/] {text}") if console else print(f"> {text}")
+    """A step line: rich on the console, else on stderr (stdout belongs to the result, e.g. --json)."""
+    console.print(f"[bold cyan]>[/] {text}") if console else print(f"> {text}", file=sys.stderr)
 
 
-def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, budget: float = 0.01, console: Any = None,
-             progress: Any = None) -> tuple[dict[str, Any], Any]:
-    """Run the whole pipeline in ``workdir``; return (summary dict, verification report)."""
+def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float = 1.0, console: Any = None,
+             progress: Any = None, show_progress: bool = True) -> tuple[dict[str, Any], Any]:
+    """Run the whole pipeline in ``workdir``; return (summary dict, verification report).
+
+    ``max_drop`` is the verification's accuracy budget in points vs the fp32 model."""
     from .converters.export import export_onnx
     from .converters.quantize import OnnxStaticConfig, quantize_onnx_static
     from .converters.zoo import load_digits_split, train_digits_cnn
@@ -55,7 +59,8 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, budget: float = 
 
     _step(console, f"train a CNN on scikit-learn digits ({epochs} epochs, seed {seed})")
     data = load_digits_split(seed=seed)
-    model = train_digits_cnn(data, epochs=epochs, seed=seed, channels=(16, 32, 64), hidden=128)
+    model = train_digits_cnn(data, epochs=epochs, seed=seed, channels=(16, 32, 64), hidden=128,
+                             show_progress=show_progress)
     lap("train")
 
     _step(console, "export to ONNX (torch.export) and check it against torch")
@@ -78,7 +83,7 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, budget: float = 
     _step(console, "verify on the local device (a runtime-only venv, created on first use) against fp32")
     config = VerifyConfig(device="local", key=workdir / "device.pem", trusted=(workdir / "publisher.pub",),
                           publisher=workdir / "publisher.pem", reference=workdir / "digits-fp32.onnx",
-                          budget=budget)
+                          max_drop=max_drop)
     kwargs = {} if progress is None else {"progress": progress[0], "status": progress[1]}
     report = verify(workdir / "digits.eseal", workdir / "digits-test.npz", config, **kwargs)
     report.write(workdir / "verification.json")
@@ -100,7 +105,7 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, budget: float = 
 
 
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from .verify import _progress_callbacks
+    from .verify import _max_drop_from_args, _progress_callbacks
 
     console = None
     if not args.json:
@@ -112,8 +117,9 @@ def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
             pass
     progress = None if args.json else _progress_callbacks()
     try:
-        summary, report = run_demo(Path(args.workdir), epochs=args.epochs, seed=args.seed, budget=args.budget,
-                                   console=console, progress=progress)
+        summary, report = run_demo(Path(args.workdir), epochs=args.epochs, seed=args.seed,
+                                   max_drop=_max_drop_from_args(args), console=console, progress=progress,
+                                   show_progress=not args.json)
     finally:
         if progress is not None:
             progress[2]()
@@ -128,5 +134,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--workdir", default="edgeseal-demo", help="where keys, models and reports go")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--budget", type=float, default=0.01, help="largest accuracy drop allowed (default 0.01)")
+    p.add_argument("--max-drop", type=float, metavar="POINTS", help="largest accuracy drop allowed, in points (default 1)")
+    p.add_argument("--budget", type=float, metavar="FRACTION", help="deprecated: the same as a fraction; warns")
     p.set_defaults(func=_cmd_demo)

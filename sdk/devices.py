@@ -2,7 +2,13 @@
 
 Building is an explicit opt-in: it needs root, the Debian packages
 ``qemu-user-static debootstrap binfmt-support`` and a few minutes (debootstrap of an
-arm64 root under emulation); the result is cached and reused by ``--device qemu``.
+arm64 root under emulation); the result is cached and reused by ``--device qemu://qemu-rpi``.
+The emulated Pi 5 (``qemu-rpi5``, Cortex-A76) runs in the same root: ``device create qemu-rpi5``
+builds (or reuses) it. Each device has one name, used the same way everywhere:
+``device create NAME``, ``--device qemu://NAME`` (or just ``--device NAME``), ``device = "qemu://NAME"``.
+
+Under ``sudo``, a virtual environment's ``edgeseal`` is not on root's PATH: run
+``sudo "$(command -v edgeseal)" device create qemu-rpi``.
 """
 
 from __future__ import annotations
@@ -13,13 +19,39 @@ from typing import Any
 __all__ = ["add_parser", "cmd_create", "cmd_status", "cmd_remove"]
 
 
+def _plain_runner(stream: Any = None, every: float = 10.0):
+    """(step, status, stop) for a log file or pipe: every step, and a status line at most every ``every`` s."""
+    import sys
+
+    stream = stream or sys.stderr
+    state = {"started": time.perf_counter(), "last": 0.0, "step": ""}
+
+    def emit(text: str) -> None:
+        print(f"[{time.perf_counter() - state['started']:6.0f} s] {text}", file=stream, flush=True)
+
+    def step(text: str, i: int, n: int) -> None:
+        state["step"] = f"[{i}/{n}] {text}"
+        state["last"] = time.perf_counter()
+        emit(state["step"])
+
+    def status(line: str) -> None:
+        now = time.perf_counter()
+        if now - state["last"] >= every:
+            state["last"] = now
+            emit(f"  {state['step'].split(']', 1)[0]}] ... {line}")
+
+    return step, status, (lambda: None)
+
+
 def _runner():
-    """(step, status, stop) callbacks: rich progress when available."""
+    """(step, status, stop) callbacks: rich progress on a terminal, timestamped lines otherwise."""
     try:
         from rich.console import Console
     except ImportError:  # pragma: no cover
-        return (lambda s, i, n: print(f"[{i}/{n}] {s}")), (lambda s: None), (lambda: None)
+        return _plain_runner()
     console = Console(stderr=True)
+    if not console.is_terminal:  # rich's live status renders nothing into a pipe or a log file
+        return _plain_runner()
     live = {"status": None, "started": time.perf_counter()}
 
     def step(text: str, i: int, n: int) -> None:
@@ -44,7 +76,7 @@ def _runner():
 def cmd_create(args) -> dict[str, Any]:
     from .targets.qemu import build_device
 
-    step, status, stop = _runner() if not args.json else ((lambda s, i, n: None), (lambda s: None), (lambda: None))
+    step, status, stop = _runner() if not args.json else _plain_runner()  # --json: progress on stderr only
     started = time.perf_counter()
     try:
         info = build_device(args.name, step=step, status=status, rebuild=args.rebuild)
@@ -74,15 +106,23 @@ def cmd_remove(args) -> dict[str, Any]:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("device", help="build and manage emulated devices (qemu-rpi)")
+    from .targets.qemu import DEVICES
+
+    names = list(DEVICES)
+    p = subparsers.add_parser("device", help=f"build and manage emulated devices ({', '.join(names)})")
     sub = p.add_subparsers(dest="device_command", metavar="ACTION", required=True)
-    c = sub.add_parser("create", help="build an emulated device once (needs root; minutes)")
-    c.add_argument("name", choices=["qemu-rpi"], help="qemu-rpi: aarch64 Debian bookworm, Python 3.11 (rpi4 profile)")
+    c = sub.add_parser("create", help="build an emulated device once (needs root; minutes)",
+                       description='Build an emulated device. Under sudo use the full path of edgeseal: '
+                                   'sudo "$(command -v edgeseal)" device create qemu-rpi')
+    c.add_argument("name", choices=names,
+                   help="qemu-rpi: Raspberry Pi 4 (Cortex-A72), aarch64 Debian bookworm, Python 3.11; "
+                        "qemu-rpi5: Raspberry Pi 5 (Cortex-A76), the same root. Verify on it with "
+                        "--device qemu://NAME")
     c.add_argument("--rebuild", action="store_true", help="delete and build again from scratch")
     c.set_defaults(func=cmd_create)
     s = sub.add_parser("status", help="which emulated devices are built")
     s.add_argument("name", nargs="?")
     s.set_defaults(func=cmd_status)
     r = sub.add_parser("remove", help="delete an emulated device")
-    r.add_argument("name", choices=["qemu-rpi"])
+    r.add_argument("name", choices=names)
     r.set_defaults(func=cmd_remove)

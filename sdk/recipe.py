@@ -26,7 +26,7 @@ loads with ``load_recipe(path)`` or is built in Python directly:
     [quantize]                      # QuantizeStage
     mode = "static"
     calibration = "percentile"
-    max_drop = 0.5
+    max_drop = 0.5                  # or top-level max_drop: the budget of the whole recipe
 
     [export]                        # ExportStage
     format = "onnx"
@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeseal.converters._common import as_enum
+from edgeseal.converters.prune import Importance, Scope
+from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError
 from edgeseal.targets import ModelFormat
 
@@ -124,9 +126,9 @@ class PruneStage:
 
     method: PruneMethod = PruneMethod.STRUCTURED
     ratio: float = 0.5  # structured: fraction of channels removed per layer
-    importance: str = "l2"
+    importance: Importance = Importance.L2
     amount: float = 0.5  # unstructured: fraction of weights zeroed
-    scope: str = "global"
+    scope: Scope = Scope.GLOBAL
     gradual: bool = True
     epochs: int = 10
     lr: float = 1e-3
@@ -134,6 +136,8 @@ class PruneStage:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", as_enum(PruneMethod, self.method, "[prune] method"))
+        object.__setattr__(self, "importance", as_enum(Importance, self.importance, "[prune] importance"))
+        object.__setattr__(self, "scope", as_enum(Scope, self.scope, "[prune] scope"))
         _check(0 < self.ratio < 1, f"[prune] ratio={self.ratio} must be in (0, 1)")
         _check(0 < self.amount < 1, f"[prune] amount={self.amount} must be in (0, 1)")
         _check(self.epochs >= 0, f"[prune] epochs={self.epochs} must be >= 0")
@@ -167,12 +171,12 @@ class DistillStage:
 class QuantizeStage:
     """int8 quantization. ONNX: static (QDQ, calibrated) or dynamic; TFLite: static full int8.
 
-    ``max_drop`` is the accuracy budget in points (percent); for ONNX the worst layers are kept in
-    float until it holds (at most ``max_excluded`` of them).
+    ``max_drop`` is the accuracy budget in points (percent) when the recipe sets no top-level
+    ``max_drop``; the worst layers are kept in float until it holds (at most ``max_excluded`` of them).
     """
 
     mode: QuantMode = QuantMode.STATIC
-    calibration: str = "minmax"
+    calibration: Calibration = Calibration.MINMAX
     percentile: float = 99.999
     per_channel: bool = True
     activations: str | None = None  # "uint8" or "int8"; None: what the [target] profile runs fast (else uint8)
@@ -189,6 +193,8 @@ class QuantizeStage:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", as_enum(QuantMode, self.mode, "[quantize] mode"))
+        object.__setattr__(self, "calibration", as_enum(Calibration, self.calibration, "[quantize] calibration"))
+        _check(50.0 < self.percentile <= 100.0, f"[quantize] percentile={self.percentile} must be in (50, 100]")
         _check(self.activations in (None, "int8", "uint8"),
                f"[quantize] activations={self.activations!r} must be 'int8' or 'uint8' (or absent: from the target)")
         _check(self.qat_epochs >= 0, f"[quantize] qat_epochs={self.qat_epochs} must be >= 0")
@@ -228,7 +234,12 @@ class TargetSpec:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CompressRecipe:
-    """A whole recipe; a stage left as ``None`` is skipped (export always runs)."""
+    """A whole recipe; a stage left as ``None`` is skipped (export always runs).
+
+    ``max_drop`` is the accuracy budget of the whole recipe in points, measured against the original
+    model: pruning, distillation and int8 share it. Unset, it is ``[quantize] max_drop`` (0.5 by
+    default), or 0.5 points when there is no [quantize] stage.
+    """
 
     model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
     data: DataSpec = dataclasses.field(default_factory=DataSpec)
@@ -240,11 +251,26 @@ class CompressRecipe:
     device: str = "auto"
     seed: int = 0
     latency_runs: int = 200
+    max_drop: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                f"device={self.device!r} must be 'auto', 'cpu' or 'cuda'")
         _check(self.latency_runs >= 1, f"latency_runs={self.latency_runs} must be >= 1")
+        if self.max_drop is not None:
+            _check(isinstance(self.max_drop, (int, float)) and 0 <= self.max_drop <= 100,
+                   f"max_drop={self.max_drop!r} must be accuracy points in [0, 100]")
+        q = self.quantize
+        if q is not None and q.mode is QuantMode.DYNAMIC and self.export.format is ModelFormat.TFLITE:
+            raise ConfigError("[quantize] mode = 'dynamic' is offered for ONNX only; use mode = 'static' for "
+                              "[export] format = 'tflite'")
+
+    @property
+    def budget(self) -> float:
+        """The accuracy budget in points for the whole recipe, against the original model."""
+        if self.max_drop is not None:
+            return float(self.max_drop)
+        return float(self.quantize.max_drop) if self.quantize is not None else 0.5
 
 
 # --------------------------------------------------------------------------- TOML -> dataclasses

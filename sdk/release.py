@@ -159,6 +159,9 @@ class TargetEntry:
         get_profile(self.name)  # ConfigError naming the known targets
         object.__setattr__(self, "seal_for", tuple(self.seal_for))
         _check(isinstance(self.device, str) and self.device != "", f"[[target]] {self.name}: device must be a URL")
+        from edgeseal.targets.transports import canonical_device
+
+        object.__setattr__(self, "device", canonical_device(self.device))  # qemu-rpi5 == qemu://qemu-rpi5
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

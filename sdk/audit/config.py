@@ -128,12 +128,26 @@ class DisagreementConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ExplanationConfig:
+    """Attribution drift fp32 vs each artifact: occlusion, LIME and SHAP over the same feature groups."""
+
     examples: int = 100
-    patch: int = 2  # occlusion patch side for images (digits 8x8 -> 2x2 patches)
+    patch: int = 2  # group (patch) side for images (digits 8x8 -> 2x2 patches); tabular: one feature per group
+    methods: tuple[str, ...] = ("occlusion", "lime", "shap")
+    lime_samples: int = 300  # model calls per input (random group masks, shared by fp32 and the artifact)
+    shap_samples: int = 300  # KernelExplainer nsamples per input
+    top_k: int = 5
+    pictures: int = 3  # inputs whose attribution maps are kept in the JSON and drawn in the HTML
 
     def __post_init__(self) -> None:
         if self.examples < 2 or self.patch < 1:
             raise ConfigError("explanation.examples must be >= 2 and patch >= 1")
+        object.__setattr__(self, "methods", tuple(str(m) for m in self.methods))
+        known = ("occlusion", "lime", "shap")
+        if not self.methods or any(m not in known for m in self.methods) or len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"explanation.methods must be distinct names from {list(known)}, "
+                              f"got {list(self.methods)}")
+        if self.lime_samples < 10 or self.shap_samples < 10 or self.top_k < 1 or self.pictures < 0:
+            raise ConfigError("explanation.lime_samples and shap_samples must be >= 10, top_k >= 1, pictures >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,18 +16,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeseal.runtime.errors import ConfigError
+
 from . import metrics as M
 from .artifacts import Artifact
 
 __all__ = ["feature_groups", "occlusion", "ExplanationDrift", "explanation_drift"]
 
 
-def feature_groups(n_features: int, image_shape: tuple[int, int] | None, patch: int) -> list[np.ndarray]:
+def feature_groups(n_features: int, image_shape: tuple[int, ...] | None, patch: int) -> list[np.ndarray]:
+    """Single features (tabular), ``patch x patch`` squares of an (h, w) image, or of a channel-first
+    (c, h, w) image with every channel of a square in one group (e.g. an RGB crop)."""
     if image_shape is None:
         return [np.array([j]) for j in range(n_features)]
-    h, w = image_shape
-    grid = np.arange(h * w).reshape(h, w)
-    return [grid[r : r + patch, c : c + patch].ravel() for r in range(0, h, patch) for c in range(0, w, patch)]
+    if len(image_shape) not in (2, 3) or int(np.prod(image_shape)) != n_features:
+        raise ConfigError(f"image_shape {tuple(image_shape)} must be (h, w) or (c, h, w) and hold "
+                          f"{n_features} features")
+    c, h, w = (1, *image_shape) if len(image_shape) == 2 else image_shape
+    grid = np.arange(c * h * w).reshape(c, h, w)
+    return [grid[:, r : r + patch, q : q + patch].ravel() for r in range(0, h, patch) for q in range(0, w, patch)]
 
 
 def occlusion(artifact: Artifact, x: np.ndarray, classes: np.ndarray, groups: list[np.ndarray],

@@ -64,8 +64,14 @@ def _checks(dname: str, s: dict[str, Any], gate: GateConfig, gate_eps_index: int
                 gate.min_robust_accuracy_ratio, False)
     for name, v in s.get("disagreement", {}).items():
         add(name, "disagreement_rate", v["rate"]["mean"], gate.max_disagreement_rate, True)
-    for name, v in s.get("explanation", {}).items():
-        add(name, "explanation_spearman", v["spearman_mean"]["mean"], gate.min_explanation_spearman, False)
+    if "attribution" in s:  # occlusion, LIME and SHAP: one check per method
+        for name, per in s["attribution"].items():
+            for method, v in per.items():
+                add(name, f"explanation_spearman[{method}]", v["spearman_mean"]["mean"], gate.min_explanation_spearman,
+                    False)
+    else:
+        for name, v in s.get("explanation", {}).items():
+            add(name, "explanation_spearman", v["spearman_mean"]["mean"], gate.min_explanation_spearman, False)
     return out
 
 

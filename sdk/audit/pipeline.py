@@ -19,6 +19,7 @@ from .artifacts import ArtifactBase, TorchArtifact
 from .config import AuditConfig, Variant, config_to_dict
 from .data import Dataset, load_dataset, member_split, subsample
 from .disagreement import search_disagreements
+from .attribution import AttributionSettings, attribution_study
 from .explain import explanation_drift, feature_groups
 from .robustness import fgsm, pgd, random_search_attack, robust_accuracy
 from .training import accuracy, make_mlp, train_classifier
@@ -171,11 +172,31 @@ def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int
     explanation = {a.name: explanation_drift(ref, a, ds.x[exp_idx], groups=groups, baseline=baseline).to_dict()
                    for a in artifacts[1:]}
     progress.step(f"{ds.name} seed {seed}: explanation drift")
+    attribution = _attribution(cfg, ds, ref, artifacts[1:], exp_idx, groups, baseline, seed)
+    progress.step(f"{ds.name} seed {seed}: LIME/SHAP attribution drift")
     return {"seed": seed, "split": split.to_dict(),
             "indices": {"robustness": rob_idx.tolist(), "disagreement": eval_idx[: cfg.disagreement.examples].tolist(),
                         "explanation": exp_idx.tolist()},
             "artifacts": mia, "combined": combined, "robustness": robustness,
-            "disagreement": disagreement, "explanation": explanation}
+            "disagreement": disagreement, "explanation": explanation, "attribution": attribution}
+
+
+def _attribution(cfg: AuditConfig, ds: Dataset, ref: TorchArtifact, artifacts: list[ArtifactBase],
+                 idx: np.ndarray, groups: list[np.ndarray], baseline: np.ndarray, seed: int) -> dict[str, Any]:
+    """Occlusion, LIME and SHAP drift of every artifact vs fp32, and the maps of the first few inputs."""
+    ec = cfg.explanation
+    settings = AttributionSettings(lime_samples=ec.lime_samples, shap_samples=ec.shap_samples, top_k=ec.top_k,
+                                   seed=seed)
+    study = attribution_study(ref, artifacts, ds.x[idx], groups=groups, baseline=baseline, methods=ec.methods,
+                              settings=settings)
+    out = study.to_dict(pictures=min(ec.pictures, len(idx)))
+    if "pictures" in out:
+        k = len(out["pictures"]["classes"])
+        out["pictures"].update(indices=idx[:k].tolist(), inputs=np.round(ds.x[idx[:k]], 6).tolist(),
+                               labels=ds.y[idx[:k]].tolist(), groups=[g.tolist() for g in groups],
+                               image_shape=list(ds.image_shape) if ds.image_shape else None)
+    out["baseline"] = "zeros (blank image)" if ds.image_shape else "pool mean"
+    return out
 
 
 def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -230,6 +251,13 @@ def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     out["explanation"] = {n: {"spearman_mean": _stats([s["explanation"][n]["spearman_mean"] for s in seeds]),
                               "top5_overlap_mean": _stats([s["explanation"][n]["top5_overlap_mean"] for s in seeds])}
                           for n in seeds[0]["explanation"]}
+    if seeds[0].get("attribution"):
+        drift = [s["attribution"]["drift"] for s in seeds]
+        out["attribution"] = {n: {m: {key: _stats([d[n][m][key] for d in drift])
+                                      for key in ("spearman_mean", "topk_overlap_mean")} | {"top_k": per[m]["top_k"]}
+                                  for m in per} for n, per in drift[0].items()}
+        if "pictures" in seeds[0]["attribution"]:
+            out["attribution_pictures"] = {"seed": seeds[0]["seed"], **seeds[0]["attribution"]["pictures"]}
     return out
 
 
@@ -243,7 +271,7 @@ def run_audit(cfg: AuditConfig, *, progress: bool = True) -> dict[str, Any]:
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     started = time.perf_counter()
-    steps_per_seed = 5 + len(cfg.variants)
+    steps_per_seed = 6 + len(cfg.variants)
     bar = _Progress(progress, total=len(cfg.datasets) * (cfg.membership.reference_models + len(cfg.seeds) * steps_per_seed))
     sealer = Sealer(enabled=cfg.sealed)
     datasets: dict[str, Any] = {}

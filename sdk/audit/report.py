@@ -130,7 +130,63 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
             ax.tick_params(axis="x", rotation=35, labelsize=8)
         fig.suptitle(f"{dname}: size / accuracy / leakage per artifact")
         out[f"tradeoff-{dname}"] = _png(fig)
+        if "attribution_pictures" in s:
+            out[f"attribution-{dname}"] = _attribution_figure(dname, s["attribution_pictures"])
     return out
+
+
+_METHOD_TITLES = {"occlusion": "occlusion", "lime": "LIME", "shap": "SHAP"}
+
+
+def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
+    """Rows: each picture input x each method; columns: the input, then every artifact's attribution map.
+    Each map is scaled to its own largest |value| (drift is about ranks, and a pruned model's
+    scores are smaller overall), symmetric around 0."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .attribution import group_map
+
+    methods = list(pics["maps"])
+    names = list(pics["maps"][methods[0]])
+    groups = [np.asarray(g) for g in pics["groups"]]
+    shape = tuple(pics["image_shape"]) if pics["image_shape"] else None
+    inputs = np.asarray(pics["inputs"])
+    n_in, d = inputs.shape
+    rows, cols = n_in * len(methods), 1 + len(names)
+    cell = 1.55 if shape else 2.4
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (1.55 if shape else 0.7) * rows), squeeze=False)
+    for i in range(n_in):
+        for k, m in enumerate(methods):
+            r = i * len(methods) + k
+            ax = axes[r][0]
+            if k == 0:
+                if shape and len(shape) == 3:  # channel-first colour crop: show it as RGB, min-max scaled
+                    img = inputs[i].reshape(shape).transpose(1, 2, 0)
+                    ax.imshow((img - img.min()) / (np.ptp(img) or 1.0))
+                else:
+                    ax.imshow(inputs[i].reshape(shape) if shape else inputs[i][None, :], cmap="gray_r",
+                              aspect="auto" if not shape else "equal")
+                ax.set_title(f"input {pics['indices'][i]} (label {pics['labels'][i]}, fp32 says {pics['classes'][i]})",
+                             fontsize=6)
+            ax.axis("off")
+            vals = {n: np.asarray(pics["maps"][m][n][i]) for n in names}
+            for j, n in enumerate(names):
+                ax = axes[r][j + 1]
+                lim = float(np.abs(vals[n]).max()) or 1.0
+                pic = group_map(vals[n], groups, d, shape)
+                ax.imshow(pic[0] if pic.ndim == 3 else pic, cmap="RdBu_r", vmin=-lim, vmax=lim,
+                          aspect="equal" if shape else "auto")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0 or k == 0:
+                    ax.set_title(n, fontsize=7, color=_color(n))
+                if j == 0:
+                    ax.set_ylabel(_METHOD_TITLES.get(m, m), fontsize=7)
+    fig.suptitle(f"{dname}: attributions of the fp32 class score (red raises it, blue lowers it; "
+                 "each map scaled to its own max)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_size_inches()[1]))  # room for the title
+    return _png(fig, dpi=100)
 
 
 def _f(stat: dict[str, float] | float | None, digits: int = 3, pct: bool = False) -> str:
@@ -237,9 +293,24 @@ def render_html(report: dict[str, Any]) -> str:
                      f"{v['radius']:g}", _f(v["linf_median"])] for n, v in s["disagreement"].items()]
             parts.append(_table(["artifact", "start points", "on the data itself", "found within radius",
                                  "rate", "L-inf radius", "median L-inf distance"], rows))
-        parts.append("<h3>Explanation drift (occlusion attributions vs the fp32 reference)</h3>")
-        rows = [[e(n), _f(v["spearman_mean"]), _f(v["top5_overlap_mean"])] for n, v in s["explanation"].items()]
-        parts.append(_table(["artifact", "Spearman ρ (mean over inputs)", "top-5 overlap"], rows))
+        if "attribution" in s:
+            methods = list(next(iter(s["attribution"].values())))
+            k = next(iter(next(iter(s["attribution"].values())).values()))["top_k"]
+            parts.append("<h3>Explanation drift: occlusion, LIME and SHAP attributions vs the fp32 reference</h3>")
+            parts.append("<p class='muted'>Spearman ρ between the artifact's and fp32's attributions of the fp32 "
+                         f"class score, and the overlap of their top-{k} feature groups (mean over inputs, then "
+                         "mean ± std over seeds). LIME and SHAP use the same random masks for both models.</p>")
+            rows = [[e(n)] + [c for m in methods for c in (_f(per[m]["spearman_mean"]), _f(per[m]["topk_overlap_mean"]))]
+                    for n, per in s["attribution"].items()]
+            parts.append(_table(["artifact"] + [f"{_METHOD_TITLES.get(m, m)} {h}" for m in methods
+                                                for h in ("ρ", f"top-{k}")], rows))
+            if f"attribution-{dname}" in figs:
+                parts.append(f"<img alt='attributions {e(dname)}' "
+                             f"src='data:image/png;base64,{figs['attribution-' + dname]}'>")
+        else:
+            parts.append("<h3>Explanation drift (occlusion attributions vs the fp32 reference)</h3>")
+            rows = [[e(n), _f(v["spearman_mean"]), _f(v["top5_overlap_mean"])] for n, v in s["explanation"].items()]
+            parts.append(_table(["artifact", "Spearman ρ (mean over inputs)", "top-5 overlap"], rows))
     parts.append("<h2>Attacks and reproducibility</h2><ul>")
     for k, v in report["attacks"]["membership"].items():
         parts.append(f"<li><code>{e(k)}</code>: {e(v)}</li>")
@@ -294,5 +365,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"; {n} vs fp32 disagreements: {_f(v['found'], 1)} of {v['start_points']} start points "
                          f"within L-inf {v['radius']:g} (median distance {_f(v['linf_median'])}; "
                          f"{_f(v['natural'], 1)} on the data itself)")
+        if "attribution" in s:
+            methods = list(next(iter(s["attribution"].values())))
+            lines += ["", "| attribution drift vs fp32 | " + " | ".join(f"{m} ρ | {m} top-k" for m in methods) + " |",
+                      "|---" * (1 + 2 * len(methods)) + "|"]
+            for n, per in s["attribution"].items():
+                lines.append(f"| {n} | " + " | ".join(f"{_f(per[m]['spearman_mean'])} | {_f(per[m]['topk_overlap_mean'])}"
+                                                      for m in methods) + " |")
         lines.append("")
     return "\n".join(lines)

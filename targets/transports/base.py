@@ -10,19 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from edgeseal.runtime.errors import EdgesealError
+from edgeseal.runtime.errors import DeviceError
 
 __all__ = ["DeviceError", "CommandResult", "Transport"]
-
-
-class DeviceError(EdgesealError):
-    """The device cannot be reached, refuses the credentials, or cannot run the edgeseal runtime."""
-
-    exit_code = 5
-
-    def __init__(self, message: str, *, reason: str = "device") -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

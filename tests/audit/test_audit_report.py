@@ -100,7 +100,7 @@ def test_json_and_markdown(report, tmp_path):
 def test_html_is_self_contained(report):
     page = render_html(dict(report, gate=evaluate_gate(report, GateConfig(), gate_epsilon_index=2)))
     imgs = re.findall(r"<img [^>]*src='([^']*)'", page)
-    assert len(imgs) == 3  # ROC, size/accuracy/leakage, robust accuracy for the one dataset
+    assert len(imgs) == 4  # ROC, size/accuracy/leakage, robust accuracy, attribution maps for the one dataset
     assert all(src.startswith("data:image/png;base64,") and len(src) > 10_000 for src in imgs)
     assert "http://" not in page and "https://" not in page and "<script" not in page
 
@@ -131,7 +131,7 @@ def test_html_renders_every_plot_in_headless_chromium(report, tmp_path):
     m = re.search(r'data-probe="([^"]*)"', out.stdout)
     assert m, f"chromium did not run the page: {out.stderr[-2000:]}"
     images = json.loads(m.group(1).replace("&quot;", '"'))
-    assert len(images) == 3
+    assert len(images) == 4
     for complete, w, h in images:
         assert complete and w > 500 and h > 200  # decoded PNGs of real size
     shot = tmp_path / "shot.png"

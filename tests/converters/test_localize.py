@@ -58,7 +58,7 @@ def test_budget_loop_keeps_worst_layers_in_float(exported, digits):
     assert report.float_latency.p50_ms > 0 and report.final_latency.runs == 100
     d = report.to_dict()
     assert d["excluded"] == list(report.excluded) and d["size_bytes"]["final"] == len(q)
-    assert "kept in float" in report.summary()
+    assert "excluded from quantization by the budget loop: node_" in report.summary()
 
 
 def test_budget_not_met_is_reported(exported, digits):
@@ -66,7 +66,9 @@ def test_budget_not_met_is_reported(exported, digits):
         exported["onnx"].model, OnnxStaticConfig(), score=lambda m: 0.0 if b"QuantizeLinear" in m else 1.0,
         max_drop=0.5, calibration=digits.x_train[:32], max_excluded=2, show_progress=False,
     )
-    assert not report.met and len(report.excluded) == 2 and len(report.steps) == 3
+    assert not report.met and len(report.steps) == 3 and len(report.steps[-1].excluded) == 2
+    # every attempt drops the same: the one returned is the first (fewest layers in float), not the last
+    assert report.chosen == 0 and report.excluded == () and len(q) == report.steps[0].size_bytes
     with pytest.raises(ConfigError, match="max_drop"):
         quantize_within_budget(exported["onnx"].model, OnnxStaticConfig(), score=len, max_drop=-1)
 

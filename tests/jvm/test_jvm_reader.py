@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from edgeseal.runtime import crypto
 from edgeseal.runtime import format as fmt
+from edgeseal.runtime import payload as payload_v2
 from edgeseal.runtime.errors import EdgesealError
 from edgeseal.runtime.format import (
     DeviceRecipient,
@@ -110,7 +111,7 @@ def run_cases(java, tmp_path: Path, keys: dict, vectors: list[dict], directory: 
 def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(java):
     lines = [json.loads(line) for line in java("vectors", str(VECTORS / "vectors.json"), str(VECTORS))]
     expected = [(v, k) for v in SPEC["vectors"] for k in v["open_with"]]
-    assert len(lines) == len(expected) == 35
+    assert len(lines) == len(expected) == 35 + 21  # v1, then v2 (tests/vectors/v2-*)
     valid = invalid = 0
     for line, (vector, kind) in zip(lines, expected):
         assert (line["file"], line["key"]) == (vector["file"], kind)
@@ -129,18 +130,18 @@ def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(jav
             assert line["sha256"] == vector["plaintext_sha256"] == value
             assert line["direct"] is True
             assert line["publisher"] == publisher  # same fingerprint text, or both null (unsigned)
-    assert (valid, invalid) == (7, 28)
+    assert (valid, invalid) == (7 + 6, 28 + 15)
     # the opaque error really is opaque: one message for every structural/crypto failure
     opaque = {line["message"] for line in lines if line.get("error") == "InvalidPackage"}
     assert len(opaque) == 1
 
 
 def _seal(payload: bytes, recipients, *, signer=None, cipher="aes-256-gcm", codec="none", chunk=1024,
-          version=1, expires=None, name="fresh") -> bytes:
+          version=1, expires=None, name="fresh", format_version=2, digest=None) -> bytes:
     manifest = Manifest(content_format="bin", name=name, model_version=version, created_at=NOW - 100,
                         expires_at=expires, producer="tests/jvm")
     return write_package(payload, manifest, recipients, signer, cipher=fmt.Cipher(cipher), codec=fmt.Codec(codec),
-                         chunk_size=chunk)
+                         chunk_size=chunk, version=format_version, digest=digest)
 
 
 def _raw_public(key) -> bytes:
@@ -180,6 +181,11 @@ def test_fresh_packages_from_the_python_writer_open_identically(java, parties, t
         ("one-byte", b"\x00", dict()),
         ("2.5MiB-signed", os.urandom(5 * 2**19 + 17), dict(chunk=2**20)),  # 3 signature blocks, 3 chunks
         ("future-expiry", b"model", dict(expires=NOW + 3600)),
+        ("v1-exact-4-chunks", os.urandom(4096), dict(chunk=1024, format_version=1)),
+        ("v1-zlib-chacha", text, dict(codec="zlib", cipher="chacha20-poly1305", format_version=1)),
+        ("v1-2.5MiB-signed", os.urandom(5 * 2**19 + 17), dict(chunk=2**20, format_version=1)),
+        ("blake2b-block-edges", os.urandom(3 * 1024 + 1), dict(chunk=1024, digest="blake2b-256")),  # 1040-byte chunks
+        ("sha256-with-chacha", os.urandom(2000), dict(cipher="chacha20-poly1305", digest="sha-256")),
     ]
     vectors = []
     for name, payload, options in cases:
@@ -209,16 +215,17 @@ def test_trust_and_policy_are_decided_before_any_decryption(java, parties, tmp_p
     def corrupt(package: bytes) -> bytes:
         p = Package.parse(package)
         data = bytearray(package)
-        start = len(package) - len(p.ciphertext) - (97 if p.signature else 1)
+        start = len(package) - len(p.ciphertext)  # v2: the payload ends the file
         data[start + 5] ^= 0xFF  # payload ciphertext
         data[16 + p.header.manifest_len + 2 + 3 + 60] ^= 0xFF  # the first slot's wrapped key
         return bytes(data)
 
     def resign(package: bytes, signer) -> bytes:
-        """Re-sign a modified body, so the signature is valid but the ciphertext is not."""
+        """Re-sign a modified package (v2: the signed part ends with the digest table, so the signature is valid
+        and only the ciphertext is not)."""
         p = Package.parse(package)
         body = package[: p.signature.signed_len]
-        return body + crypto.sign(signer, body)
+        return body + signer.sign(payload_v2.signature_message(body)) + package[p.signature.signed_len + 64 :]
 
     cases = {
         "untrusted": (resign(corrupt(_seal(b"m" * 3000, device, signer=parties.other)), parties.other),
@@ -254,11 +261,12 @@ def test_trust_and_policy_are_decided_before_any_decryption(java, parties, tmp_p
             assert line.get("error") == error == py[1], (name, line, py)
 
 
+@pytest.mark.parametrize("format_version", [1, 2], ids=["v1", "v2"])
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
-def test_every_single_bit_flip_gets_the_python_runtimes_answer(java, parties, tmp_path, signed):
+def test_every_single_bit_flip_gets_the_python_runtimes_answer(java, parties, tmp_path, signed, format_version):
     """Flip the low bit of each byte of a 2-chunk package in turn: both readers give the same answer."""
     package = _seal(os.urandom(1500), [RawKeyRecipient(parties.raw)],
-                    signer=parties.publisher if signed else None, chunk=1024)
+                    signer=parties.publisher if signed else None, chunk=1024, format_version=format_version)
     path = tmp_path / "small.eseal"
     path.write_bytes(package)
     trusted = parties.keys["publisher_public"] if signed else "-"
@@ -300,6 +308,10 @@ def test_kdfs_and_fingerprints_match_pythons_primitives(java, parties, tmp_path)
          "length": 32},
         {"op": "x25519_public", "private": parties.keys["x25519_private"]},
         {"op": "fingerprint", "public": parties.keys["publisher_public"]},
+        # BLAKE2b block edges (128 bytes), output lengths, RFC 7693 appendix A ("abc", 64 bytes)
+        *({"op": "blake2b", "data": os.urandom(n).hex(), "length": 32} for n in (0, 1, 127, 128, 129, 256, 1040, 5000)),
+        {"op": "blake2b", "data": b"abc".hex(), "length": 64},
+        {"op": "blake2b", "data": os.urandom(300).hex(), "length": 20},
     ]
     path = tmp_path / "kdf.json"
     path.write_text(json.dumps(requests))
@@ -312,6 +324,8 @@ def test_kdfs_and_fingerprints_match_pythons_primitives(java, parties, tmp_path)
         elif r["op"] == "hkdf":
             expected.append(HKDF(hashes.SHA256(), r["length"], bytes.fromhex(r["salt"]), bytes.fromhex(r["info"]))
                             .derive(bytes.fromhex(r["ikm"])).hex())
+        elif r["op"] == "blake2b":
+            expected.append(h.blake2b(bytes.fromhex(r["data"]), digest_size=r["length"]).hexdigest())
         elif r["op"] == "x25519_public":
             expected.append(_raw_public(parties.device).hex())
         else:
@@ -319,6 +333,7 @@ def test_kdfs_and_fingerprints_match_pythons_primitives(java, parties, tmp_path)
     assert answers == expected
     assert answers[0].startswith("77d6576238657b203b19ca42c18a0497")  # RFC 7914, first vector
     assert answers[3].startswith("3cb25f25faacd57a90434f64d0362f2a")  # RFC 5869, test case 1
+    assert answers[-2].startswith("ba80a53f981c4d0d6a2797b69f12f6e9")  # RFC 7693 appendix A: BLAKE2b-512("abc")
 
 
 def test_json_parser_is_small_and_strict(java):

@@ -1,5 +1,6 @@
-"""A second reader of format v1, written from docs/format.md alone with the raw `cryptography`
-primitives; the reader itself uses no edgeseal code. It must agree with every frozen vector."""
+"""A second reader of formats v1 and v2, written from docs/format.md alone with the raw `cryptography`
+primitives (and hashlib's BLAKE2b); the reader itself uses no edgeseal code. It must agree with every
+frozen vector."""
 
 from __future__ import annotations
 
@@ -185,8 +186,17 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(hashes.SHA256(), 32, salt, info).derive(ikm)
 
 
+def _digest(name: str, chunk: bytes) -> bytes:
+    """§10.2: SHA-256, or BLAKE2b with a 32-byte output (RFC 7693, unkeyed)."""
+    if name == "sha-256":
+        h = hashes.Hash(hashes.SHA256())
+        h.update(chunk)
+        return h.finalize()
+    return hashlib.blake2b(chunk, digest_size=32).digest()
+
+
 def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_version, now: int, key) -> bytes:
-    """§7 'Reading, in order'."""
+    """§7 'Reading, in order' (v1), §10.4 (v2)."""
     def take(pos: int, n: int) -> bytes:
         if pos + n > len(data):
             raise Reject("InvalidPackage")
@@ -194,7 +204,7 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
 
     # 1. header
     magic, version, flags, mlen = struct.unpack(">8sHHI", take(0, 16))
-    if magic != b"\x89ESEAL\r\n" or version != 1 or flags != 0 or mlen > 4 * 2**20:
+    if magic != b"\x89ESEAL\r\n" or version not in (1, 2) or flags != 0 or mlen > 4 * 2**20:
         raise Reject("InvalidPackage")
     # 2. manifest
     try:
@@ -204,11 +214,14 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
         cipher, chunk, prefix = pay["cipher"], _int(pay["chunk_size"]), bytes.fromhex(pay["nonce_prefix"])
         codec, size, original = pay["codec"], _int(pay["size"]), _int(pay["original_size"])
         version_, expires = _int(manifest["model_version"]), manifest["expires_at"]
+        digest_name = pay["chunk_digest"] if version == 2 else None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise Reject("InvalidPackage") from None
     if cipher not in ("aes-256-gcm", "chacha20-poly1305") or codec not in ("none", "zlib") or len(prefix) != 7:
         raise Reject("InvalidPackage")
     if not 1024 <= chunk <= 2**28 or (codec == "none" and size != original):
+        raise Reject("InvalidPackage")
+    if version == 2 and digest_name not in ("sha-256", "blake2b-256"):
         raise Reject("InvalidPackage")
     aad = hashlib.sha256(data[: 16 + mlen]).digest()  # H
     # 3. slots, payload, signature, end of file
@@ -225,12 +238,17 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
             raise Reject("InvalidPackage")
         slots.append((stype, body))
         pos += 3 + blen
-    (ct_len,) = struct.unpack(">Q", take(pos, 8))
     n = max(1, -(-size // chunk))
-    if ct_len != size + 16 * n:
-        raise Reject("InvalidPackage")
-    ciphertext = take(pos + 8, ct_len)
-    pos += 8 + ct_len
+    table = None
+    if version == 2:  # §10.1: digest table, signature, then the payload
+        table = take(pos, 32 * n)
+        pos += 32 * n
+    else:  # v1: payload, then the signature
+        (ct_len,) = struct.unpack(">Q", take(pos, 8))
+        if ct_len != size + 16 * n:
+            raise Reject("InvalidPackage")
+        ciphertext = take(pos + 8, ct_len)
+        pos += 8 + ct_len
     alg = take(pos, 1)[0]
     if alg == 1:
         publisher, signature, signed = take(pos + 1, 32), take(pos + 33, 64), data[: pos + 33]
@@ -240,6 +258,12 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
         pos += 1
     else:
         raise Reject("InvalidPackage")
+    if version == 2:
+        (ct_len,) = struct.unpack(">Q", take(pos, 8))
+        if ct_len != size + 16 * n:
+            raise Reject("InvalidPackage")
+        ciphertext = take(pos + 8, ct_len)
+        pos += 8 + ct_len
     if pos != len(data):
         raise Reject("InvalidPackage")
     # 4. trust and signature, before any decryption
@@ -250,10 +274,13 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
         if publisher not in trusted and not (allow_unsigned and not trusted):
             raise Reject("UntrustedPublisher")
         try:
-            blocks = [signed[j : j + 2**20] for j in range(0, max(1, len(signed)), 2**20)]
-            digest = hashlib.sha256(b"edgeseal/v1/blocks" + struct.pack(">Q", len(signed))
-                                    + b"".join(hashlib.sha256(b).digest() for b in blocks)).digest()
-            message = b"edgeseal/v1/signature" + b"\x00" + digest
+            if version == 2:  # §10.3
+                message = b"edgeseal/v2/signature" + b"\x00" + hashlib.sha256(signed).digest()
+            else:
+                blocks = [signed[j : j + 2**20] for j in range(0, max(1, len(signed)), 2**20)]
+                digest = hashlib.sha256(b"edgeseal/v1/blocks" + struct.pack(">Q", len(signed))
+                                        + b"".join(hashlib.sha256(b).digest() for b in blocks)).digest()
+                message = b"edgeseal/v1/signature" + b"\x00" + digest
             Ed25519PublicKey.from_public_bytes(publisher).verify(signature, message)
         except InvalidSignature:
             raise Reject("InvalidPackage") from None
@@ -297,6 +324,8 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
     for i in range(n):
         start = i * (chunk + 16)
         part = ciphertext[start : start + min(chunk, size - i * chunk) + 16]
+        if table is not None and _digest(digest_name, part) != table[32 * i : 32 * (i + 1)]:  # §10.4 step 7
+            raise Reject("InvalidPackage")
         nonce = prefix + struct.pack(">I", i) + (b"\x01" if i == n - 1 else b"\x00")
         try:
             plain += aead.decrypt(nonce, part, aad)
@@ -333,17 +362,22 @@ def test_spec_reader_agrees_with_vector(vector):
             assert hashlib.sha256(spec_read(data, **kwargs)).hexdigest() == vector["plaintext_sha256"]
 
 
-def test_spec_reader_opens_a_large_parallel_package():
+@pytest.mark.parametrize("version,cipher", [(1, "aes-256-gcm"), (2, "aes-256-gcm"), (2, "chacha20-poly1305")])
+def test_spec_reader_opens_a_large_parallel_package(version, cipher):
     """A 9 MiB payload takes edgeseal's multi-block, multi-thread hashing and decryption paths."""
     import os
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     import edgeseal
+    from edgeseal.runtime.format import DeviceRecipient, Manifest, write_package
 
     payload = os.urandom(9 * 2**20 + 123)
     publisher, device = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
-    package = edgeseal.seal(payload, publisher=publisher, devices=[device], content_format="bin")
+    device_public = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    package = write_package(payload, Manifest(content_format="bin"), [DeviceRecipient(device_public)], publisher,
+                            cipher=cipher, version=version)
+    assert package[8:10] == bytes([0, version])
     public = publisher.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     got = spec_read(package, trusted=[public], allow_unsigned=False, min_version=None, now=0, key=device)
     assert got == payload

@@ -7,21 +7,31 @@ import pytest
 
 import edgeseal
 from edgeseal.runtime import InvalidPackage, UntrustedPublisher, crypto
-from edgeseal.runtime.format import HEADER_SIZE, Manifest, Package, RawKeyRecipient, write_package
+from edgeseal.runtime.format import (
+    HEADER_SIZE,
+    DeviceRecipient,
+    Manifest,
+    Package,
+    RawKeyRecipient,
+    write_package,
+)
 
 RAW = bytes(range(32))
 
 
-@pytest.fixture(scope="module")
-def small_signed(small_onnx_model, publisher, device):
-    return edgeseal.seal(small_onnx_model, publisher=publisher, devices=[device])
+@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2"])
+def small_signed(request, small_onnx_model, publisher, device):
+    if request.param == 2:
+        return edgeseal.seal(small_onnx_model, publisher=publisher, devices=[device])
+    return write_package(small_onnx_model, Manifest(content_format="onnx"),
+                         [DeviceRecipient(crypto.raw_public(device.public_key()))], publisher, version=1)
 
 
-@pytest.fixture(scope="module")
-def small_unsigned():
-    """Unsigned, raw key, 3 chunks of 256 bytes: the AEAD alone must catch every change."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2"])
+def small_unsigned(request):
+    """Unsigned, raw key, one chunk of 640 bytes: the AEAD (and in v2 the digest table) must catch every change."""
     return write_package(b"edgeseal" * 80, Manifest(content_format="bin"), [RawKeyRecipient(RAW)], None,
-                         chunk_size=1024)
+                         chunk_size=1024, version=request.param)
 
 
 def _open_signed(data, publisher, device):
@@ -50,7 +60,8 @@ def test_signed_package_opens_before_tampering(small_signed, small_onnx_model, p
 
 
 def test_every_bit_flip_of_signed_package_is_rejected(small_signed, publisher, device):
-    key_start = len(small_signed) - 64 - 32  # the publisher key stored before the signature
+    key_start = Package.parse(small_signed).signature.signed_len - 32  # the publisher key, before the signature
+    assert Package.parse(small_signed).header.version in (1, 2)
     seen = {}
     for offset, flipped in _flips(small_signed):
         with pytest.raises(InvalidPackage) as err:
@@ -109,9 +120,10 @@ def test_header_round_trips_and_rejects_unknown_versions():
 
     header = Header(manifest_len=1234)
     raw = header.to_bytes()
-    assert len(raw) == HEADER_SIZE and raw[:8] == b"\x89ESEAL\r\n"
+    assert len(raw) == HEADER_SIZE and raw[:8] == b"\x89ESEAL\r\n" and raw[8:10] == b"\x00\x02"
     assert Header.from_bytes(raw) == header
-    for bad in (raw[:8] + b"\x00\x02" + raw[10:], raw[:10] + b"\x00\x01" + raw[12:], b"PK" + raw[2:]):
+    assert Header.from_bytes(raw[:8] + b"\x00\x01" + raw[10:]) == Header(version=1, manifest_len=1234)
+    for bad in (raw[:8] + b"\x00\x03" + raw[10:], raw[:8] + b"\x00\x00" + raw[10:], raw[:10] + b"\x00\x01" + raw[12:], b"PK" + raw[2:]):
         with pytest.raises(InvalidPackage):
             Header.from_bytes(bad)
 
@@ -131,7 +143,7 @@ def test_zlib_payload_must_end_exactly_at_the_stream_end():
         manifest["payload"] = {"cipher": "aes-256-gcm", "chunk_size": 1024, "nonce_prefix": prefix.hex(),
                                "codec": "zlib", "size": len(stored), "original_size": original_size}
         body = json.dumps(manifest).encode()
-        head = Header(manifest_len=len(body)).to_bytes() + body
+        head = Header(version=1, manifest_len=len(body)).to_bytes() + body  # the v1 layout, built by hand
         aad = __import__("hashlib").sha256(head).digest()
         slot = RawKeyRecipient(RAW).make_slot(content_key, aad, lambda n: bytes(n))
         ct = c.stream_encrypt(c.Cipher.AES_256_GCM, content_key, prefix, 1024, stored, aad)

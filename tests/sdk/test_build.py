@@ -107,7 +107,9 @@ def test_example_recipe_loads_with_three_targets():
     cfg = load_release(root / "examples/digits/release.toml")
     assert [t.name for t in cfg.targets] == ["rpi4", "rpi5", "linux-x86_64"]
     assert [t.device for t in cfg.targets] == ["qemu://qemu-rpi", "qemu://qemu-rpi5", "local"]
-    assert cfg.path(cfg.release.out) == (root / "out/release-digits").resolve()
+    out, keys = cfg.path(cfg.release.out), cfg.path(cfg.keys.dir)
+    assert out == Path.home() / "edgeseal-digits/release" and keys == Path.home() / "edgeseal-digits/keys"
+    assert root not in out.parents and root not in keys.parents  # the example writes nothing into the checkout
 
 
 def test_stage_cache_round_trip_and_damage(tmp_path):
@@ -163,6 +165,10 @@ def test_release_is_verified_signed_and_complete(built):
     assert vrep["passed"] and vrep["package"]["sha256"] == t["package"]["sha256"]
     arep = verify_report(out / "linux-x86_64/audit.json", [pub])
     assert arep["package_sha256"] == t["package"]["sha256"] and arep["gate"]["passed"]
+    cli = subprocess.run([sys.executable, "-m", "edgeseal", "--json", "verify-report", str(out / "linux-x86_64/audit.json"),
+                          "--trusted", str(pub)], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr  # an audit report, not only a verification report
+    assert json.loads(cli.stdout)["kind"] == "audit" and json.loads(cli.stdout)["package_sha256"] == t["package"]["sha256"]
     # the package opens with the target's device key and answers like the verification says
     model = load(out / "linux-x86_64/tiny.eseal", key=FileKey(built["tmp"] / "keys/linux-x86_64-device.pem"),
                  trusted=[pub])
@@ -216,7 +222,8 @@ def test_changing_the_budget_reruns_only_what_it_touches(built, tmp_path):
 
 
 def test_cli_json_and_a_failing_target(built, tmp_path):
-    """A target whose device cannot be reached fails alone: the others are built, the exit code is 1."""
+    """A target whose device cannot be reached fails alone, before anything is compressed for it: the
+    others are built, the exit code is 1."""
     targets = LOCAL + '[[target]]\nname = "rpi5"\ndevice = "ssh://nobody@127.0.0.1:1"\n'
     recipe = _write(built["tmp"], targets=targets, name="two-targets.toml")  # same keys as the module's release
     proc = subprocess.run([sys.executable, "-m", "edgeseal", "--json", "build", str(recipe), "--cache-dir", str(built["cache"]),
@@ -227,12 +234,47 @@ def test_cli_json_and_a_failing_target(built, tmp_path):
     assert rel["passed"] is False
     assert rel["targets"]["linux-x86_64"]["passed"] is True
     rpi5 = rel["targets"]["rpi5"]
-    assert rpi5["passed"] is False and "package" in rpi5  # compressed and sealed, then the device failed
+    assert rpi5["passed"] is False and "package" not in rpi5  # the device was checked first
     failed = [c for c in rpi5["checks"] if not c["passed"]]
-    assert len(failed) == 1 and "127.0.0.1" in failed[0]["detail"]
+    assert len(failed) == 1 and "unreachable" in failed[0]["detail"] and "127.0.0.1:1" in failed[0]["detail"]
     stages = {(s["target"], s["stage"]): s for s in out["log"]["stages"]}
-    assert stages[("rpi5", "verify")]["error"] is not None
+    assert not any(t == "rpi5" for t, _ in stages)  # nothing was compressed, sealed or verified for it
     assert stages[("linux-x86_64", "verify")]["cached"] is True  # same settings as the module's release
+
+
+def test_a_partial_build_keeps_the_other_targets(built, tmp_path):
+    """``--target linux-x86_64`` rebuilds that target and keeps rpi4 (its files checked by hash); a release of
+    another fp32 model is refused instead of mixed. An emulated device that is not built fails its target before
+    any compression."""
+    from edgeseal.targets import qemu
+
+    targets = LOCAL + '[[target]]\nname = "rpi4"\ndevice = "local"\n'
+    recipe = _write(built["tmp"], targets=targets, name="two-local.toml")
+    out = tmp_path / "rel"
+    full = build(recipe, cache_dir=built["cache"], out=out, status=lambda s: None)
+    before = _tree(out)
+    assert set(full.release["targets"]) == {"linux-x86_64", "rpi4"}
+    lines: list[str] = []
+    part = build(recipe, cache_dir=built["cache"], out=out, targets=["linux-x86_64"], status=lines.append)
+    assert {r.target for r in part.records} == {"all", "linux-x86_64"}
+    assert part.release["targets"]["rpi4"] == full.release["targets"]["rpi4"]
+    after = _tree(out)
+    assert {p: after[p] for p in after if p.startswith("rpi4/")} == {p: before[p] for p in before if p.startswith("rpi4/")}
+    assert any("keeping rpi4" in line for line in lines)
+    (out / "rpi4/compress.json").write_text("{}")  # a kept file that changed is refused, not carried over
+    with pytest.raises(ConfigError, match="rpi4/compress.json is missing or changed"):
+        build(recipe, cache_dir=built["cache"], out=out, targets=["linux-x86_64"], status=lambda s: None)
+    other = _write(built["tmp"], targets=targets, name="other-model.toml")
+    other.write_text(other.read_text().replace("epochs = 4", "epochs = 3", 1))
+    with pytest.raises(ConfigError, match="built from another fp32 model"):
+        build(other, cache_dir=built["cache"], out=out, targets=["linux-x86_64"], status=lambda s: None)
+    if not qemu.device_status("qemu-rpi5")["ready"]:
+        pi = _write(built["tmp"], targets=LOCAL + '[[target]]\nname = "rpi5"\ndevice = "qemu-rpi5"\n', name="pi.toml")
+        res = build(pi, cache_dir=built["cache"], out=tmp_path / "pi", status=lambda s: None)
+        assert res.release["targets"]["rpi5"]["device"] == "qemu://qemu-rpi5"  # one name: the bare one is accepted
+        detail = res.release["targets"]["rpi5"]["checks"][0]["detail"]
+        assert "DeviceError" in detail and "device create qemu-rpi5" in detail
+        assert not any(r.target == "rpi5" for r in res.records) and res.release["targets"]["linux-x86_64"]["passed"]
 
 
 def test_unknown_target_filter_is_refused(built):

@@ -71,16 +71,19 @@ def test_verify_local_passes_and_signs_the_report(tmp_path):
 def test_release_gate_fails_an_over_pruned_model():
     d, k = digits(), keys()
     package = seal_for(d["pruned_int8"], "linux-x86_64", "digits-pruned")
-    out = cli("verify", str(package), "--data", str(d["data"]), "--reference", str(d["fp32"]), "--budget", "0.02",
+    out = cli("verify", str(package), "--data", str(d["data"]), "--reference", str(d["fp32"]), "--max-drop", "2",
               *common(k))
     assert out.returncode == 1, out.stdout + out.stderr
     assert "edgeseal verify: FAILED" in out.stdout
-    assert "release gate FAILED: accuracy" in out.stdout and "budget 0.0200" in out.stdout
+    assert "release gate FAILED: accuracy" in out.stdout and "budget 2 points" in out.stdout
+    # the old fraction still works, says what it means in points, and gives the same verdict
     as_json = cli("--json", "verify", str(package), "--data", str(d["data"]), "--reference", str(d["fp32"]),
                   "--budget", "0.02", *common(k))
+    assert "--budget 0.02 is a fraction and deprecated; it means --max-drop 2" in as_json.stderr
     report = json.loads(as_json.stdout)
     assert as_json.returncode == 1 and report["passed"] is False
-    assert report["accuracy_drop"] > 0.02
+    assert report["accuracy_drop"] > 0.02 and report["max_drop_points"] == 2.0
+    assert report["accuracy_drop_points"] == pytest.approx(100 * report["accuracy_drop"], abs=1e-4)
     assert report["metrics"]["reference"]["accuracy"] - report["metrics"]["device"]["accuracy"] == pytest.approx(
         report["accuracy_drop"], abs=1e-6)
 
@@ -172,4 +175,6 @@ def test_wrong_key_and_plain_data_without_publisher(tmp_path):
     _bad(["verify", str(package), "--data", str(d["data"]), "--key", str(k["device_pem"])], 2,
          "give --publisher to seal it for the device")
     _bad(["verify", str(package), "--data", str(d["data"]), "--budget", "2", *common(k)], 2,
-         "budget is the largest accuracy drop allowed")
+         "--budget 2.0 is a fraction in [0, 1] (deprecated); use --max-drop POINTS")
+    _bad(["verify", str(package), "--data", str(d["data"]), "--max-drop", "200", *common(k)], 2,
+         "max_drop is the largest accuracy drop allowed in points")

@@ -1,4 +1,4 @@
-"""Generate the frozen format-v1 test vectors (run once; released vectors never change).
+"""Generate the frozen test vectors, format v1 and v2 (released vectors never change; new ones may be added).
 
     python tests/vectors/generate.py            # writes *.eseal and vectors.json here
     python tests/vectors/generate.py --check    # regenerates in memory and compares byte for byte
@@ -11,6 +11,7 @@ vectors.json: these are test keys, never use them for anything else.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import struct
@@ -27,8 +28,9 @@ from edgeseal.runtime.format import (
     Manifest,
     PassphraseRecipient,
     RawKeyRecipient,
-    _seal_from_parts,
 )
+from edgeseal.runtime.format import Package
+from edgeseal.runtime.format import _seal_from_parts as _seal_any_version
 from edgeseal.runtime.tensors import QuantParams, TensorSpec
 
 HERE = Path(__file__).resolve().parent
@@ -77,6 +79,12 @@ def _patch(data: bytes, offset: int, new: bytes) -> bytes:
 
 def build() -> list[tuple[dict, bytes]]:
     """(description, file bytes) for every vector, in a fixed order."""
+    return build_v1() + build_v2()
+
+
+def build_v1() -> list[tuple[dict, bytes]]:
+    """The format-v1 vectors, released first; writers now default to v2, so v1 is asked for."""
+    _seal_from_parts = functools.partial(_seal_any_version, version=1)
     device_slot, raw_slot = DeviceRecipient(_raw_public(DEVICE)), RawKeyRecipient(RAW)
     v = []
 
@@ -184,7 +192,72 @@ def build() -> list[tuple[dict, bytes]]:
     specs = _manifest(inputs=TENSOR_SPECS_IN, outputs=TENSOR_SPECS_OUT)
     every_spec = _seal_from_parts(PAYLOAD, specs, [device_slot], PUBLISHER, seed=b"t1", chunk_size=1024)
     v.append(({"name": "valid-tensor-specs-every-kind", "open_with": ["x25519"]}, every_spec))
-    return v
+    return [({**meta, "format_version": 1}, data) for meta, data in v]
+
+
+def _v2_offsets(data: bytes) -> tuple[int, int]:
+    """(start of the digest table, start of the ciphertext) in a v2 file."""
+    package = Package.parse(data)
+    ct_start = len(data) - len(package.ciphertext)
+    sig_alg_at = ct_start - 8 - (1 if package.signature is None else 97)
+    return sig_alg_at - len(package.digest_table), ct_start
+
+
+def build_v2() -> list[tuple[dict, bytes]]:
+    """Format v2: a signed table of per-chunk digests, signature before the payload (docs/format.md §10)."""
+    seal = functools.partial(_seal_any_version, version=2)
+    device_slot, raw_slot = DeviceRecipient(_raw_public(DEVICE)), RawKeyRecipient(RAW)
+    v = []
+    signed = seal(PAYLOAD, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"2v1", chunk_size=1024)
+    v.append(({"name": "v2-valid-aes-sha256-x25519-raw-signed", "open_with": ["x25519", "raw"]}, signed))
+    chacha = seal(PAYLOAD, _manifest(expires_at=NOW + 10**8), [PassphraseRecipient(PASSPHRASE, log2_n=10)],
+                  PUBLISHER, seed=b"2v2", cipher="chacha20-poly1305", codec=Codec.ZLIB, chunk_size=1024)
+    v.append(({"name": "v2-valid-chacha-blake2b-passphrase-zlib-signed", "open_with": ["passphrase"]}, chacha))
+    crossed = seal(PAYLOAD, _manifest(), [raw_slot], PUBLISHER, seed=b"2v3", cipher="chacha20-poly1305",
+                   digest="sha-256", chunk_size=1024)
+    v.append(({"name": "v2-valid-chacha-sha256-raw-signed", "open_with": ["raw"]}, crossed))
+    empty = seal(b"", _manifest(content_format="npz", kind="dataset", inputs=(), outputs=()), [raw_slot], None,
+                 seed=b"2v4")
+    v.append(({"name": "v2-valid-empty-unsigned-raw", "open_with": ["raw"], "allow_unsigned": True}, empty))
+    unsigned = seal(PAYLOAD, _manifest(), [raw_slot], None, seed=b"2v5", chunk_size=1024)
+    v.append(({"name": "v2-valid-unsigned-3-chunks", "open_with": ["raw"], "allow_unsigned": True}, unsigned))
+
+    def bad(name: str, data: bytes, error: str, **extra) -> None:
+        v.append(({"name": name, "error": error, "open_with": ["x25519"], **extra}, data))
+
+    table, ct = _v2_offsets(signed)
+    step = 1024 + 16
+    # A holder of any key the package is sealed for knows the content key and can encrypt a chunk of its own
+    # that passes the AEAD; only the signed digest table stops it. Same seed and length = same key and nonces.
+    forged_payload = PAYLOAD[:1024] + b"X" * 1024 + PAYLOAD[2048:]
+    forged = seal(forged_payload, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"2v1", chunk_size=1024)
+    assert forged[:table] == signed[:table]  # same header, manifest and slots: the AEAD accepts the chunk
+    forged_chunk = forged[ct + step : ct + 2 * step]
+    bad("v2-invalid-digest-table-mismatch", _patch(signed, ct + step, forged_chunk), "InvalidPackage")
+    bad("v2-invalid-chunk-and-table-forged",
+        _patch(_patch(signed, ct + step, forged_chunk), table + 32, forged[table + 32 : table + 64]), "InvalidPackage")
+    bad("v2-invalid-chunks-swapped", signed[:ct] + signed[ct + step : ct + 2 * step] + signed[ct : ct + step]
+        + signed[ct + 2 * step :], "InvalidPackage")
+    bad("v2-invalid-truncated-last-chunk", signed[: ct + 2 * step], "InvalidPackage")
+    bad("v2-invalid-truncated-in-payload", signed[: ct + 500], "InvalidPackage")
+    bad("v2-invalid-table-edited", _patch(signed, table + 40, bytes([signed[table + 40] ^ 0x01])), "InvalidPackage")
+    bad("v2-invalid-payload-bit-flip", _patch(signed, ct + 100, bytes([signed[ct + 100] ^ 0x01])), "InvalidPackage")
+    bad("v2-invalid-signature-bit-flip", _patch(signed, ct - 9, bytes([signed[ct - 9] ^ 0x80])), "InvalidPackage")
+    bad("v2-invalid-manifest-edited", signed.replace(b'"model_version":2', b'"model_version":9'), "InvalidPackage")
+    bad("v2-invalid-version-3", _patch(signed, 8, b"\x00\x03"), "InvalidPackage")
+    bad("v2-invalid-trailing-byte", signed + b"\x00", "InvalidPackage")
+    bad("v2-invalid-version-patched-to-1", _patch(signed, 8, b"\x00\x01"), "InvalidPackage")
+
+    u_table, u_ct = _v2_offsets(unsigned)
+    unsigned_bad = dict(open_with=["raw"], allow_unsigned=True)
+    bad("v2-invalid-unsigned-table-edited", _patch(unsigned, u_table + 5, bytes([unsigned[u_table + 5] ^ 0x10])),
+        "InvalidPackage", **unsigned_bad)
+    bad("v2-invalid-unsigned-chunks-swapped", unsigned[:u_ct] + unsigned[u_ct + step : u_ct + 2 * step]
+        + unsigned[u_ct : u_ct + step] + unsigned[u_ct + 2 * step :], "InvalidPackage", **unsigned_bad)
+    bad("v2-invalid-unsigned-unknown-chunk-digest", unsigned.replace(b'"chunk_digest":"sha-256"',
+                                                                      b'"chunk_digest":"sha-999"'),
+        "InvalidPackage", **unsigned_bad)
+    return [({**meta, "format_version": 2}, data) for meta, data in v]
 
 
 def _elem(**fields) -> TensorSpec:
@@ -229,13 +302,14 @@ def describe(vectors: list[tuple[dict, bytes]]) -> dict:
             "trusted": [] if meta.get("allow_unsigned") else ["publisher_public"],
             "allow_unsigned": meta.get("allow_unsigned", False),
             "min_version": meta.get("min_version"),
+            "format_version": meta["format_version"],
         }
         if "error" in meta:
             entry["error"] = meta["error"]
         else:
             entry["plaintext_sha256"] = hashlib.sha256(b"" if "empty" in meta["name"] else PAYLOAD).hexdigest()
         entries.append(entry)
-    return {"format_version": 1, "keys": keys_json(), "vectors": entries}
+    return {"format_versions": [1, 2], "keys": keys_json(), "vectors": entries}
 
 
 def main() -> int:

@@ -21,8 +21,12 @@ public final class Manifest {
         public final String codec; // "none" or "zlib"
         public final long size; // bytes encrypted (after the codec)
         public final long originalSize; // bytes after decoding
+        /** v2: "sha-256" or "blake2b-256" (§10.2); whatever string the file has, or null. v1 ignores it. */
+        public final String chunkDigest;
 
-        private Payload(String cipher, int chunkSize, byte[] noncePrefix, String codec, long size, long originalSize) {
+        private Payload(String cipher, int chunkSize, byte[] noncePrefix, String codec, long size, long originalSize,
+                        String chunkDigest) {
+            this.chunkDigest = chunkDigest;
             this.cipher = cipher;
             this.chunkSize = chunkSize;
             this.noncePrefix = noncePrefix;
@@ -210,7 +214,9 @@ public final class Manifest {
         if (codec.equals("none") && size != original) {
             throw bad("payload.size");
         }
-        Payload info = new Payload(cipher, (int) chunk, prefix, codec, size, original);
+        Object digest = d.get("chunk_digest");
+        Payload info = new Payload(cipher, (int) chunk, prefix, codec, size, original,
+                digest instanceof String ? (String) digest : null);
         if (info.chunkCount() >= (1L << 32)) {
             throw bad("payload.size");
         }

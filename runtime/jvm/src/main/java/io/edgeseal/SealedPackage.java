@@ -15,8 +15,8 @@ import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
 /**
- * A parsed sealed package, format v1 (docs/format.md). {@link #parse} checks structure only (§7 steps
- * 1-3); nothing is authenticated until {@link #authenticate}. The explicit layer under
+ * A parsed sealed package, format v1 or v2 (docs/format.md; v2 in §10). {@link #parse} checks structure only
+ * (§7 steps 1-3); nothing is authenticated until {@link #authenticate}. The explicit layer under
  * {@link Edgeseal#open}: parse → authenticate → checkPolicy → contentKey → decrypt.
  */
 public final class SealedPackage {
@@ -63,6 +63,8 @@ public final class SealedPackage {
     }
 
     private final byte[] data;
+    private final int version;
+    private final int tableOffset; // v2: the digest table, 32 bytes per chunk (§10.1); -1 in v1
     private final Manifest manifest;
     private final byte[] aad; // H = SHA-256(header || manifest)
     private final List<Slot> slots;
@@ -72,9 +74,11 @@ public final class SealedPackage {
     private final byte[] signature;
     private final int signedLength;
 
-    private SealedPackage(byte[] data, Manifest manifest, byte[] aad, List<Slot> slots, int ctOffset, int ctLength,
-                          byte[] publisherKey, byte[] signature, int signedLength) {
+    private SealedPackage(byte[] data, int version, int tableOffset, Manifest manifest, byte[] aad, List<Slot> slots,
+                          int ctOffset, int ctLength, byte[] publisherKey, byte[] signature, int signedLength) {
         this.data = data;
+        this.version = version;
+        this.tableOffset = tableOffset;
         this.manifest = manifest;
         this.aad = aad;
         this.slots = slots;
@@ -92,7 +96,8 @@ public final class SealedPackage {
         int version = in.u16();
         int flags = in.u16();
         long manifestLength = in.u32();
-        if (!Arrays.equals(magic, MAGIC) || version != 1 || flags != 0 || manifestLength > MAX_MANIFEST) {
+        if (!Arrays.equals(magic, MAGIC) || (version != 1 && version != 2) || flags != 0
+                || manifestLength > MAX_MANIFEST) {
             throw new InvalidPackageException();
         }
         Manifest manifest = Manifest.parse(in.take((int) manifestLength));
@@ -112,8 +117,11 @@ public final class SealedPackage {
             }
             slots.add(new Slot(type, body));
         }
-        long ctLength = in.u64();
         Manifest.Payload p = manifest.payload;
+        if (version == 2) {
+            return parseV2Tail(data, in, manifest, aad, Collections.unmodifiableList(slots));
+        }
+        long ctLength = in.u64();
         if (ctLength < 0 || ctLength != p.size + 16 * p.chunkCount() || ctLength > in.remaining()) {
             throw new InvalidPackageException();
         }
@@ -133,8 +141,40 @@ public final class SealedPackage {
         if (in.remaining() != 0) {
             throw new InvalidPackageException();
         }
-        return new SealedPackage(data, manifest, aad, Collections.unmodifiableList(slots), ctOffset, (int) ctLength,
-                publisher, sig, signed);
+        return new SealedPackage(data, 1, -1, manifest, aad, Collections.unmodifiableList(slots), ctOffset,
+                (int) ctLength, publisher, sig, signed);
+    }
+
+    /** §10.1 after the slots: digest table, sig_alg [publisher_key signature], ct_len, ciphertext, end of file. */
+    private static SealedPackage parseV2Tail(byte[] data, Reader in, Manifest manifest, byte[] aad, List<Slot> slots)
+            throws InvalidPackageException {
+        Manifest.Payload p = manifest.payload;
+        if (!"sha-256".equals(p.chunkDigest) && !"blake2b-256".equals(p.chunkDigest)) {
+            throw new InvalidPackageException();
+        }
+        long tableLength = 32 * p.chunkCount();
+        if (tableLength > in.remaining()) {
+            throw new InvalidPackageException();
+        }
+        int tableOffset = in.pos;
+        in.skip((int) tableLength);
+        int alg = in.u8();
+        byte[] publisher = null;
+        byte[] sig = null;
+        int signed = 0;
+        if (alg == 1) {
+            publisher = in.take(32);
+            signed = in.pos;
+            sig = in.take(64);
+        } else if (alg != 0) {
+            throw new InvalidPackageException();
+        }
+        long ctLength = in.u64();
+        if (ctLength < 0 || ctLength != p.size + 16 * p.chunkCount() || ctLength != in.remaining()) {
+            throw new InvalidPackageException();
+        }
+        return new SealedPackage(data, 2, tableOffset, manifest, aad, slots, in.pos, (int) ctLength, publisher, sig,
+                signed);
     }
 
     /** The cleartext manifest (not yet authenticated before {@link #authenticate}). */
@@ -200,8 +240,16 @@ public final class SealedPackage {
         }
     }
 
-    /** "edgeseal/v1/signature" || 0x00 || D, D over the per-MiB block hashes of the signed bytes (§5). */
+    /**
+     * v1: "edgeseal/v1/signature" || 0x00 || D, D over the per-MiB block hashes of the signed bytes (§5).
+     * v2: "edgeseal/v2/signature" || 0x00 || SHA-256(signed bytes), which end with the digest table (§10.3).
+     */
     byte[] signedMessage() {
+        if (version == 2) {
+            MessageDigest md = Crypto.digest();
+            md.update(data, 0, signedLength);
+            return Crypto.concat(Crypto.ascii("edgeseal/v2/signature"), new byte[1], md.digest());
+        }
         MessageDigest outer = Crypto.digest();
         outer.update(Crypto.ascii("edgeseal/v1/blocks"));
         outer.update(ByteBuffer.allocate(8).putLong(signedLength).array());
@@ -404,11 +452,27 @@ public final class SealedPackage {
             byte[] nonce = ByteBuffer.allocate(12).put(p.noncePrefix).putInt((int) i).put((byte) (i == n - 1 ? 1 : 0)).array();
             ByteBuffer dst = out.duplicate();
             ((Buffer) dst).limit((int) (i * p.chunkSize) + plainLength).position((int) (i * p.chunkSize));
+            if (version == 2 && !chunkDigestMatches(p.chunkDigest, ciphertextOffset + start, plainLength + 16, i)) {
+                throw new InvalidPackageException(); // §10.4: checked before the chunk is decrypted
+            }
             Crypto.open(p.cipher, key, nonce, aad, chunk, dst);
             if (dst.hasRemaining()) {
                 throw new InvalidPackageException();
             }
         }
+    }
+
+    private boolean chunkDigestMatches(String digest, int offset, int length, long index) {
+        byte[] actual;
+        if (digest.equals("sha-256")) {
+            MessageDigest md = Crypto.digest();
+            md.update(data, offset, length);
+            actual = md.digest();
+        } else {
+            actual = Blake2b.digest(32, data, offset, length);
+        }
+        byte[] expected = Arrays.copyOfRange(data, tableOffset + (int) (32 * index), tableOffset + (int) (32 * index) + 32);
+        return MessageDigest.isEqual(actual, expected);
     }
 
     /** Inflate the whole zlib stream (RFC 1950) into {@code out}: it must end exactly at the end of the input

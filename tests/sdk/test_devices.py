@@ -1,0 +1,67 @@
+"""Device friction: one name per emulated device everywhere, progress in logs, device errors exit 5."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from edgeseal.runtime import errors
+from edgeseal.targets import qemu
+from edgeseal.targets.transports import DeviceError, canonical_device, open_transport, preflight
+
+
+def test_device_error_is_in_the_one_hierarchy_with_exit_5():
+    assert DeviceError is errors.DeviceError and DeviceError.exit_code == 5
+    assert issubclass(DeviceError, errors.EdgesealError) and "DeviceError" in errors.__all__
+
+
+def test_one_name_per_emulated_device_everywhere():
+    from edgeseal.cli import build_parser
+
+    for name in qemu.DEVICES:
+        assert canonical_device(name) == f"qemu://{name}" == canonical_device(f"qemu://{name}")
+        assert open_transport(name).device == name  # --device qemu-rpi5 is the same as qemu://qemu-rpi5
+        args = build_parser().parse_args(["device", "create", name])
+        assert args.name == name
+    assert canonical_device("qemu") == "qemu://qemu-rpi" and canonical_device("local") == "local"
+    help_text = " ".join(subprocess.run([sys.executable, "-m", "edgeseal", "device", "create", "--help"],
+                                        capture_output=True, text=True, timeout=60).stdout.split())
+    assert "qemu-rpi5" in help_text and "qemu-rpi" in help_text and 'sudo "$(command -v edgeseal)"' in help_text
+    verify_help = subprocess.run([sys.executable, "-m", "edgeseal", "verify", "--help"],
+                                 capture_output=True, text=True, timeout=60).stdout
+    assert "qemu://qemu-rpi5" in verify_help
+
+
+def test_preflight_names_the_problem_before_any_work():
+    with pytest.raises(DeviceError, match=r"unreachable: nothing accepts connections at 127\.0\.0\.1:1"):
+        preflight("ssh://nobody@127.0.0.1:1")
+    with pytest.raises(errors.ConfigError, match="unknown emulated device 'qemu-rpi9'"):
+        preflight("qemu://qemu-rpi9")
+    preflight("local")
+    if qemu.device_status("qemu-rpi5")["ready"]:
+        pytest.skip("the emulated Pi is built here")
+    with pytest.raises(DeviceError, match=r"not built yet.*device create qemu-rpi5") as err:
+        preflight("qemu-rpi5")
+    assert err.value.exit_code == 5
+
+
+def test_device_create_progress_reaches_a_log_file():
+    """Not on a terminal, every step and (at most every N seconds) the build's output are written as lines."""
+    from edgeseal.devices import _plain_runner
+
+    buf = io.StringIO()
+    step, status, stop = _plain_runner(buf, every=0.0)
+    step("debootstrap an arm64 Debian root", 1, 4)
+    status("I: Retrieving Packages")
+    stop()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and "[1/4] debootstrap" in lines[0] and "I: Retrieving Packages" in lines[1]
+    quiet = io.StringIO()
+    step, status, _ = _plain_runner(quiet, every=3600.0)
+    step("venv", 3, 4)
+    for _ in range(100):
+        status("pip output")  # throttled: a log gets a line per interval, not one per pip line
+    assert len(quiet.getvalue().splitlines()) == 1
