@@ -242,12 +242,13 @@ def layer_names(proto: Any) -> dict[str, str]:
 
 
 def strip_debug_metadata(proto: Any) -> None:
-    """Drop per-node ``metadata_props`` and doc strings (in subgraphs and functions too); in place.
+    """Drop per-node ``metadata_props`` and every doc string (in subgraphs and functions too); in place.
 
     The torch exporter stores a stack trace, the FX node and the module hierarchy on every node;
     the runtime never reads them. Model-level metadata (producer, opset) stays.
     """
     def graph(g: Any) -> None:
+        g.doc_string = ""
         for node in g.node:
             del node.metadata_props[:]
             node.doc_string = ""
@@ -256,12 +257,14 @@ def strip_debug_metadata(proto: Any) -> None:
                     graph(attr.g)
                 for sub in attr.graphs:
                     graph(sub)
-        for vi in list(g.value_info) + list(g.input) + list(g.output):
-            if hasattr(vi, "metadata_props"):
-                del vi.metadata_props[:]
+        for item in list(g.value_info) + list(g.input) + list(g.output) + list(g.initializer):
+            item.doc_string = ""
+            if hasattr(item, "metadata_props"):
+                del item.metadata_props[:]
         if hasattr(g, "metadata_props"):
             del g.metadata_props[:]
 
+    proto.doc_string = ""
     graph(proto.graph)
     for fn in proto.functions:
         for node in fn.node:

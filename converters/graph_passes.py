@@ -98,31 +98,13 @@ def fold_pad_into_conv(model: bytes) -> tuple[bytes, int]:
 
 
 def strip_debug_info(model: bytes) -> bytes:
-    """Drop per-node ``metadata_props`` and every ``doc_string`` (graph, nodes, values)."""
+    """Drop per-node ``metadata_props`` and every ``doc_string``: :func:`export.strip_debug_metadata` on bytes."""
     import onnx
 
+    from .export import strip_debug_metadata
+
     proto = onnx.load_from_string(model)
-    proto.doc_string = ""
-
-    def clean(graph: Any) -> None:
-        graph.doc_string = ""
-        for n in graph.node:
-            n.doc_string = ""
-            del n.metadata_props[:]
-            for a in n.attribute:
-                if a.HasField("g"):
-                    clean(a.g)
-                for sub in a.graphs:
-                    clean(sub)
-        for v in list(graph.input) + list(graph.output) + list(graph.value_info):
-            v.doc_string = ""
-            del v.metadata_props[:]
-        for t in graph.initializer:
-            t.doc_string = ""
-            del t.metadata_props[:]
-        del graph.metadata_props[:]
-
-    clean(proto.graph)
+    strip_debug_metadata(proto)
     return proto.SerializeToString()
 
 

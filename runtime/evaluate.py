@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ConfigError, InvalidInput
+from .errors import ConfigError, InvalidInput, UnsupportedError
 
 __all__ = [
     "SCHEMA",
@@ -149,6 +149,7 @@ def split_dataset(arrays: Mapping[str, np.ndarray], input_specs: tuple) -> tuple
     """
     labels = next((np.asarray(arrays[k]) for k in LABEL_KEYS if k in arrays), None)
     features = {k: v for k, v in arrays.items() if k not in LABEL_KEYS}
+    input_specs = tuple(s for s in input_specs if not s.optional or s.name in features)  # optional: fed if present
     names = [s.name for s in input_specs]
     if all(n in features for n in names):
         feeds = {n: features[n] for n in names}
@@ -167,7 +168,9 @@ def split_dataset(arrays: Mapping[str, np.ndarray], input_specs: tuple) -> tuple
         raise InvalidInput(f"evaluation data arrays disagree on the number of samples: {counts}")
     for spec in input_specs:
         arr = feeds[spec.name]
-        want = np.dtype(spec.dtype)
+        want = spec.numpy_dtype
+        if want is None or spec.dtype == "string":
+            continue  # not a NumPy-typed tensor: the runtime checks it when it runs
         if arr.dtype != want and np.issubdtype(arr.dtype, np.floating) and spec.quant is not None:
             arr = feeds[spec.name] = quantize_input(arr, spec)  # float data, fully quantized model
         if arr.dtype != want:
@@ -177,7 +180,8 @@ def split_dataset(arrays: Mapping[str, np.ndarray], input_specs: tuple) -> tuple
             )
         sample = tuple(spec.shape[1:]) if spec.shape else ()
         got = arr.shape[1:]
-        if len(sample) != len(got) or any(isinstance(d, int) and d >= 0 and d != g for d, g in zip(sample, got)):
+        if spec.shape is not None and (len(sample) != len(got) or any(
+                isinstance(d, int) and d >= 0 and d != g for d, g in zip(sample, got))):
             raise InvalidInput(
                 f"evaluation data {spec.name!r} has samples of shape {tuple(got)} but the model input "
                 f"{spec.name!r} takes (batch, {', '.join(map(str, sample))}); reshape the data"
@@ -262,6 +266,11 @@ def evaluate(
             out = sealed.run(batch)
             seconds.append(time.perf_counter() - t0)
             for name, value in out.items():
+                if not isinstance(value, np.ndarray):
+                    raise UnsupportedError(
+                        f"output {name!r} is a {type(value).__name__} (a sequence, map or empty optional); "
+                        "evaluation compares array outputs only: evaluate a model whose outputs are tensors"
+                    )
                 chunks.setdefault(name, []).append(value)
             if progress is not None:
                 progress(i + 1, n)

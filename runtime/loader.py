@@ -83,8 +83,10 @@ class SealedModel:
         self.load_seconds = load_seconds
         self._session = session
         self._plain = plain  # kept only while the backend reads from it (LiteRT)
-        self.inputs: tuple[TensorSpec, ...] = manifest.inputs or session.inputs
-        self.outputs: tuple[TensorSpec, ...] = manifest.outputs or session.outputs
+        # The backend's specs are what it runs (load checked them against the manifest's); they
+        # also know what an older manifest could not say (optional feeds, unknown rank).
+        self.inputs: tuple[TensorSpec, ...] = session.inputs or manifest.inputs
+        self.outputs: tuple[TensorSpec, ...] = session.outputs or manifest.outputs
         self._state = threading.Condition()
         self._running = 0  # runs in flight; close() waits for them
 
@@ -174,19 +176,39 @@ def load(
     keeps_buffer = module.NAME == "litert"
     if not keeps_buffer:
         plain.wipe()  # ONNX Runtime owns a parsed copy now
-    _check_specs(manifest, session)
+    try:
+        _check_specs(manifest, session)
+    except BaseException:
+        plain.wipe()  # LiteRT's buffer, when the manifest and the model disagree
+        raise
     return SealedModel(manifest, session, module.NAME, publisher, time.perf_counter() - started,
                        plain if keeps_buffer else None)
 
 
 def _check_specs(manifest: Manifest, session: Any) -> None:
-    declared = [(s.name, s.dtype) for s in manifest.inputs]
-    actual = [(s.name, s.dtype) for s in session.inputs]
-    if declared and declared != actual:
+    """The manifest's inputs must name the model's inputs, in order, with the same types (shapes aside).
+
+    Inputs the model may go without (optional ones, overridable initializers) may be absent from
+    a manifest: writers before format 1's optional ``kind``/``optional`` members left them out.
+    """
+    if not manifest.inputs:
+        return
+    names = {s.name for s in manifest.inputs}
+    declared = [_types(s) for s in manifest.inputs]
+    actual = [_types(s) for s in session.inputs if s.name in names or not s.optional]
+    if declared != actual:
         session.close()
         raise UnsupportedError(
-            f"package manifest declares inputs {declared} but the model takes {actual}; reseal the model"
+            f"package manifest declares inputs {[s.describe() for s in manifest.inputs]} but the model takes "
+            f"{[s.describe() for s in session.inputs]}; reseal the model"
         )
+
+
+def _types(spec: TensorSpec | None) -> tuple:
+    """Name, kind and element types of a spec, nested; not its shapes."""
+    if spec is None:
+        return ()
+    return (spec.name, spec.kind, spec.dtype, spec.key, _types(spec.elem))
 
 
 def open_payload(

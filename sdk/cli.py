@@ -290,6 +290,23 @@ def _read_array(path: str, take: Any) -> Any:
                                  f"{_safe(str(exc)[:200])})") from None
 
 
+def _jsonable(value: Any) -> Any:
+    """An output as JSON values: arrays as nested lists, sequences as lists, maps with string keys."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{list(value.shape)}"
+    return "None" if value is None else f"{type(value).__name__} of {len(value)}"
+
+
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     from .runtime import load
 
@@ -321,16 +338,19 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         "run_seconds": round(seconds, 4),
     }
     if args.output:
+        not_arrays = sorted(k for k, v in outputs.items() if not isinstance(v, np.ndarray))
+        if not_arrays:
+            raise errors.ConfigError(f"outputs {not_arrays} are sequences, maps or empty optionals, which an .npz "
+                                     "cannot hold; leave out -o to print them (--json for JSON)")
         np.savez(args.output, **outputs)
         result["output"] = args.output
         shown = "\n".join(f"  {_safe(k)}: {v.dtype}{list(v.shape)}" for k, v in outputs.items())
         result["text"] = (f"ran {_safe(model.manifest.name)} on {model.backend}; outputs written to "
                           f"{_safe(args.output)}\n{shown}")
     else:
-        result["outputs"] = {k: v.tolist() for k, v in outputs.items()}
+        result["outputs"] = {k: _jsonable(v) for k, v in outputs.items()}
         with np.printoptions(precision=5, suppress=True, threshold=200):
-            result["text"] = "\n".join(f"{_safe(k)} {v.dtype}{list(v.shape)}:\n{_safe(v)}"
-                                       for k, v in outputs.items())
+            result["text"] = "\n".join(f"{_safe(k)} {_kind(v)}:\n{_safe(v)}" for k, v in outputs.items())
     return result
 
 

@@ -3,7 +3,8 @@
 Each backend module defines ``NAME``, ``FORMAT`` (the content format it runs),
 ``problem() -> str | None`` (why it cannot run here, or None when it imports
 *and works*) and ``Session(model: bytes, threads: int | None)`` with ``inputs``,
-``outputs`` (tuples of TensorSpec), ``run(feeds) -> dict`` and ``close()``.
+``outputs`` (tuples of TensorSpec; overridable initializers last), ``run(feeds) -> dict`` (the values
+exactly as the backend returns them) and ``close()``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import InvalidInput, UnsupportedError
-from ..tensors import QuantParams, TensorSpec
+from ..tensors import DTYPES, QuantParams, TensorSpec
 
 NAME = "litert"
 FORMAT = "tflite"
@@ -93,7 +93,17 @@ def _spec(detail: dict) -> TensorSpec:
     signature = detail.get("shape_signature")
     dims = signature if signature is not None and len(signature) else detail["shape"]
     shape = tuple(int(d) if d >= 0 else None for d in dims)
-    return TensorSpec(name=detail["name"], dtype=np.dtype(detail["dtype"]).name, shape=shape, quant=quant)
+    return TensorSpec(name=detail["name"], dtype=_dtype(detail), shape=shape, quant=quant)
+
+
+def _dtype(detail: dict) -> str:
+    """The spec dtype of a LiteRT tensor: its NumPy dtype name, ``string`` for TFLite strings."""
+    dtype = np.dtype(detail["dtype"])
+    name = "string" if dtype.kind in "SUO" else dtype.name
+    if name not in DTYPES:
+        raise UnsupportedError(f"tensor {detail['name']!r} has LiteRT type {dtype}, which edgeseal cannot describe",
+                               reason="unsupported type")
+    return name
 
 
 class Session:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInput, UnsupportedError
 from ..tensors import TensorSpec
+from ._onnx_graph import declared_shapes
 
 # ONNX Runtime >= 1.29 on Linux starts 1DS telemetry when it is imported: it writes a device id
 # and an event database under ~/.cache/Microsoft/DeveloperTools and $TMPDIR/.ses, and uploads
@@ -19,17 +21,36 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 NAME = "onnxruntime"
 FORMAT = "onnx"
 
-_ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(double)": "float64",
-    "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(bool)": "bool",
+_ELEM_TYPES = {
+    "float": "float32",
+    "float16": "float16",
+    "double": "float64",
+    "bfloat16": "bfloat16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "int16": "int16",
+    "uint16": "uint16",
+    "int32": "int32",
+    "uint32": "uint32",
+    "int64": "int64",
+    "uint64": "uint64",
+    "bool": "bool",
+    "string": "string",
+    "complex64": "complex64",
+    "complex128": "complex128",
+    "float8e4m3fn": "float8_e4m3fn",
+    "float8e4m3fnuz": "float8_e4m3fnuz",
+    "float8e5m2": "float8_e5m2",
+    "float8e5m2fnuz": "float8_e5m2fnuz",
+    "float4e2m1": "float4_e2m1fn",
+    "int4": "int4",
+    "uint4": "uint4",
 }
+# Element types ONNX Runtime loads but its Python API cannot hand over as NumPy arrays (1.32:
+# "Numpy_type ... can't be converted" for inputs, "No corresponding Numpy type" for outputs;
+# float8_e4m3fn outputs come back as their uint8 bit patterns).
+NO_NUMPY = frozenset({"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                      "float4_e2m1fn", "int4", "uint4"})
 
 
 @lru_cache(maxsize=1)
@@ -41,16 +62,71 @@ def problem() -> str | None:
     return None
 
 
-def _spec(arg) -> TensorSpec:
-    dtype = _ORT_DTYPES.get(arg.type)
-    if dtype is None:
-        raise UnsupportedError(f"tensor {arg.name!r} has type {arg.type}, which edgeseal does not pass through")
-    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in arg.shape)
-    return TensorSpec(name=arg.name, dtype=dtype, shape=shape)
+def _parse(text: str, pos: int, where: str) -> tuple[TensorSpec, int]:
+    """Parse one ORT type string (``seq(map(int64,tensor(float)))``) from ``pos`` into an element spec."""
+    for prefix, kind in (("tensor(", "tensor"), ("seq(", "sequence"), ("map(", "map"), ("optional(", "optional")):
+        if text.startswith(prefix, pos):
+            pos += len(prefix)
+            break
+    else:
+        why = " (InferenceSession.run takes no NumPy array for it either)" if text.startswith("sparse") else ""
+        raise UnsupportedError(f"{where} has type {text}, which edgeseal does not describe{why}",
+                               reason="unsupported type")
+    if kind == "tensor":
+        close = text.find(")", pos)
+        dtype = _ELEM_TYPES.get(text[pos:close]) if close > 0 else None
+        if dtype is None:
+            raise UnsupportedError(f"{where} has type {text}, an element type edgeseal does not know",
+                                   reason="unsupported type")
+        return TensorSpec(name="", dtype=dtype, shape=None), close + 1
+    key = None
+    if kind == "map":
+        comma = text.find(",", pos)
+        key = _ELEM_TYPES.get(text[pos:comma]) if comma > 0 else None
+        if key is None:
+            raise UnsupportedError(f"{where} has type {text}, a map key edgeseal does not know",
+                                   reason="unsupported type")
+        pos = comma + 1
+    elem, pos = _parse(text, pos, where)
+    if not text.startswith(")", pos):
+        raise UnsupportedError(f"{where} has type {text}, which edgeseal cannot parse", reason="unsupported type")
+    return TensorSpec(name="", kind=kind, elem=elem, key=key), pos + 1
+
+
+def _spec(arg, declared: dict[str, bool], role: str, overridable: bool = False) -> TensorSpec:
+    """The spec of one ORT NodeArg. ORT says ``[]`` for a scalar and for unknown rank alike;
+    ``declared`` (read from the model bytes) tells them apart, and unknown stays unknown."""
+    where = f"{role} {arg.name!r}"
+    spec, end = _parse(arg.type, 0, where)
+    if end != len(arg.type):
+        raise UnsupportedError(f"{where} has type {arg.type}, which edgeseal cannot parse", reason="unsupported type")
+    dims = list(arg.shape or [])
+    shape = None if not dims and not declared.get(arg.name) else tuple(
+        d if isinstance(d, int) and d >= 0 else None for d in dims)
+    if spec.kind == "tensor":
+        return TensorSpec(name=arg.name, dtype=spec.dtype, shape=shape, optional=overridable)
+    elem = spec.elem
+    if spec.kind == "optional" and elem.kind == "tensor":
+        elem = TensorSpec(name="", dtype=elem.dtype, shape=shape)
+    return TensorSpec(name=arg.name, kind=spec.kind, elem=elem, key=spec.key,
+                      optional=role == "input" and spec.kind == "optional")
+
+
+def _dtypes(spec: TensorSpec):
+    while spec.kind != "tensor":
+        if spec.key is not None:
+            yield spec.key
+        spec = spec.elem
+    yield spec.dtype
 
 
 class Session:
-    """An ``onnxruntime.InferenceSession`` built from bytes. ``run`` is thread-safe (ORT's is)."""
+    """An ``onnxruntime.InferenceSession`` built from bytes. ``run`` is thread-safe (ORT's is).
+
+    Inputs are the graph's inputs, then the initializers a caller may override (optional feeds).
+    Outputs come back exactly as ONNX Runtime returns them: arrays, lists for sequences, dicts
+    for maps, None for an empty optional.
+    """
 
     def __init__(self, model: bytes, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -64,15 +140,30 @@ class Session:
             raise UnsupportedError(
                 f"onnxruntime {ort.__version__} cannot load this model: {str(exc).splitlines()[0][:300]}"
             ) from None
-        self.inputs = tuple(_spec(a) for a in self._session.get_inputs())
-        self.outputs = tuple(_spec(a) for a in self._session.get_outputs())
+        declared = declared_shapes(model)
+        self.inputs = tuple(_spec(a, declared, "input") for a in self._session.get_inputs()) + tuple(
+            _spec(a, declared, "input", overridable=True) for a in self._session.get_overridable_initializers())
+        self.outputs = tuple(_spec(a, declared, "output") for a in self._session.get_outputs())
         self._names = [o.name for o in self.outputs]
+        self._no_numpy = sorted(s.name for s in self.inputs + self.outputs if NO_NUMPY.intersection(_dtypes(s)))
+        self._text = [s.name for s in self.inputs if s.kind == "tensor" and s.dtype == "string"]
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        for name in self._text:  # ORT (1.32) misreads bytes arrays (it reads past each item) instead of refusing
+            value = feeds.get(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "S":
+                raise InvalidInput(f"input {name!r} has dtype {value.dtype}, onnxruntime takes string tensors as "
+                                   "numpy str or object arrays: decode bytes, e.g. np.char.decode(x, 'utf-8')")
         try:
             values = self._session.run(self._names, feeds)
         except Exception as exc:
-            raise InvalidInput(f"onnxruntime rejected the inputs: {str(exc).splitlines()[0][:300]}") from None
+            message = str(exc).splitlines()[0][:300]
+            if self._no_numpy and "numpy" in message.lower():
+                raise UnsupportedError(
+                    f"onnxruntime's Python API cannot pass {self._no_numpy} (element types NumPy lacks): {message}",
+                    reason="unsupported type",
+                ) from None
+            raise InvalidInput(f"onnxruntime rejected the inputs: {message}") from None
         return dict(zip(self._names, values))
 
     def close(self) -> None:

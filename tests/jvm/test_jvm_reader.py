@@ -111,7 +111,7 @@ def run_cases(java, tmp_path: Path, keys: dict, vectors: list[dict], directory: 
 def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(java):
     lines = [json.loads(line) for line in java("vectors", str(VECTORS / "vectors.json"), str(VECTORS))]
     expected = [(v, k) for v in SPEC["vectors"] for k in v["open_with"]]
-    assert len(lines) == len(expected) == 34 + 21  # v1, then v2 (tests/vectors/v2-*)
+    assert len(lines) == len(expected) == 35 + 21  # v1, then v2 (tests/vectors/v2-*)
     valid = invalid = 0
     for line, (vector, kind) in zip(lines, expected):
         assert (line["file"], line["key"]) == (vector["file"], kind)
@@ -130,7 +130,7 @@ def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(jav
             assert line["sha256"] == vector["plaintext_sha256"] == value
             assert line["direct"] is True
             assert line["publisher"] == publisher  # same fingerprint text, or both null (unsigned)
-    assert (valid, invalid) == (6 + 6, 28 + 15)
+    assert (valid, invalid) == (7 + 6, 28 + 15)
     # the opaque error really is opaque: one message for every structural/crypto failure
     opaque = {line["message"] for line in lines if line.get("error") == "InvalidPackage"}
     assert len(opaque) == 1

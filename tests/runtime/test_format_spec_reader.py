@@ -117,18 +117,69 @@ def _members(m: dict) -> None:
         raise Reject("InvalidPackage")
     for key in ("inputs", "outputs"):
         for spec in typed(m, key, (list,)):
-            if not isinstance(spec, dict):
-                raise Reject("InvalidPackage")
-            typed(spec, "name", (str,))
-            typed(spec, "dtype", (str,))
-            for dim in typed(spec, "shape", (list,)):
-                if dim is not None:
-                    _int(dim)
+            _tensor_spec(spec, 1)
     pay = typed(m, "payload", (dict,))
     for key in ("cipher", "nonce_prefix", "codec"):
         typed(pay, key, (str,))
     for key in ("chunk_size", "size", "original_size"):
         _int(typed(pay, key, (int,)))
+
+
+_INTS = {"int4": (-8, 7), "uint4": (0, 15), **{f"{u}int{b}": ((0, 2**b - 1) if u else (-(2**(b - 1)), 2**(b - 1) - 1))
+                                                 for u in ("", "u") for b in (8, 16, 32, 64)}}
+_DTYPES = set(_INTS) | {"bool", "float16", "float32", "float64", "complex64", "complex128", "string", "bfloat16",
+                        "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn"}
+
+
+def _tensor_spec(spec, level: int) -> None:
+    """§2.2: a tensor spec at nesting level ``level`` (1 = an input or output)."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(spec, dict):
+        raise Reject("InvalidPackage")
+    if level == 1:
+        if not isinstance(spec.get("name"), str) or not spec["name"]:
+            raise Reject("InvalidPackage")
+    elif "name" in spec or spec.get("optional", False):
+        raise Reject("InvalidPackage")
+    kind, optional = spec.get("kind", "tensor"), spec.get("optional", False)
+    if kind not in ("tensor", "sequence", "map", "optional") or not isinstance(optional, bool):
+        raise Reject("InvalidPackage")
+    if kind != "tensor":
+        if level >= 8 or any(k in spec for k in ("dtype", "shape", "quant")) or "elem" not in spec:
+            raise Reject("InvalidPackage")
+        if (kind == "map") != ("key" in spec) or kind == "map" and spec["key"] not in set(_INTS) - {"int4", "uint4"} | {
+                "string"}:
+            raise Reject("InvalidPackage")
+        _tensor_spec(spec["elem"], level + 1)
+        return
+    if "elem" in spec or "key" in spec or spec.get("dtype") not in _DTYPES or "shape" not in spec:
+        raise Reject("InvalidPackage")
+    shape = spec["shape"]
+    if shape is not None and (not isinstance(shape, list) or not all(
+            d is None or integer(d) and 0 <= d <= 2**62 for d in shape)):
+        raise Reject("InvalidPackage")
+    q = spec.get("quant")
+    if q is None:
+        return
+    if not isinstance(q, dict) or spec["dtype"] not in _INTS or not isinstance(q.get("scale"), list) \
+            or not isinstance(q.get("zero_point"), list):
+        raise Reject("InvalidPackage")
+    scale, zero, axis = q["scale"], q["zero_point"], q.get("axis")
+    low, high = _INTS[spec["dtype"]]
+    if not scale or len(scale) != len(zero) or not all(number(x) and 0 < x < float("inf") for x in scale) \
+            or not all(integer(z) and low <= z <= high for z in zero):
+        raise Reject("InvalidPackage")
+    if axis is None:
+        if len(scale) > 1:
+            raise Reject("InvalidPackage")
+    elif not integer(axis) or axis < 0 or shape is not None and (
+            axis >= len(shape) or len(scale) > 1 and shape[axis] is not None and shape[axis] != len(scale)):
+        raise Reject("InvalidPackage")
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
@@ -332,3 +383,26 @@ def test_spec_reader_opens_a_large_parallel_package(version, cipher):
     assert got == payload
     _, plain = edgeseal.open_payload(package, key=device, trusted=[publisher])
     assert bytes(plain.view) == payload
+
+
+def test_spec_reader_judges_every_tensor_spec_case_as_edgeseal():
+    """§2.2 as written accepts and rejects the same specs as edgeseal's strict TensorSpec.from_dict."""
+    import importlib.util
+
+    from edgeseal.runtime.tensors import TensorSpec
+
+    path = Path(__file__).resolve().parent / "test_tensors.py"
+    module_spec = importlib.util.spec_from_file_location("tensor_cases", path)
+    cases = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(cases)
+    def read(spec):  # as inside a manifest: the §2.1 JSON rules first, then §2.2
+        _tensor_spec(_json_rules(json.dumps(spec).encode()), 1)
+
+    for spec in cases.VALID:
+        read(spec)
+        TensorSpec.from_dict(spec)
+    for spec, error, _ in cases.MALFORMED:
+        with pytest.raises((Reject, TypeError, ValueError, KeyError)):
+            read(spec)
+        with pytest.raises(error):
+            TensorSpec.from_dict(spec)

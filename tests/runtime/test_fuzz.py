@@ -68,7 +68,7 @@ def _manifest(**changes) -> Manifest:
     fields = dict(kind="dataset", content_format="bin", name="fuzz", model_version=3, created_at=1_700_000_000,
                   expires_at=4_000_000_000, producer="tests/fuzz", target="rpi4",
                   compression={"pruned": 0.25, "layers": ["a", "b"]}, metadata={"k": "v"},
-                  inputs=(TensorSpec(name="x", dtype="int8", shape=(None, 4),
+                  inputs=(TensorSpec(name="x", dtype="int8", shape=(None, 2),  # 2 channels on axis 1: 2 scales
                                      quant=QuantParams(scale=(0.5, 0.25), zero_point=(0, 1), axis=1)),),
                   outputs=(TensorSpec(name="y", dtype="float32", shape=(2,)),))
     fields.update(changes)

@@ -148,8 +148,8 @@ def test_input_validation_before_backend(sealed_onnx, publisher, device):
         model.run(np.zeros((1, 15), np.float32))
     with pytest.raises(InvalidInput, match=r"missing \['x'\], unknown \['y'\]"):
         model.run({"y": np.zeros((1, 16), np.float32)})
-    with pytest.raises(InvalidInput, match="must be a numpy array"):
-        model.run({"x": [[0.0] * 16]})
+    with pytest.raises(InvalidInput, match=r"input 'x' must be a numpy array \(or a list\) of float32\[\?, 16\], got set"):
+        model.run({"x": {0.0}})
 
 
 def test_closed_model_refuses_to_run(sealed_onnx, publisher, device, x16):

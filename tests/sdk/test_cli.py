@@ -136,3 +136,26 @@ def test_passphrase_protected_publisher_key(workdir):
                       cwd=workdir, check=False)
     assert denied.returncode == 2 and "passphrase-protected; give its passphrase" in denied.stderr
     assert "publisher secret" not in denied.stderr
+
+
+def test_run_prints_sequence_and_map_outputs(workdir):
+    from onnx import TensorProto, helper
+
+    scalar = helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+    graph = helper.make_graph(
+        [helper.make_node("ZipMap", ["x"], ["z"], domain="ai.onnx.ml", classlabels_strings=["cat", "dog"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_value_info("z", helper.make_sequence_type_proto(
+            helper.make_map_type_proto(TensorProto.STRING, scalar)))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 3)])
+    model.ir_version = 10
+    (workdir / "zipmap.onnx").write_bytes(model.SerializeToString())
+    np.save(workdir / "p.npy", np.array([[0.25, 0.75], [1.0, 0.0]], np.float32))
+    edgeseal("seal", "zipmap.onnx", "-o", "zipmap.eseal", "--publisher", "publisher.pem", "--device", "pi.pub",
+             cwd=workdir)
+    run = ["run", "zipmap.eseal", "--key", "pi.pem", "--trusted", "publisher.pub", "-i", "p.npy"]
+    printed = json.loads(edgeseal("--json", *run, cwd=workdir).stdout)
+    assert printed["outputs"] == {"z": [{"cat": 0.25, "dog": 0.75}, {"cat": 1.0, "dog": 0.0}]}
+    assert "z list of 2:" in edgeseal(*run, cwd=workdir).stdout
+    to_npz = edgeseal(*run, "-o", "z.npz", cwd=workdir, check=False)
+    assert to_npz.returncode == 2 and "outputs ['z'] are sequences, maps or empty optionals" in to_npz.stderr

@@ -31,7 +31,7 @@ from edgeseal.runtime.format import (
 )
 from edgeseal.runtime.format import Package
 from edgeseal.runtime.format import _seal_from_parts as _seal_any_version
-from edgeseal.runtime.tensors import TensorSpec
+from edgeseal.runtime.tensors import QuantParams, TensorSpec
 
 HERE = Path(__file__).resolve().parent
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -186,6 +186,12 @@ def build_v1() -> list[tuple[dict, bytes]]:
                   lambda d, t: d.update(expires_at=d["created_at"]), seed=b"mb")
     manifest_edit("invalid-manifest-duplicate-member",
                   lambda d, t: token(d, "name", '"vector","name":"vector"', t), seed=b"mc")
+
+    # Tensor specs beyond the first writers' (format.md §2.2): every kind, unknown rank, optional feeds,
+    # dtypes NumPy lacks, per-channel quantization.
+    specs = _manifest(inputs=TENSOR_SPECS_IN, outputs=TENSOR_SPECS_OUT)
+    every_spec = _seal_from_parts(PAYLOAD, specs, [device_slot], PUBLISHER, seed=b"t1", chunk_size=1024)
+    v.append(({"name": "valid-tensor-specs-every-kind", "open_with": ["x25519"]}, every_spec))
     return [({**meta, "format_version": 1}, data) for meta, data in v]
 
 
@@ -252,6 +258,28 @@ def build_v2() -> list[tuple[dict, bytes]]:
                                                                       b'"chunk_digest":"sha-999"'),
         "InvalidPackage", **unsigned_bad)
     return [({**meta, "format_version": 2}, data) for meta, data in v]
+
+
+def _elem(**fields) -> TensorSpec:
+    return TensorSpec(name="", **fields)
+
+
+TENSOR_SPECS_IN = (
+    TensorSpec(name="x", dtype="float32", shape=(None, 4)),
+    TensorSpec(name="text", dtype="string", shape=()),
+    TensorSpec(name="any_rank", dtype="uint64", shape=None),
+    TensorSpec(name="bias", dtype="float32", shape=(2,), optional=True),
+    TensorSpec(name="maybe", kind="optional", optional=True, elem=_elem(dtype="float16", shape=(0, 2))),
+    TensorSpec(name="items", kind="sequence", elem=_elem(dtype="int64", shape=None)),
+    TensorSpec(name="features", kind="map", key="string", elem=_elem(dtype="float32", shape=())),
+)
+TENSOR_SPECS_OUT = (
+    TensorSpec(name="probs", kind="sequence", elem=_elem(kind="map", key="int64", elem=_elem(dtype="float32",
+                                                                                           shape=None))),
+    TensorSpec(name="q", dtype="int8", shape=(1, 3),
+               quant=QuantParams(scale=(0.5, 0.25, 0.125), zero_point=(0, -1, 1), axis=1)),
+    TensorSpec(name="h", dtype="bfloat16", shape=(None,)),
+)
 
 
 def keys_json() -> dict:

@@ -1,9 +1,12 @@
 package io.edgeseal;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The cleartext manifest of a sealed package (docs/format.md §2): readable with no key, bound into
@@ -38,25 +41,85 @@ public final class Manifest {
         }
     }
 
-    /** One input or output tensor: name, NumPy dtype name, shape ({@code null} = dynamic dimension). */
+    /**
+     * One model input or output (docs/format.md §2.2): a tensor ({@link #dtype} and {@link #shape}), or a
+     * {@code "sequence"}, {@code "map"} or {@code "optional"} value of {@link #elem}.
+     */
     public static final class TensorSpec {
+        /** The input or output name; {@code ""} for an element spec inside {@link #elem}. */
         public final String name;
+        /** {@code "tensor"}, {@code "sequence"}, {@code "map"} or {@code "optional"}. */
+        public final String kind;
+        /** Element type of a tensor (a NumPy or ml_dtypes name, or {@code "string"}); null for other kinds. */
         public final String dtype;
+        /** Dimensions of a tensor, a {@code null} entry being a free one; null when the rank is unknown. */
         public final List<Long> shape;
+        /** Element of a sequence or optional value, value type of a map; null for a tensor. */
+        public final TensorSpec elem;
+        /** Key type of a map; null for other kinds. */
+        public final String key;
+        /** An input the caller may leave out. */
+        public final boolean optional;
 
-        private TensorSpec(String name, String dtype, List<Long> shape) {
+        private TensorSpec(String name, String kind, String dtype, List<Long> shape, TensorSpec elem, String key,
+                           boolean optional) {
             this.name = name;
+            this.kind = kind;
             this.dtype = dtype;
             this.shape = shape;
+            this.elem = elem;
+            this.key = key;
+            this.optional = optional;
         }
 
-        @Override
-        public String toString() {
-            StringBuilder sb = new StringBuilder(name).append(": ").append(dtype).append('[');
+        /** {@code float32[?, 16]}, {@code float32[*]} (unknown rank), {@code sequence<map<int64, float32[*]>>}. */
+        public String typeString() {
+            if (kind.equals("map")) {
+                return "map<" + key + ", " + elem.typeString() + ">";
+            }
+            if (!kind.equals("tensor")) {
+                return kind + "<" + elem.typeString() + ">";
+            }
+            if (shape == null) {
+                return dtype + "[*]";
+            }
+            StringBuilder sb = new StringBuilder(dtype).append('[');
             for (int i = 0; i < shape.size(); i++) {
                 sb.append(i == 0 ? "" : ", ").append(shape.get(i) == null ? "?" : shape.get(i).toString());
             }
             return sb.append(']').toString();
+        }
+
+        @Override
+        public String toString() {
+            return name + ": " + typeString() + (optional ? " (optional)" : "");
+        }
+    }
+
+    private static final Set<String> KINDS = new HashSet<>(Arrays.asList("tensor", "sequence", "map", "optional"));
+    private static final Set<String> DTYPES = new HashSet<>(Arrays.asList(
+            "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
+            "float64", "complex64", "complex128", "string", "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz",
+            "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn", "int4", "uint4"));
+    private static final Set<String> MAP_KEYS = new HashSet<>(Arrays.asList(
+            "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "string"));
+    private static final long MAX_DIM = 1L << 62;
+    private static final int MAX_SPEC_DEPTH = 8;
+
+    /** Zero-point range {low, high} of the integer dtypes that may carry quantization parameters. */
+    private static long[] intRange(String dtype) {
+        switch (dtype) {
+            case "int4": return new long[] {-8, 7};
+            case "uint4": return new long[] {0, 15};
+            case "int8": return new long[] {Byte.MIN_VALUE, Byte.MAX_VALUE};
+            case "uint8": return new long[] {0, 255};
+            case "int16": return new long[] {Short.MIN_VALUE, Short.MAX_VALUE};
+            case "uint16": return new long[] {0, 65535};
+            case "int32": return new long[] {Integer.MIN_VALUE, Integer.MAX_VALUE};
+            case "uint32": return new long[] {0, 4294967295L};
+            case "int64": return new long[] {Long.MIN_VALUE, Long.MAX_VALUE};
+            case "uint64": return new long[] {0, Long.MAX_VALUE};
+            default: return null;
         }
     }
 
@@ -166,49 +229,135 @@ public final class Manifest {
         }
         List<TensorSpec> out = new ArrayList<>();
         for (Object item : (List<?>) value) {
-            if (!(item instanceof Map)) {
-                throw bad(member);
-            }
-            @SuppressWarnings("unchecked")
-            Map<String, Object> s = (Map<String, Object>) item;
-            Object shape = s.get("shape");
-            if (!(shape instanceof List)) {
-                throw bad(member + ".shape");
-            }
-            List<Long> dims = new ArrayList<>();
-            for (Object dim : (List<?>) shape) {
-                dims.add(dim == Json.NULL ? null : integer(dim, member + ".shape"));
-            }
-            quant(s.get("quant"), member + ".quant");
-            out.add(new TensorSpec(string(s, "name"), string(s, "dtype"), Collections.unmodifiableList(dims)));
+            out.add(spec(item, member, 1));
         }
         return Collections.unmodifiableList(out);
     }
 
-    /** Optional quantization: absent or null, or {"scale": [number], "zero_point": [int], "axis"?: int or null}. */
-    private static void quant(Object value, String what) throws Json.ParseException {
+    /** One tensor spec (§2.2) at nesting level {@code depth} (1 for an input or output itself). */
+    private static TensorSpec spec(Object value, String what, int depth) throws Json.ParseException {
+        if (!(value instanceof Map)) {
+            throw bad(what);
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> s = (Map<String, Object>) value;
+        String name = "";
+        if (depth > 1) {
+            if (s.containsKey("name")) {
+                throw bad(what + ".name");
+            }
+        } else {
+            name = string(s, "name");
+            if (name.isEmpty()) {
+                throw bad(what + ".name");
+            }
+        }
+        Object k = s.get("kind");
+        String kind = k == null ? "tensor" : k instanceof String ? (String) k : "";
+        if (!KINDS.contains(kind)) {
+            throw bad(what + ".kind");
+        }
+        Object o = s.get("optional");
+        if ((o != null && !(o instanceof Boolean)) || (depth > 1 && Boolean.TRUE.equals(o))) {
+            throw bad(what + ".optional");
+        }
+        boolean optional = Boolean.TRUE.equals(o);
+        if (kind.equals("tensor")) {
+            if (s.containsKey("elem") || s.containsKey("key")) {
+                throw bad(what);
+            }
+            String dtype = string(s, "dtype");
+            if (!DTYPES.contains(dtype)) {
+                throw bad(what + ".dtype");
+            }
+            Object shape = s.get("shape");
+            List<Long> dims = null;
+            if (shape != Json.NULL) { // null: unknown rank; absent: malformed
+                if (!(shape instanceof List)) {
+                    throw bad(what + ".shape");
+                }
+                dims = new ArrayList<>();
+                for (Object dim : (List<?>) shape) {
+                    if (dim == Json.NULL) {
+                        dims.add(null);
+                    } else {
+                        long n = integer(dim, what + ".shape");
+                        if (n > MAX_DIM) {
+                            throw bad(what + ".shape");
+                        }
+                        dims.add(n);
+                    }
+                }
+                dims = Collections.unmodifiableList(dims);
+            }
+            quant(s.get("quant"), dtype, dims, what + ".quant");
+            return new TensorSpec(name, kind, dtype, dims, null, null, optional);
+        }
+        if (s.containsKey("dtype") || s.containsKey("shape") || s.containsKey("quant") || depth >= MAX_SPEC_DEPTH) {
+            throw bad(what);
+        }
+        if (!s.containsKey("elem")) {
+            throw bad(what + ".elem");
+        }
+        TensorSpec elem = spec(s.get("elem"), what + ".elem", depth + 1);
+        String key = null;
+        if (kind.equals("map")) {
+            key = string(s, "key");
+            if (!MAP_KEYS.contains(key)) {
+                throw bad(what + ".key");
+            }
+        } else if (s.containsKey("key")) {
+            throw bad(what + ".key");
+        }
+        return new TensorSpec(name, kind, null, null, elem, key, optional);
+    }
+
+    /** Quantization (§2.2): absent or null, or scales > 0, zero points in the dtype's range, a valid axis. */
+    private static void quant(Object value, String dtype, List<Long> dims, String what) throws Json.ParseException {
         if (value == null || value == Json.NULL) {
             return;
         }
-        if (!(value instanceof Map)) {
+        long[] range = intRange(dtype);
+        if (!(value instanceof Map) || range == null) {
             throw bad(what);
         }
         Map<?, ?> q = (Map<?, ?>) value;
         Object scale = q.get("scale");
         Object zero = q.get("zero_point");
         Object axis = q.get("axis");
-        if (!(scale instanceof List) || !(zero instanceof List)
-                || (axis != null && axis != Json.NULL && !(axis instanceof Long))) {
+        if (!(scale instanceof List) || !(zero instanceof List)) {
             throw bad(what);
         }
-        for (Object s : (List<?>) scale) {
-            if (!(s instanceof Long) && !(s instanceof Double)) {
+        List<?> scales = (List<?>) scale;
+        List<?> zeros = (List<?>) zero;
+        if (scales.isEmpty() || scales.size() != zeros.size()) {
+            throw bad(what);
+        }
+        for (Object x : scales) {
+            double d = x instanceof Long ? (double) (Long) x : x instanceof Double ? (Double) x : Double.NaN;
+            if (!(d > 0) || Double.isInfinite(d)) {
                 throw bad(what + ".scale");
             }
         }
-        for (Object z : (List<?>) zero) {
-            if (!(z instanceof Long)) {
+        for (Object z : zeros) {
+            if (!(z instanceof Long) || (Long) z < range[0] || (Long) z > range[1]) {
                 throw bad(what + ".zero_point");
+            }
+        }
+        if (axis == null || axis == Json.NULL) {
+            if (scales.size() > 1) {
+                throw bad(what + ".axis");
+            }
+            return;
+        }
+        long a = integer(axis, what + ".axis");
+        if (dims != null) {
+            if (a >= dims.size()) {
+                throw bad(what + ".axis");
+            }
+            Long channels = dims.get((int) a);
+            if (scales.size() > 1 && channels != null && channels != scales.size()) {
+                throw bad(what + ".scale");
             }
         }
     }
