@@ -28,6 +28,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
+from .graph_passes import use_counts
 from .quantize import CalibrationData, as_feeds
 
 __all__ = ["BiasCorrectionReport", "correct_bias", "channel_means"]
@@ -110,10 +111,7 @@ def _apply(model: bytes, shifts: dict[str, np.ndarray]) -> bytes:
     proto = onnx.load_from_string(model)
     g = proto.graph
     inits = {i.name: i for i in g.initializer}
-    users: dict[str, int] = {}
-    for n in g.node:
-        for i in n.input:
-            users[i] = users.get(i, 0) + 1
+    users = use_counts(g)
     for n in g.node:
         if n.name not in shifts:
             continue

@@ -97,6 +97,15 @@ def fold_pad_into_conv(model: bytes) -> tuple[bytes, int]:
     return proto.SerializeToString(), len(folded)
 
 
+def use_counts(graph: Any) -> dict[str, int]:
+    """How many node inputs of ``graph`` read each value name (an initializer read twice counts 2)."""
+    users: dict[str, int] = {}
+    for n in graph.node:
+        for i in n.input:
+            users[i] = users.get(i, 0) + 1
+    return users
+
+
 def strip_debug_info(model: bytes) -> bytes:
     """Drop per-node ``metadata_props`` and every ``doc_string``: :func:`export.strip_debug_metadata` on bytes."""
     import onnx
@@ -124,10 +133,7 @@ def drop_zero_weight_zero_points(model: bytes) -> tuple[bytes, int]:
     proto = onnx.load_from_string(model)
     g = proto.graph
     inits = {i.name: i for i in g.initializer}
-    users: dict[str, int] = {}
-    for n in g.node:
-        for i in n.input:
-            users[i] = users.get(i, 0) + 1
+    users = use_counts(g)
     consumers: dict[str, list[str]] = {}
     for n in g.node:
         for i in n.input:

@@ -24,6 +24,7 @@ from typing import Any, Union
 import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
+from edgeseal.runtime.fidelity import sqnr_db  # one SQNR for compress, verify and localization
 
 from ._common import progress
 from .metrics import Latency, measure_latency
@@ -52,18 +53,6 @@ __all__ = [
 ]
 
 OnnxQuantConfig = Union[OnnxStaticConfig, OnnxDynamicConfig]
-
-
-def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
-    """10*log10(signal power / noise power); +inf when identical."""
-    ref = np.asarray(ref, dtype=np.float64)
-    noise = float(np.sum((ref - np.asarray(test, dtype=np.float64)) ** 2))
-    signal = float(np.sum(ref**2))
-    if noise == 0.0:
-        return math.inf
-    if signal == 0.0:
-        return -math.inf
-    return 10.0 * math.log10(signal / noise)
 
 
 @dataclasses.dataclass(frozen=True)
