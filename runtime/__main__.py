@@ -78,6 +78,15 @@ def _classify(args: argparse.Namespace) -> dict[str, Any]:
     return {"ok": True, "model": model.manifest.name, "backend": model.backend, "image": args.image, "top": top}
 
 
+def _add_open_options(p: argparse.ArgumentParser) -> None:
+    """How a command opens its packages: passphrase, trusted publishers, backend (after --key-file)."""
+    p.add_argument("--passphrase-env", metavar="VAR", help="open passphrase slots with the passphrase in VAR")
+    p.add_argument("--trusted", action="append", metavar="PUB", help="trusted publisher public key PEM")
+    p.add_argument("--allow-unsigned", action="store_true")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--threads", type=int)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edgeseal.runtime", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,11 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="sealed model package (.eseal)")
     p.add_argument("--data", required=True, help="sealed evaluation set (.npz sealed with kind 'dataset')")
     p.add_argument("--key-file", help="device key PEM or raw key file that opens both packages")
-    p.add_argument("--passphrase-env", metavar="VAR", help="open passphrase slots with the passphrase in VAR")
-    p.add_argument("--trusted", action="append", metavar="PUB", help="trusted publisher public key PEM")
-    p.add_argument("--allow-unsigned", action="store_true")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--threads", type=int)
+    _add_open_options(p)
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before measuring (default 2)")
     p.add_argument("--max-samples", type=int, help="evaluate only the first N samples")
     p.add_argument("--outputs", help="also write the raw outputs to this .npz")
@@ -102,11 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="image file (JPEG, PNG, ...; needs Pillow)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     p.add_argument("--key-file", help="device key PEM or raw key file that opens the package")
-    p.add_argument("--passphrase-env", metavar="VAR", help="open passphrase slots with the passphrase in VAR")
-    p.add_argument("--trusted", action="append", metavar="PUB", help="trusted publisher public key PEM")
-    p.add_argument("--allow-unsigned", action="store_true")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--threads", type=int)
+    _add_open_options(p)
     p.add_argument("--result", help="write the JSON here too (stdout always gets it)")
     p.set_defaults(func=_classify)
     return parser

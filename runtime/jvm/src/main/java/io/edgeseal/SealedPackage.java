@@ -127,22 +127,32 @@ public final class SealedPackage {
         }
         int ctOffset = in.pos;
         in.skip((int) ctLength);
-        int alg = in.u8();
-        byte[] publisher = null;
-        byte[] sig = null;
-        int signed = 0;
-        if (alg == 1) {
-            publisher = in.take(32);
-            signed = in.pos;
-            sig = in.take(64);
-        } else if (alg != 0) {
-            throw new InvalidPackageException();
-        }
+        SignatureBlock signature = SignatureBlock.read(in);
         if (in.remaining() != 0) {
             throw new InvalidPackageException();
         }
         return new SealedPackage(data, 1, -1, manifest, aad, Collections.unmodifiableList(slots), ctOffset,
-                (int) ctLength, publisher, sig, signed);
+                (int) ctLength, signature.publisher, signature.sig, signature.signed);
+    }
+
+    /** sig_alg [publisher_key signature]: the same block in v1 (§5) and v2 (§10.1); null fields when unsigned. */
+    private static final class SignatureBlock {
+        byte[] publisher;
+        byte[] sig;
+        int signed; // bytes covered by the signature (everything before the 64 signature bytes)
+
+        static SignatureBlock read(Reader in) throws InvalidPackageException {
+            SignatureBlock b = new SignatureBlock();
+            int alg = in.u8();
+            if (alg == 1) {
+                b.publisher = in.take(32);
+                b.signed = in.pos;
+                b.sig = in.take(64);
+            } else if (alg != 0) {
+                throw new InvalidPackageException();
+            }
+            return b;
+        }
     }
 
     /** §10.1 after the slots: digest table, sig_alg [publisher_key signature], ct_len, ciphertext, end of file. */
@@ -158,23 +168,13 @@ public final class SealedPackage {
         }
         int tableOffset = in.pos;
         in.skip((int) tableLength);
-        int alg = in.u8();
-        byte[] publisher = null;
-        byte[] sig = null;
-        int signed = 0;
-        if (alg == 1) {
-            publisher = in.take(32);
-            signed = in.pos;
-            sig = in.take(64);
-        } else if (alg != 0) {
-            throw new InvalidPackageException();
-        }
+        SignatureBlock signature = SignatureBlock.read(in);
         long ctLength = in.u64();
         if (ctLength < 0 || ctLength != p.size + 16 * p.chunkCount() || ctLength != in.remaining()) {
             throw new InvalidPackageException();
         }
-        return new SealedPackage(data, 2, tableOffset, manifest, aad, slots, in.pos, (int) ctLength, publisher, sig,
-                signed);
+        return new SealedPackage(data, 2, tableOffset, manifest, aad, slots, in.pos, (int) ctLength,
+                signature.publisher, signature.sig, signature.signed);
     }
 
     /** The cleartext manifest (not yet authenticated before {@link #authenticate}). */
