@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterator
 
+from edgeseal.runtime.backends._onnx_graph import fields as _fields
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .profile import ModelFormat, TargetProfile, get_profile
@@ -32,52 +32,7 @@ def detect_format(model: bytes) -> ModelFormat:
     raise ConfigError("model is neither ONNX nor TFLite (no ONNX ModelProto, no 'TFL3' identifier)")
 
 
-# --- ONNX: protobuf wire format ----------------------------------------------------------
-
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _fields(buf: memoryview, partial: bool = False) -> Iterator[tuple[int, int, memoryview | int]]:
-    """(field number, wire type, value) for each field of one message."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        num, wt = key >> 3, key & 7
-        if num == 0:
-            raise ValueError("field number 0")
-        if wt == 0:
-            value, pos = _varint(buf, pos)
-            yield num, wt, value
-        elif wt == 1:
-            pos += 8
-            yield num, wt, 0
-        elif wt == 2:
-            length, pos = _varint(buf, pos)
-            if pos + length > len(buf):
-                if partial:
-                    yield num, wt, buf[pos:pos]
-                    return
-                raise ValueError("truncated field")
-            yield num, wt, buf[pos : pos + length]
-            pos += length
-        elif wt == 5:
-            pos += 4
-            yield num, wt, 0
-        else:
-            raise ValueError(f"wire type {wt}")
+# --- ONNX: operators from the protobuf wire format (reader: edgeseal.runtime.backends._onnx_graph) ---
 
 
 def _graph_ops(graph: memoryview, out: Counter) -> None:

@@ -14,7 +14,9 @@ never wrong, only less checked.
 
 from __future__ import annotations
 
-__all__ = ["declared_shapes"]
+from typing import Iterator
+
+__all__ = ["declared_shapes", "fields"]
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
@@ -22,47 +24,60 @@ _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated or overlong varint")
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return result, pos
         shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
 
 
-def _fields(buf: memoryview):
-    """(field number, wire type, value) for each field; a length-delimited value is a memoryview."""
+def fields(buf: memoryview, partial: bool = False) -> Iterator[tuple[int, int, memoryview | int | None]]:
+    """(field number, wire type, value) for each field of one protobuf message.
+
+    A length-delimited value is a memoryview, a varint an int, a fixed 32/64-bit value None.
+    ``partial``: ``buf`` is a prefix of the message; stop quietly at a field cut off by its end.
+    Also the wire reader of ``edgeseal.targets.ops`` (one reader for the ONNX wire format).
+    """
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field number 0")
         if wire == _VARINT:
             value, pos = _varint(buf, pos)
         elif wire == _LEN:
             size, pos = _varint(buf, pos)
             if pos + size > len(buf):
+                if partial:
+                    yield number, wire, buf[pos:pos]
+                    return
                 raise ValueError("truncated field")
             value, pos = buf[pos:pos + size], pos + size
         elif wire in (_I64, _I32):
-            step = 8 if wire == _I64 else 4
-            value, pos = None, pos + step
+            value, pos = None, pos + (8 if wire == _I64 else 4)
         else:
             raise ValueError(f"unsupported wire type {wire}")
+        if pos > len(buf):
+            if partial:
+                return
+            raise ValueError("truncated field")
         yield number, wire, value
-    if pos != len(buf):
-        raise ValueError("truncated field")
 
 
 def _submessages(buf: memoryview, number: int) -> list[memoryview]:
-    return [v for n, w, v in _fields(buf) if n == number and w == _LEN]
+    return [v for n, w, v in fields(buf) if n == number and w == _LEN]
 
 
 def _has_shape(type_proto: memoryview) -> bool | None:
     """True/False for a tensor (or optional tensor) type with/without a shape; None for other types."""
     for tensor in _submessages(type_proto, 1):
-        return any(n == 2 and w == _LEN for n, w, _ in _fields(tensor))
+        return any(n == 2 and w == _LEN for n, w, _ in fields(tensor))
     for optional in _submessages(type_proto, 9):
         for elem in _submessages(optional, 1):
             return _has_shape(elem)
@@ -79,7 +94,7 @@ def declared_shapes(model: bytes | bytearray | memoryview) -> dict[str, bool]:
         if len(graphs) != 1:
             return {}
         out: dict[str, bool] = {}
-        values = [v for n, w, v in _fields(graphs[0]) if n in (11, 12) and w == _LEN]  # one pass: input, output
+        values = [v for n, w, v in fields(graphs[0]) if n in (11, 12) and w == _LEN]  # one pass: input, output
         for value_info in values:
             names = _submessages(value_info, 1)
             types = _submessages(value_info, 2)
