@@ -28,7 +28,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-from .graph_passes import use_counts
+from .graph_passes import consumers
 from .quantize import CalibrationData, as_feeds
 
 __all__ = ["BiasCorrectionReport", "correct_bias", "channel_means"]
@@ -111,7 +111,7 @@ def _apply(model: bytes, shifts: dict[str, np.ndarray]) -> bytes:
     proto = onnx.load_from_string(model)
     g = proto.graph
     inits = {i.name: i for i in g.initializer}
-    users = use_counts(g)
+    readers = consumers(g)
     for n in g.node:
         if n.name not in shifts:
             continue
@@ -127,7 +127,7 @@ def _apply(model: bytes, shifts: dict[str, np.ndarray]) -> bytes:
             bias = numpy_helper.to_array(old).astype(np.float64)
             if bias.shape != shift.shape:
                 continue  # a broadcast bias (e.g. a scalar): not per channel
-            new_name = n.input[2] if users.get(n.input[2], 0) == 1 else f"{n.input[2]}_{n.name}_bc"
+            new_name = n.input[2] if len(readers.get(n.input[2], [])) == 1 else f"{n.input[2]}_{n.name}_bc"
         else:
             bias = np.zeros_like(shift)
             new_name = f"{n.name}_bias_bc"

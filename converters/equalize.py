@@ -25,6 +25,8 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
+from .graph_passes import consumers
+
 __all__ = ["EqualizeConfig", "EqualizeReport", "equalize_onnx", "conv_pairs", "channel_range_spread"]
 
 
@@ -76,21 +78,18 @@ def conv_pairs(model: bytes) -> list[tuple[str, str, str | None]]:
 
     g = onnx.load_from_string(model).graph
     inits = {i.name for i in g.initializer}
-    consumers: dict[str, list[Any]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    readers = consumers(g)
     outputs = {o.name for o in g.output}
     pairs = []
     for a in g.node:
         if a.op_type != "Conv" or a.input[1] not in inits or (len(a.input) > 2 and a.input[2] and a.input[2] not in inits):
             continue
         t, act = a.output[0], None
-        users = consumers.get(t, [])
+        users = readers.get(t, [])
         if len(users) == 1 and users[0].op_type == "Relu" and t not in outputs:
             act = users[0]
             t = act.output[0]
-            users = consumers.get(t, [])
+            users = readers.get(t, [])
         if len(users) != 1 or t in outputs or users[0].op_type != "Conv" or users[0].input[0] != t:
             continue
         b = users[0]
@@ -100,9 +99,9 @@ def conv_pairs(model: bytes) -> list[tuple[str, str, str | None]]:
         group = int(_attrs(b).get("group", 1))
         if group != 1 and not (w_b.dims[1] == 1 and group == w_b.dims[0]):
             continue
-        if any(len(consumers.get(w, [])) != 1 for w in (a.input[1], b.input[1])):
+        if any(len(readers.get(w, [])) != 1 for w in (a.input[1], b.input[1])):
             continue  # a shared weight would be scaled twice
-        if len(a.input) > 2 and a.input[2] and len(consumers.get(a.input[2], [])) != 1:
+        if len(a.input) > 2 and a.input[2] and len(readers.get(a.input[2], [])) != 1:
             continue
         pairs.append((a.name, b.name, None if act is None else act.name))
     return pairs

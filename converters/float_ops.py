@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .graph_passes import consumers
+
 __all__ = ["OpCost", "FloatOps", "onnx_float_ops", "tflite_float_ops", "float_ops"]
 
 # ops that move or reshape data without arithmetic (neither int8 nor float compute)
@@ -277,10 +279,7 @@ def onnx_float_ops(model: bytes, sample: np.ndarray | None = None, *, names: dic
     g = proto.graph
     inits = {i.name: i for i in g.initializer}
     producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[Any]] = collections.defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            consumers[i].append(n)
+    readers = consumers(g)
     graph_outputs = {o.name for o in g.output}
 
     const: set[str] = set(inits)
@@ -337,7 +336,7 @@ def onnx_float_ops(model: bytes, sample: np.ndarray | None = None, *, names: dic
             ins_dq = all(via_dq(i) for i in data_inputs) and all(via_dq(w) for w in weight_inputs)
             outs = [o for o in n.output if o]
             outs_q = bool(outs) and all(
-                o not in graph_outputs and consumers.get(o) and all(c.op_type == "QuantizeLinear" for c in consumers[o])
+                o not in graph_outputs and readers.get(o) and all(c.op_type == "QuantizeLinear" for c in readers[o])
                 for o in outs
             )
             fused = n.op_type in _ONNX_QDQ_FUSED and (outs_q or n.op_type == "MatMul")

@@ -43,10 +43,7 @@ def fold_pad_into_conv(model: bytes) -> tuple[bytes, int]:
 
     proto = onnx.load_from_string(model)
     g = proto.graph
-    consumers: dict[str, list[Any]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    readers = consumers(g)
     graph_outputs = {o.name for o in g.output}
     folded = []
     for pad in g.node:
@@ -73,7 +70,7 @@ def fold_pad_into_conv(model: bytes) -> tuple[bytes, int]:
         begin, end = pads[:rank], pads[rank:]
         if any(begin[:2]) or any(end[:2]) or min(pads) < 0:
             continue
-        users = consumers.get(pad.output[0], [])
+        users = readers.get(pad.output[0], [])
         if not users or any(u.op_type != "Conv" or u.input[0] != pad.output[0] for u in users):
             continue
         for conv in users:
@@ -97,13 +94,13 @@ def fold_pad_into_conv(model: bytes) -> tuple[bytes, int]:
     return proto.SerializeToString(), len(folded)
 
 
-def use_counts(graph: Any) -> dict[str, int]:
-    """How many node inputs of ``graph`` read each value name (an initializer read twice counts 2)."""
-    users: dict[str, int] = {}
+def consumers(graph: Any) -> dict[str, list[Any]]:
+    """Value name -> the nodes that read it, once per input slot (a node reading it twice is listed twice)."""
+    out: dict[str, list[Any]] = {}
     for n in graph.node:
         for i in n.input:
-            users[i] = users.get(i, 0) + 1
-    return users
+            out.setdefault(i, []).append(n)
+    return out
 
 
 def strip_debug_info(model: bytes) -> bytes:
@@ -133,16 +130,12 @@ def drop_zero_weight_zero_points(model: bytes) -> tuple[bytes, int]:
     proto = onnx.load_from_string(model)
     g = proto.graph
     inits = {i.name: i for i in g.initializer}
-    users = use_counts(g)
-    consumers: dict[str, list[str]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n.op_type)
+    readers = consumers(g)
     dropped = set()
     for n in g.node:
         if n.op_type != "DequantizeLinear" or len(n.input) < 3 or n.input[0] not in inits or n.input[2] not in inits:
             continue
-        if set(consumers.get(n.output[0], [])) != {"Conv"}:
+        if {r.op_type for r in readers.get(n.output[0], [])} != {"Conv"}:
             continue
         x = inits[n.input[0]]
         if x.data_type not in (onnx.TensorProto.INT8, onnx.TensorProto.INT32):
