@@ -1,9 +1,9 @@
 """Codebook (weight-sharing) tensors: bit-packed indices into small float32 codebooks, entropy-coded.
 
 A clustered weight tensor (``edgeseal.converters.cluster``) holds at most 256
-distinct float32 values per group. This codec stores it as
+distinct float32 values per group (an int8 / uint8 tensor always does). This codec stores it as
 
-* one codebook per group — the distinct float32 values, as their exact bit
+* one codebook per group — the distinct values, as their exact bit
   patterns (so ``-0.0``, ``+0.0`` and NaN payloads survive; decoding is
   bit-identical, not merely close), groups being equal slices along axis 0
   (1 group: per tensor; ``shape[0]`` groups: per output channel);
@@ -62,10 +62,13 @@ MAX_DIMS = 8
 MAX_ENTRIES = 256
 #: default limit on the elements one record may declare (1 GiB of float32); callers can lower or raise it
 MAX_ELEMENTS = 1 << 28
-_DTYPE_FLOAT32 = 1
+#: element types a record can hold: code -> numpy dtype of the values (codebook entries are stored at its width)
+DTYPES = {1: np.dtype("<f4"), 2: np.dtype("i1"), 3: np.dtype("u1")}
+_CODES = {dt: code for code, dt in DTYPES.items()}
 # magic, version, dtype, bits, coding, ndim, reserved(3), groups u32, entries u16, reserved u16, stream length u64
 _HEAD = struct.Struct("<4sBBBBB3sIHHQ")
-_LZMA_MEMLIMIT = 64 << 20
+_LZMA_MAX_DICT = 64 << 20
+_LZMA_OVERHEAD = 1 << 20  # the LZMA2 decoder's state besides its dictionary is well under 1 MiB
 
 
 class Coding(int, enum.Enum):
@@ -83,7 +86,7 @@ class Coding(int, enum.Enum):
 class EncodedTensor:
     """A float32 tensor as codebooks + bit-packed indices (before entropy coding).
 
-    ``codebooks`` is ``(groups, entries)`` uint32: float32 bit patterns; ``packed`` the
+    ``codebooks`` is ``(groups, entries)`` of ``dtype`` (float32 kept as its uint32 bit patterns); ``packed`` the
     ``bits``-wide indices of the ``prod(shape)`` elements in C order, MSB first, zero-padded.
     """
 
@@ -91,6 +94,7 @@ class EncodedTensor:
     bits: int
     codebooks: np.ndarray = dataclasses.field(repr=False)
     packed: bytes = dataclasses.field(repr=False)
+    dtype: np.dtype = np.dtype("<f4")
 
     @property
     def groups(self) -> int:
@@ -106,7 +110,7 @@ class EncodedTensor:
 
     def nbytes(self) -> int:
         """Codebooks plus packed indices, before entropy coding and without the record header."""
-        return self.codebooks.size * 4 + len(self.packed)
+        return self.codebooks.size * self.dtype.itemsize + len(self.packed)
 
 
 def _bits_for(entries: int) -> int:
@@ -139,7 +143,7 @@ def unpack_indices(packed: bytes | memoryview, count: int, bits: int) -> np.ndar
 
 
 def encode(weights: np.ndarray, *, groups: int = 1) -> EncodedTensor:
-    """Codebooks and packed indices of a float32 tensor with at most 256 distinct values per group.
+    """Codebooks and packed indices of a float32 (or int8 / uint8) tensor with at most 256 distinct values per group.
 
     ``groups`` splits axis 0 into equal slices with one codebook each (``weights.shape[0]``: per
     channel). Values are compared as bit patterns, so decoding returns exactly ``weights``.
@@ -147,13 +151,16 @@ def encode(weights: np.ndarray, *, groups: int = 1) -> EncodedTensor:
     with more than 256 distinct values (cluster the tensor first).
     """
     w = np.asarray(weights)
-    if w.dtype != np.float32:
-        raise ConfigError(f"codebook encoding takes float32 weights, got {w.dtype}; cast or cluster them first")
+    dtype = w.dtype.newbyteorder("<") if w.dtype.itemsize > 1 else w.dtype
+    if dtype not in _CODES:
+        raise ConfigError(f"codebook encoding takes float32, int8 or uint8 weights, got {w.dtype}; cast or cluster them first")
+    w = w.astype(dtype, copy=False)
     if w.ndim > MAX_DIMS:
         raise ConfigError(f"codebook encoding takes at most {MAX_DIMS} dimensions, got {w.ndim}")
     if groups < 1 or (w.ndim == 0 and groups != 1) or (w.ndim and w.shape[0] % groups):
         raise ConfigError(f"groups={groups} must divide axis 0 of a tensor of shape {w.shape} (1 = one codebook)")
-    flat = np.ascontiguousarray(w).view(np.uint32).reshape(groups, -1)
+    bits_view = np.uint32 if dtype.itemsize == 4 else np.uint8
+    flat = np.ascontiguousarray(w).view(bits_view).reshape(groups, -1)
     books, rows = [], []
     for g in range(groups):
         values, inverse = np.unique(flat[g], return_inverse=True)
@@ -164,18 +171,18 @@ def encode(weights: np.ndarray, *, groups: int = 1) -> EncodedTensor:
         books.append(values)
         rows.append(inverse.astype(np.uint8))
     entries = max(1, max((len(b) for b in books), default=1))
-    table = np.zeros((groups, entries), np.uint32)
+    table = np.zeros((groups, entries), bits_view)
     for g, b in enumerate(books):
         table[g, : len(b)] = b
         if len(b) < entries and len(b):  # unused slots repeat the last value: never referenced
             table[g, len(b):] = b[-1]
     bits = _bits_for(entries)
     indices = np.concatenate(rows) if rows else np.zeros(0, np.uint8)
-    return EncodedTensor(tuple(int(d) for d in w.shape), bits, table, pack_indices(indices, bits))
+    return EncodedTensor(tuple(int(d) for d in w.shape), bits, table, pack_indices(indices, bits), dtype)
 
 
 def decode(enc: EncodedTensor) -> np.ndarray:
-    """The float32 tensor an :class:`EncodedTensor` stands for (bit-identical to what was encoded)."""
+    """The tensor an :class:`EncodedTensor` stands for (bit-identical to what was encoded)."""
     n = enc.size
     idx = unpack_indices(enc.packed, n, enc.bits)
     if idx.size and int(idx.max()) >= enc.entries:
@@ -185,7 +192,7 @@ def decode(enc: EncodedTensor) -> np.ndarray:
         out = enc.codebooks[0][idx]
     else:
         out = np.take_along_axis(enc.codebooks, idx.reshape(enc.groups, per_group).astype(np.intp), axis=1)
-    return out.reshape(enc.shape).view(np.float32)
+    return out.reshape(enc.shape).view(np.dtype(enc.dtype).newbyteorder("="))
 
 
 # --------------------------------------------------------------------------- the record
@@ -209,7 +216,13 @@ def _code(stream: bytes, coding: Coding, count: int, bits: int) -> bytes:
     symbols = unpack_indices(stream, count, bits).tobytes()
     if coding is Coding.ZLIB_BYTES:
         return _deflate(symbols)
-    return lzma.compress(symbols, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, preset=6 | lzma.PRESET_EXTREME)
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME, "dict_size": _lzma_dict(count)}]
+    return lzma.compress(symbols, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, filters=filters)
+
+
+def _lzma_dict(count: int) -> int:
+    """The LZMA2 dictionary for ``count`` symbols: no larger than the data (the decoder allocates all of it)."""
+    return min(max(count, 4096), _LZMA_MAX_DICT)
 
 
 def to_bytes(enc: EncodedTensor, coding: Coding | str | int = "auto") -> bytes:
@@ -223,17 +236,18 @@ def to_bytes(enc: EncodedTensor, coding: Coding | str | int = "auto") -> bytes:
         except (KeyError, ValueError):
             raise ConfigError(f"coding={coding!r} must be 'auto' or one of {', '.join(c.name.lower() for c in Coding)}") from None
         stream = _code(enc.packed, chosen, enc.size, enc.bits)
-    head = _HEAD.pack(MAGIC, VERSION, _DTYPE_FLOAT32, enc.bits, chosen.value, len(enc.shape), b"\0\0\0",
+    head = _HEAD.pack(MAGIC, VERSION, _CODES[enc.dtype], enc.bits, chosen.value, len(enc.shape), b"\0\0\0",
                       enc.groups, enc.entries, 0, len(stream))
     dims = struct.pack(f"<{len(enc.shape)}Q", *enc.shape)
-    return head + dims + enc.codebooks.astype("<u4").tobytes() + stream
+    return head + dims + enc.codebooks.astype(enc.codebooks.dtype.newbyteorder("<")).tobytes() + stream
 
 
 def _bounded_inflate(data: memoryview, size: int, coding: Coding) -> bytes:
     """Exactly ``size`` bytes out of a zlib or xz stream that must end there; never more in memory."""
     try:
         if coding is Coding.LZMA_BYTES:
-            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=_LZMA_MEMLIMIT)
+            # a stream whose dictionary is larger than the declared output could need is refused, not allocated
+            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=_lzma_dict(size) + _LZMA_OVERHEAD)
             out = d.decompress(bytes(data), max_length=size)
             if not d.eof:  # one more byte: the end of the stream, or proof that it is too long
                 out += d.decompress(b"", max_length=1)
@@ -258,7 +272,7 @@ def from_bytes(blob: bytes | bytearray | memoryview, *, max_elements: int = MAX_
     if len(view) < _HEAD.size:
         raise InvalidPackage()
     magic, version, dtype, bits, coding, ndim, reserved, groups, entries, reserved2, length = _HEAD.unpack_from(view)
-    if (magic != MAGIC or version != VERSION or dtype != _DTYPE_FLOAT32 or not 1 <= bits <= 8 or ndim > MAX_DIMS
+    if (magic != MAGIC or version != VERSION or dtype not in DTYPES or not 1 <= bits <= 8 or ndim > MAX_DIMS
             or reserved != b"\0\0\0" or reserved2 != 0 or coding not in Coding._value2member_map_
             or not 1 <= entries <= min(MAX_ENTRIES, 1 << bits) or bits != _bits_for(entries) or groups < 1):
         raise InvalidPackage()
@@ -276,10 +290,14 @@ def from_bytes(blob: bytes | bytearray | memoryview, *, max_elements: int = MAX_
             "max_elements if the model really is that large")
     if (ndim == 0 and groups != 1) or (ndim and shape[0] % groups) or (count == 0 and groups != 1) or groups > max(1, count):
         raise InvalidPackage()
-    book_bytes = 4 * groups * entries
+    dt = DTYPES[dtype]
+    book_bytes = dt.itemsize * groups * entries
     if len(view) != pos + book_bytes + length:
         raise InvalidPackage()
-    books = np.frombuffer(view, dtype="<u4", count=groups * entries, offset=pos).astype(np.uint32).reshape(groups, entries)
+    store = "<u4" if dt.itemsize == 4 else "u1"
+    books = np.frombuffer(view, dtype=store, count=groups * entries, offset=pos).astype(np.uint32 if dt.itemsize == 4
+                                                                                        else np.uint8)
+    books = books.reshape(groups, entries)
     stream = view[pos + book_bytes:]
     packed_size = (count * bits + 7) // 8
     c = Coding(coding)
@@ -296,11 +314,11 @@ def from_bytes(blob: bytes | bytearray | memoryview, *, max_elements: int = MAX_
         packed = pack_indices(symbols, bits)
     if count * bits % 8 and packed[-1] & ((1 << (8 - count * bits % 8)) - 1):
         raise InvalidPackage()  # padding bits must be zero: one record per tensor, no hidden bytes
-    return EncodedTensor(tuple(int(d) for d in shape), int(bits), books, packed)
+    return EncodedTensor(tuple(int(d) for d in shape), int(bits), books, packed, dt)
 
 
 def decode_bytes(blob: bytes | bytearray | memoryview, *, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
-    """The float32 tensor of one record (see :func:`from_bytes` for the checks)."""
+    """The tensor of one record (see :func:`from_bytes` for the checks)."""
     return decode(from_bytes(blob, max_elements=max_elements))
 
 

@@ -1,0 +1,567 @@
+"""Weight clustering (weight sharing) as in Han et al.'s Deep Compression, under an accuracy budget.
+
+Each weight tensor of a Conv / ConvTranspose / Gemm / MatMul is replaced by
+``centroids[labels]``: 1-D k-means with 2..256 centroids per tensor (or per
+output channel, ``per_channel``), linearly initialised between the smallest and
+largest weight — the initialisation Han et al. found best, and deterministic.
+Pruned weights stay pruned: exact zeros are left out of k-means and keep 0.0 as
+their own centroid (``keep_zero``).
+
+How many centroids each layer gets is decided on the exported ONNX model,
+after any batch-norm folding, so the clustered values are the ones that ship:
+
+1. sensitivity: for every layer and every candidate width, cluster that layer
+   alone and measure the output noise on a probe batch (noise power / signal
+   power of the model output, one ONNX Runtime session, weights fed as inputs);
+2. a greedy path from every layer at the widest candidate down to every layer at the
+   narrowest: each step narrows the layer that adds the least noise per bit saved,
+   so the most sensitive layers keep the most centroids;
+3. bisection along the path for the smallest model whose ``score`` (accuracy
+   points, top-1 agreement ... — the caller's) stays within ``max_drop`` of the reference.
+
+``finetune_centroids`` then trains the shared values in PyTorch: each weight
+reads its centroid, so the gradient of a centroid is the sum of the gradients of
+the weights sharing it (Han et al. §3.1); zero centroids stay 0. The encoded
+size of a model is ``encoded_size`` (``edgeseal.runtime.codebook`` records +
+the graph without those weights, zlib). Clustering composes with static int8
+(QDQ): the int8 weights of a clustered layer take at most as many values per
+channel as it had centroids, and the codec stores int8 codebooks as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeseal.runtime import codebook
+from edgeseal.runtime.errors import ConfigError, UnsupportedError
+
+__all__ = [
+    "ClusterConfig",
+    "ClusteredTensor",
+    "LayerCluster",
+    "ClusterReport",
+    "EncodedSize",
+    "kmeans_1d",
+    "cluster_array",
+    "weight_initializers",
+    "cluster_onnx",
+    "apply_clusters",
+    "finetune_centroids",
+    "encoded_size",
+    "clustered_tensors",
+]
+
+_WEIGHT_OPS = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """Clustering under an accuracy budget.
+
+    ``bits`` are the candidate index widths per layer (``2**bits`` centroids: 1 -> 2, 8 -> 256).
+    ``max_drop`` is the allowed drop of the caller's score (accuracy points) against the reference.
+    Tensors under ``min_params`` elements (biases, tiny layers) stay as they are; so do ``exclude``.
+    ``epochs`` > 0 fine-tunes the centroids (``finetune_centroids``) when a torch model is given.
+    """
+
+    bits: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    max_drop: float = 1.0
+    per_channel: bool = False
+    keep_zero: bool = True
+    min_params: int = 256
+    exclude: tuple[str, ...] = ()
+    iterations: int = 30
+    probe_samples: int = 128
+    epochs: int = 0
+    lr: float = 1e-4
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        bits = tuple(sorted(dict.fromkeys(self.bits)))
+        if not bits or any(not isinstance(b, int) or isinstance(b, bool) or not 1 <= b <= 8 for b in bits):
+            raise ConfigError(f"[cluster] bits={list(self.bits)} must be index widths 1..8 (2..256 centroids)")
+        object.__setattr__(self, "bits", bits)
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        checks = [
+            (isinstance(self.max_drop, (int, float)) and self.max_drop >= 0, f"[cluster] max_drop={self.max_drop!r} must be >= 0 points"),
+            (self.min_params >= 1, f"[cluster] min_params={self.min_params} must be >= 1"),
+            (self.iterations >= 1, f"[cluster] iterations={self.iterations} must be >= 1"),
+            (self.probe_samples >= 1, f"[cluster] probe_samples={self.probe_samples} must be >= 1"),
+            (self.epochs >= 0, f"[cluster] epochs={self.epochs} must be >= 0"),
+            (self.lr > 0, f"[cluster] lr={self.lr} must be > 0"),
+            (self.batch_size >= 1, f"[cluster] batch_size={self.batch_size} must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+# --------------------------------------------------------------------------- k-means
+
+
+def kmeans_1d(values: np.ndarray, k: int, *, iterations: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids ascending float32, labels) of 1-D k-means with linear initialisation. Deterministic.
+
+    Labels are assigned to the nearest centroid through the midpoints (exact in 1-D); an empty
+    cluster keeps its centroid. Fewer distinct values than ``k`` give one centroid per value.
+    """
+    v = np.asarray(values, np.float32).reshape(-1)
+    if v.size == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    distinct = np.unique(v)
+    if len(distinct) <= k:
+        return distinct.astype(np.float32), np.searchsorted(distinct, v)
+    c = np.linspace(float(v.min()), float(v.max()), k).astype(np.float64)
+    v64 = v.astype(np.float64)
+    for _ in range(iterations):
+        labels = np.searchsorted((c[1:] + c[:-1]) / 2, v64)
+        sums = np.bincount(labels, weights=v64, minlength=k)
+        counts = np.bincount(labels, minlength=k)
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+        if np.allclose(new, c, rtol=0, atol=1e-12):
+            break
+        c = np.sort(new)
+    c32 = c.astype(np.float32)
+    labels = np.searchsorted((c32[1:].astype(np.float64) + c32[:-1]) / 2, v64)
+    return c32, labels
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusteredTensor:
+    """``values == centroids[group][labels]``: the clustered weights, the codebook(s) and the indices."""
+
+    values: np.ndarray
+    centroids: tuple[np.ndarray, ...]  # one ascending float32 array per group
+    labels: np.ndarray  # int64, shaped like values
+
+    @property
+    def groups(self) -> int:
+        return len(self.centroids)
+
+
+def cluster_array(w: np.ndarray, bits: int, *, per_channel: bool = False, keep_zero: bool = True,
+                  iterations: int = 30) -> ClusteredTensor:
+    """Cluster one float32 tensor to at most ``2**bits`` values per tensor (or per slice of axis 0).
+
+    With ``keep_zero`` exact zeros (pruned weights) are not clustered: 0.0 is one of the ``2**bits``
+    entries and every other weight goes to one of the remaining ``2**bits - 1`` centroids.
+    """
+    w = np.asarray(w, np.float32)
+    if not 1 <= bits <= 8:
+        raise ConfigError(f"bits={bits} must be 1..8")
+    k = 1 << bits
+    rows = w.reshape(w.shape[0], -1) if per_channel and w.ndim >= 1 else w.reshape(1, -1)
+    out = np.empty_like(rows)
+    labels = np.empty(rows.shape, np.int64)
+    books = []
+    for g, row in enumerate(rows):
+        zero = (row == 0) if keep_zero else np.zeros(row.shape, bool)
+        if zero.any():
+            c_nz, lab_nz = kmeans_1d(row[~zero], k - 1, iterations=iterations)
+            c = np.unique(np.concatenate([c_nz, np.zeros(1, np.float32)]))  # a centroid at 0.0 merges with it
+            lab = np.empty(row.shape, np.int64)
+            lab[~zero] = np.searchsorted(c, c_nz[lab_nz])
+            lab[zero] = np.searchsorted(c, np.float32(0))
+        else:
+            c, lab = kmeans_1d(row, k, iterations=iterations)
+        books.append(c)
+        labels[g] = lab
+        out[g] = c[lab]
+    return ClusteredTensor(out.reshape(w.shape), tuple(books), labels.reshape(w.shape))
+
+
+# --------------------------------------------------------------------------- ONNX models
+
+
+def weight_initializers(model: bytes, *, min_params: int = 256, exclude: Sequence[str] = ()) -> dict[str, str]:
+    """float32 initializers that are the weight input of a Conv / ConvTranspose / Gemm / MatMul -> that node's name."""
+    import onnx
+
+    g = onnx.load_from_string(model).graph
+    inits = {i.name: i for i in g.initializer}
+    out: dict[str, str] = {}
+    for node in g.node:
+        idx = _WEIGHT_OPS.get(node.op_type)
+        if idx is None or len(node.input) <= idx:
+            continue
+        for name in (node.input[idx], node.input[0]) if node.op_type == "MatMul" else (node.input[idx],):
+            init = inits.get(name)
+            if (init is not None and init.data_type == onnx.TensorProto.FLOAT and math.prod(init.dims) >= min_params
+                    and name not in exclude and node.name not in exclude):
+                out.setdefault(name, node.name or node.op_type)
+    return out
+
+
+def apply_clusters(model: bytes, tensors: Mapping[str, np.ndarray]) -> bytes:
+    """``model`` with the named initializers replaced by the given float32 arrays (same shapes)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(model)
+    found = set()
+    for init in proto.graph.initializer:
+        if init.name in tensors:
+            new = np.asarray(tensors[init.name], np.float32)
+            if tuple(new.shape) != tuple(init.dims):
+                raise ConfigError(f"clustered tensor {init.name!r} has shape {new.shape}, the model's is {tuple(init.dims)}")
+            init.CopyFrom(numpy_helper.from_array(new, init.name))
+            found.add(init.name)
+    missing = set(tensors) - found
+    if missing:
+        raise ConfigError(f"the model has no initializers {sorted(missing)}")
+    return proto.SerializeToString()
+
+
+def _probe_session(model: bytes, names: Sequence[str]) -> Any:
+    """One ORT session in which the named initializers are also graph inputs, so a run can feed other values."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    proto = onnx.load_from_string(model)
+    inits = {i.name: i for i in proto.graph.initializer}
+    present = {i.name for i in proto.graph.input}
+    for name in names:
+        if name not in present:
+            proto.graph.input.append(helper.make_tensor_value_info(name, inits[name].data_type, list(inits[name].dims)))
+    if proto.ir_version < 4:
+        proto.ir_version = 4
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3  # overridable initializers are the point here; ORT warns about them
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCluster:
+    """One clustered weight tensor: where it is, how many centroids, and what it costs in noise."""
+
+    name: str  # the initializer
+    node: str
+    params: int
+    bits: int
+    centroids: int  # distinct values per group actually used (max over groups)
+    groups: int
+    zeros: float  # fraction of exact zeros (pruned)
+    weight_sqnr_db: float  # of the clustered weights vs the original ones
+    output_noise: float  # model-output noise power / signal power on the probe with only this layer clustered
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterStep:
+    """One point of the path that was scored: total index bits and the score drop."""
+
+    index_bits: int
+    drop: float
+    bits: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterReport:
+    """What clustering did: per layer (centroids, bits, error), the scored steps, the budget verdict."""
+
+    layers: tuple[LayerCluster, ...]
+    reference_score: float
+    score: float
+    max_drop: float
+    steps: tuple[ClusterStep, ...]
+    finetuned: tuple[str, ...] = ()  # torch parameters whose centroids were fine-tuned
+    score_before_finetune: float | None = None
+
+    @property
+    def drop(self) -> float:
+        return self.reference_score - self.score
+
+    @property
+    def met(self) -> bool:
+        return self.drop <= self.max_drop + 1e-9
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference_score": self.reference_score, "score": self.score, "drop": self.drop, "max_drop": self.max_drop,
+            "met": self.met, "score_before_finetune": self.score_before_finetune, "finetuned": list(self.finetuned),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+        }
+
+    def summary(self) -> str:
+        lines = [f"{'layer':<40}{'params':>10}{'bits':>6}{'centroids':>11}{'zeros':>8}{'SQNR dB':>9}{'noise':>10}"]
+        for c in self.layers:
+            lines.append(f"{c.node[:39]:<40}{c.params:>10,}{c.bits:>6}{c.centroids:>11}{c.zeros:>8.1%}"
+                         f"{c.weight_sqnr_db:>9.1f}{c.output_noise:>10.2e}")
+        tuned = f"; centroids fine-tuned in {len(self.finetuned)} layers (before: {self.score_before_finetune:.2f})" \
+            if self.finetuned else ""
+        verdict = "within" if self.met else "OVER"
+        lines.append(f"score {self.score:.2f} vs {self.reference_score:.2f}: drop {self.drop:.2f}, {verdict} the "
+                     f"{self.max_drop:g}-point budget; {len(self.steps)} allocations scored{tuned}")
+        return "\n".join(lines)
+
+
+def _sqnr_db(ref: np.ndarray, approx: np.ndarray) -> float:
+    noise = float(np.sum((ref.astype(np.float64) - approx) ** 2))
+    signal = float(np.sum(ref.astype(np.float64) ** 2))
+    return float("inf") if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
+
+
+def _path(noise: Mapping[str, Mapping[int, float]], params: Mapping[str, int], bits: Sequence[int]) -> list[dict[str, int]]:
+    """Allocations from every layer at max(bits) down to every layer at min(bits), greedy on added noise per bit saved."""
+    current = {name: bits[-1] for name in noise}
+    path = [dict(current)]
+    while True:
+        best, best_cost = None, math.inf
+        for name, b in current.items():
+            i = bits.index(b)
+            if i == 0:
+                continue
+            lower = bits[i - 1]
+            added = noise[name][lower] - noise[name][b]
+            cost = max(added, 0.0) / (params[name] * (b - lower))
+            if cost < best_cost or (cost == best_cost and best is not None and name < best[0]):
+                best, best_cost = (name, lower), cost
+        if best is None:
+            return path
+        current[best[0]] = best[1]
+        path.append(dict(current))
+
+
+def cluster_onnx(
+    model: bytes,
+    probe: np.ndarray | Mapping[str, np.ndarray],
+    score: Callable[[bytes], float],
+    config: ClusterConfig | None = None,
+    *,
+    reference_score: float | None = None,
+) -> tuple[bytes, ClusterReport, dict[str, ClusteredTensor]]:
+    """Cluster the weights of an ONNX model as finely as ``score`` allows within ``config.max_drop``.
+
+    ``probe``: a float batch for a single-input model (or a feed dict) for the per-layer noise;
+    ``score(model_bytes)``: higher is better, in the units of ``max_drop`` (e.g. accuracy points).
+    Returns the clustered model, the report and the clustered tensors by initializer name.
+    When even the widest candidate misses the budget it returns that one (``report.met`` False).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    config = config or ClusterConfig()
+    targets = weight_initializers(model, min_params=config.min_params, exclude=config.exclude)
+    if not targets:
+        raise UnsupportedError("no Conv/Gemm/MatMul float32 weight has at least "
+                               f"{config.min_params} elements; nothing to cluster (lower [cluster] min_params)",
+                               reason="nothing to cluster")
+    proto = onnx.load_from_string(model)
+    originals = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer if i.name in targets}
+    sess = _probe_session(model, list(targets))
+    feeds = _feeds(sess, probe, config.probe_samples, set(targets))
+    base = _outputs(sess, feeds)
+    power = sum(float(np.mean(b.astype(np.float64) ** 2)) for b in base) or 1.0
+    cache: dict[tuple[str, int], ClusteredTensor] = {}
+    noise: dict[str, dict[int, float]] = {}
+    for name in targets:
+        noise[name] = {}
+        for b in config.bits:
+            ct = cache[name, b] = cluster_array(originals[name], b, per_channel=config.per_channel,
+                                                keep_zero=config.keep_zero, iterations=config.iterations)
+            out = _outputs(sess, {**feeds, name: ct.values})
+            noise[name][b] = sum(float(np.mean((o.astype(np.float64) - r) ** 2)) for o, r in zip(out, base)) / power
+    params = {n: int(originals[n].size) for n in targets}
+    path = _path(noise, params, list(config.bits))
+    ref = float(score(model)) if reference_score is None else float(reference_score)
+    steps: dict[int, ClusterStep] = {}
+    built: dict[int, bytes] = {}
+
+    def drop_at(i: int) -> float:
+        if i not in steps:
+            built[i] = apply_clusters(model, {n: cache[n, b].values for n, b in path[i].items()})
+            steps[i] = ClusterStep(sum(params[n] * b for n, b in path[i].items()), ref - float(score(built[i])), path[i])
+        return steps[i].drop
+
+    lo, hi = 0, len(path) - 1  # invariant: lo meets the budget (or is the widest); find the last index that does
+    if drop_at(0) <= config.max_drop + 1e-9:
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if drop_at(mid) <= config.max_drop + 1e-9:
+                lo = mid
+            else:
+                hi = mid - 1
+    chosen = path[lo]
+    layers = tuple(
+        LayerCluster(
+            name=n, node=targets[n], params=params[n], bits=b,
+            centroids=max(len(np.unique(c)) for c in cache[n, b].centroids), groups=cache[n, b].groups,
+            zeros=float(np.mean(originals[n] == 0)), weight_sqnr_db=_sqnr_db(originals[n], cache[n, b].values),
+            output_noise=noise[n][b],
+        )
+        for n, b in chosen.items()
+    )
+    report = ClusterReport(layers, ref, ref - steps[lo].drop, config.max_drop,
+                           tuple(steps[i] for i in sorted(steps)))
+    return built[lo], report, {n: cache[n, b] for n, b in chosen.items()}
+
+
+def _feeds(sess: Any, probe: Any, limit: int, skip: set[str]) -> dict[str, np.ndarray]:
+    names = [i.name for i in sess.get_inputs() if i.name not in skip]
+    if isinstance(probe, Mapping):
+        return {k: np.asarray(v) for k, v in probe.items()}
+    if len(names) != 1:
+        raise ConfigError(f"the model has inputs {names}; give the probe as a dict name -> array")
+    return {names[0]: np.asarray(probe, np.float32)[:limit]}
+
+
+def _outputs(sess: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(o, np.float64) for o in sess.run(None, dict(feeds))]
+
+
+# --------------------------------------------------------------------------- centroid fine-tuning (torch)
+
+
+def finetune_centroids(torch_model: Any, exported: bytes, clusters: Mapping[str, ClusteredTensor],
+                       train: tuple[np.ndarray, np.ndarray], config: ClusterConfig, *,
+                       show_progress: bool = False, loss_fn: Any = None) -> tuple[Any, tuple[str, ...]]:
+    """Train the shared values of the clustered layers (and every other parameter) in ``torch_model``.
+
+    ``exported`` is the float ONNX export the clusters were computed on: a torch weight is matched to
+    its initializer when their values are identical (layers whose exported weights differ, e.g. after
+    batch-norm folding, are not fine-tuned and stay as clustered in ONNX). Each matched weight becomes
+    ``centroids[labels]`` with ``centroids`` the trained parameter, so autograd sums the gradients of the
+    weights that share a centroid; zero centroids get no update. Returns the model (weights written back,
+    exactly ``centroids[labels]``) and the names of the fine-tuned parameters.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from .train import TrainConfig, fit
+
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(exported).graph.initializer
+             if i.name in clusters}
+    matched: dict[str, tuple[Any, str, bool]] = {}
+    for pname, p in torch_model.named_parameters():
+        arr = p.detach().cpu().numpy()
+        for iname, value in inits.items():
+            if iname in {m[1] for m in matched.values()}:
+                continue
+            if arr.shape == value.shape and np.array_equal(arr, value):
+                matched[pname] = (p, iname, False)
+                break
+            if arr.ndim == 2 and arr.T.shape == value.shape and np.array_equal(arr.T, value):
+                matched[pname] = (p, iname, True)
+                break
+    hooks = []
+    modules = dict(torch_model.named_modules())
+    for pname, (_, iname, transposed) in matched.items():
+        mod_name, _, attr = pname.rpartition(".")
+        module = modules[mod_name]
+        ct = clusters[iname]
+        width = max(len(c) for c in ct.centroids)
+        table = np.zeros((ct.groups, width), np.float32)
+        for g, c in enumerate(ct.centroids):
+            table[g, : len(c)] = c
+        labels = ct.labels.reshape(ct.groups, -1)
+        group_offset = (np.arange(ct.groups)[:, None] * width + labels).reshape(ct.labels.shape)
+        if transposed:
+            group_offset = group_offset.T
+        delattr(module, attr)
+        module.register_parameter(attr + "_centroids", torch.nn.Parameter(torch.as_tensor(table)))
+        module.register_buffer(attr + "_index", torch.as_tensor(np.ascontiguousarray(group_offset)))
+        frozen = torch.as_tensor(table == 0)
+        getattr(module, attr + "_centroids").register_hook(lambda g, f=frozen: g.masked_fill(f.to(g.device), 0))
+
+        def rebuild(m: Any, _inputs: Any, attr: str = attr) -> None:
+            setattr(m, attr, getattr(m, attr + "_centroids").reshape(-1)[getattr(m, attr + "_index")])
+
+        rebuild(module, None)
+        hooks.append((module, attr, module.register_forward_pre_hook(rebuild)))
+    tc = TrainConfig(epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=config.seed,
+                     show_progress=show_progress)
+    torch_model = fit(torch_model, *train, tc, loss_fn=loss_fn, description="fine-tune centroids")
+    with torch.no_grad():
+        for module, attr, handle in hooks:
+            handle.remove()
+            weight = getattr(module, attr + "_centroids").reshape(-1)[getattr(module, attr + "_index")].detach().clone()
+            delattr(module, attr + "_centroids")
+            delattr(module, attr + "_index")
+            if hasattr(module, attr):
+                delattr(module, attr)
+            module.register_parameter(attr, torch.nn.Parameter(weight))
+    return torch_model.eval(), tuple(sorted(matched))
+
+
+# --------------------------------------------------------------------------- encoded size
+
+
+def clustered_tensors(model: bytes, *, min_params: int = 256, per_channel: bool = True) -> dict[str, tuple[np.ndarray, int]]:
+    """Initializers a codebook holds: float32 / int8 / uint8 with at most 256 distinct values (per channel when
+    ``per_channel`` and the whole tensor does not fit), at least ``min_params`` elements -> (array, groups)."""
+    import onnx
+    from onnx import numpy_helper
+
+    out: dict[str, tuple[np.ndarray, int]] = {}
+    for init in onnx.load_from_string(model).graph.initializer:
+        if math.prod(init.dims) < min_params or init.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT8,
+                                                                          onnx.TensorProto.UINT8):
+            continue
+        arr = numpy_helper.to_array(init)
+        bits = arr.view(np.uint32 if arr.dtype == np.float32 else np.uint8)
+        if len(np.unique(bits)) <= 256:
+            candidates = [1] + ([arr.shape[0]] if per_channel and arr.ndim >= 2 else [])
+        elif per_channel and arr.ndim >= 2 and all(len(np.unique(r)) <= 256 for r in bits.reshape(arr.shape[0], -1)):
+            candidates = [arr.shape[0]]
+        else:
+            continue
+        # per tensor or per channel, whichever record is smaller
+        groups = min(candidates, key=lambda g: len(codebook.to_bytes(codebook.encode(arr, groups=g), "packed")))
+        out[init.name] = (arr, groups)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedSize:
+    """Bytes of a model with its codebook-able weights as ``edgeseal.runtime.codebook`` records.
+
+    ``graph_bytes``: the ONNX model with those initializers emptied, zlib-compressed; ``tensor_bytes``: the
+    entropy-coded record set; ``total`` their sum. Not a sealed package (no header, manifest, slots,
+    signature, AEAD tags: those add a few hundred bytes plus 16 bytes per MiB).
+    """
+
+    onnx_bytes: int
+    graph_bytes: int
+    tensor_bytes: int
+    tensors: int
+    packed_bytes: int  # the same records without entropy coding
+
+    @property
+    def total(self) -> int:
+        return self.graph_bytes + self.tensor_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "total": self.total}
+
+
+def encoded_size(model: bytes, *, min_params: int = 256) -> tuple[EncodedSize, bytes, bytes]:
+    """(sizes, graph without the encoded weights, the record set) of ``model``; decoding the record set gives
+    back the removed initializers bit for bit (``edgeseal.runtime.codebook.decode_tensors``)."""
+    import onnx
+
+    found = clustered_tensors(model, min_params=min_params)
+    proto = onnx.load_from_string(model)
+    for init in proto.graph.initializer:
+        if init.name in found:
+            init.ClearField("raw_data")
+            init.ClearField("float_data")
+            init.ClearField("int32_data")
+    graph = zlib.compress(proto.SerializeToString(), 9)
+    records = codebook.encode_tensors({n: a for n, (a, _) in found.items()}, groups={n: g for n, (_, g) in found.items()})
+    packed = codebook.encode_tensors({n: a for n, (a, _) in found.items()}, groups={n: g for n, (_, g) in found.items()},
+                                     coding="packed")
+    return EncodedSize(len(model), len(graph), len(records), len(found), len(packed)), graph, records
