@@ -1,0 +1,185 @@
+"""Weight clustering: k-means, the budget search on a real model, centroid fine-tuning, and the codec round trip."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from edgeseal.converters import cluster as cl  # noqa: E402
+from edgeseal.runtime import codebook  # noqa: E402
+from edgeseal.runtime.errors import ConfigError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    """A small digits CNN (~11k parameters) trained in a few seconds, and its ONNX export."""
+    from edgeseal.converters.export import export_onnx
+    from edgeseal.converters.zoo import train_digits_cnn
+
+    torch.set_num_threads(2)
+    model = train_digits_cnn(digits, channels=(8, 16, 16), hidden=32, epochs=6, seed=0, show_progress=False)
+    return model, export_onnx(model, digits.x_val[:8]).model
+
+
+def _inits(model: bytes) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer}
+
+
+def test_kmeans_is_deterministic_and_a_fixed_point() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=5000).astype(np.float32)
+    c, labels = cl.kmeans_1d(v, 8, iterations=100)
+    c2, labels2 = cl.kmeans_1d(v, 8, iterations=100)
+    assert np.array_equal(c, c2) and np.array_equal(labels, labels2)
+    assert np.all(np.diff(c) > 0) and len(c) == 8
+    # every value sits with its nearest centroid, and every centroid is the mean of its values
+    assert np.array_equal(labels, np.abs(v[:, None] - c[None, :]).argmin(1))
+    means = np.array([v[labels == j].mean() for j in range(8)])
+    np.testing.assert_allclose(c, means, atol=1e-5)
+    few = np.array([1, 1, 2, 3], np.float32)
+    assert cl.kmeans_1d(few, 8)[0].tolist() == [1, 2, 3]
+
+
+def test_cluster_array_keeps_pruned_zeros_and_counts() -> None:
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(16, 8, 3, 3)).astype(np.float32)
+    w[rng.random(w.shape) < 0.6] = 0.0
+    for bits in (1, 2, 4):
+        ct = cl.cluster_array(w, bits)
+        assert np.all(ct.values[w == 0] == 0) and len(np.unique(ct.values)) <= 1 << bits
+        assert 0.0 in ct.centroids[0]
+        assert np.count_nonzero(ct.values[w != 0] == 0) == 0 or bits == 1
+        assert np.array_equal(ct.values, ct.centroids[0][ct.labels])
+        pc = cl.cluster_array(w, bits, per_channel=True)
+        assert pc.groups == 16 and all(len(np.unique(r)) <= 1 << bits for r in pc.values.reshape(16, -1))
+        assert np.mean((pc.values - w) ** 2) <= np.mean((ct.values - w) ** 2)  # a codebook per channel fits better
+    free = cl.cluster_array(w, 2, keep_zero=False)
+    assert len(np.unique(free.values)) == 4 and not np.all(free.values[w == 0] == 0)
+
+
+def test_config_validates_early() -> None:
+    for bad in ({"bits": (0, 4)}, {"bits": (9,)}, {"bits": ()}, {"max_drop": -1}, {"epochs": -1}, {"min_params": 0}):
+        with pytest.raises(ConfigError, match=r"\[cluster\]"):
+            cl.ClusterConfig(**bad)
+    assert cl.ClusterConfig(bits=(4, 2, 4)).bits == (2, 4)
+
+
+def test_budget_search_on_a_real_model_and_bit_identical_codec(small, digits, acc) -> None:
+    _, fp32 = small
+    score = lambda b: acc(b, digits.x_val, digits.y_val)  # noqa: E731
+    cfg = cl.ClusterConfig(max_drop=1.0, bits=(1, 2, 3, 4, 6, 8), min_params=64)
+    clustered, report, tensors = cl.cluster_onnx(fp32, digits.x_train, score, cfg)
+    # the report's figures are the model's: re-measured independently
+    assert report.met and report.score == pytest.approx(acc(clustered, digits.x_val, digits.y_val))
+    assert report.reference_score == pytest.approx(acc(fp32, digits.x_val, digits.y_val))
+    assert len(report.steps) >= 2 and report.steps[0].bits == {n: 8 for n in report.steps[0].bits}
+    inits = _inits(clustered)
+    for layer in report.layers:
+        assert len(np.unique(inits[layer.name])) <= 1 << layer.bits
+        assert layer.centroids == len(np.unique(inits[layer.name]))
+        assert np.array_equal(inits[layer.name], tensors[layer.name].values)
+    # sensitivity drives the widths: the layer with the most output noise at 1 bit never gets fewer bits than the least
+    assert sum(lay.bits * lay.params for lay in report.layers) < 8 * sum(lay.params for lay in report.layers)
+    # the encoded model gives back exactly the converter's clustered weights, and the same outputs
+    size, graph, records = cl.encoded_size(clustered, min_params=64)
+    decoded = codebook.decode_tensors(records)
+    assert set(decoded) >= {layer.name for layer in report.layers}
+    for name, arr in decoded.items():
+        assert arr.dtype == inits[name].dtype and np.array_equal(arr.view(np.uint32), inits[name].view(np.uint32))
+    rebuilt = cl.apply_clusters(_graph(graph), decoded)
+    from edgeseal.converters.infer import runner_for
+
+    assert np.array_equal(runner_for(rebuilt).run_batched(digits.x_test), runner_for(clustered).run_batched(digits.x_test))
+    assert size.total == len(graph) + len(records) and size.total * 4 < len(fp32)  # smaller than int8 could be
+
+
+def _graph(compressed: bytes) -> bytes:
+    import zlib
+
+    return zlib.decompress(compressed)
+
+
+def test_centroid_finetuning_sums_gradients_and_keeps_the_codebook(small, digits, acc) -> None:
+    model, fp32 = small
+    model = copy.deepcopy(model)
+    with torch.no_grad():  # prune: half of the first linear layer's weights to zero
+        w = model.classifier[1].weight
+        w[w.abs() < w.abs().median()] = 0.0
+    from edgeseal.converters.export import export_onnx
+
+    pruned = export_onnx(model, digits.x_val[:8]).model
+    score = lambda b: acc(b, digits.x_val, digits.y_val)  # noqa: E731
+    cfg = cl.ClusterConfig(max_drop=3.0, bits=(2, 3), min_params=64, epochs=2, lr=1e-3)
+    _, report, tensors = cl.cluster_onnx(pruned, digits.x_train, score, cfg)
+    tuned, names = cl.finetune_centroids(model, pruned, tensors, (digits.x_train, digits.y_train), cfg)
+    assert "classifier.1.weight" in names and len(names) == len(report.layers)
+    after = export_onnx(tuned, digits.x_val[:8]).model
+    inits = _inits(after)
+    for layer in report.layers:
+        before = tensors[layer.name]
+        new = inits[layer.name]
+        # same labels, new shared values: every weight equals its (trained) centroid
+        for j in range(len(before.centroids[0])):
+            members = new[before.labels == j]
+            assert len(np.unique(members)) <= 1
+        assert len(np.unique(new)) <= len(before.centroids[0])
+        zero = before.values == 0
+        assert np.all(new[zero] == 0)  # pruned weights and the zero centroid stay zero
+    assert any(not np.array_equal(inits[lay.name], tensors[lay.name].values) for lay in report.layers)
+
+
+def test_centroid_gradient_is_the_sum_over_shared_weights() -> None:
+    lin = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 1.0, 2.0, 0.0]]))
+    ct = cl.cluster_array(lin.weight.detach().numpy(), 2)
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    # centroids {0, 1, 2}: d(out)/d(centroid 1) = x0 + x1 = 3, d/d(centroid 2) = x2 = 3, zero centroid frozen
+    centroids = torch.nn.Parameter(torch.as_tensor(ct.centroids[0]))
+    out = (x * centroids[torch.as_tensor(ct.labels)]).sum()
+    out.backward()
+    assert centroids.grad.tolist() == [4.0, 3.0, 3.0]  # autograd's gather backward sums; finetune masks the zero
+    model = torch.nn.Sequential(lin)
+    x_train = np.tile(x.numpy(), (8, 1))
+    cfg = cl.ClusterConfig(epochs=1, lr=0.1, batch_size=8, min_params=1)
+    tuned, names = cl.finetune_centroids(model, _export_linear(lin), {"w": ct}, (x_train, np.zeros(8, np.int64)), cfg,
+                                         loss_fn=lambda logits, y, inputs: logits.sum())
+    w = tuned[0].weight.detach().numpy()[0]
+    assert names == ("0.weight",) and w[3] == 0.0 and w[0] == w[1] != 1.0 and w[2] != 2.0
+    # one Adam step moves each centroid by lr against the sign of its summed gradient
+    np.testing.assert_allclose([w[0], w[2]], [0.9, 1.9], atol=1e-4)
+
+
+def _export_linear(lin: torch.nn.Linear) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(lin.weight.detach().numpy(), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+    return helper.make_model(g).SerializeToString()
+
+
+def test_composes_with_static_int8(small, digits) -> None:
+    from edgeseal.converters.quantize import OnnxStaticConfig, quantize_onnx_static
+
+    _, fp32 = small
+    names = cl.weight_initializers(fp32, min_params=64)
+    clustered = cl.apply_clusters(fp32, {n: cl.cluster_array(_inits(fp32)[n], 3).values for n in names})
+    q = quantize_onnx_static(clustered, digits.x_train[:64], OnnxStaticConfig())
+    found = cl.clustered_tensors(q, min_params=64)
+    int8 = {n: a for n, (a, g) in found.items() if a.dtype == np.int8}
+    assert len(int8) >= len(names)
+    for n, a in int8.items():  # per channel, at most 8 int8 values: 3-bit indices
+        assert all(len(np.unique(r)) <= 8 for r in a.reshape(a.shape[0], -1))
+    size, _, records = cl.encoded_size(q, min_params=64)
+    decoded = codebook.decode_tensors(records)
+    inits = _inits(q)
+    assert all(np.array_equal(decoded[n], inits[n]) and decoded[n].dtype == inits[n].dtype for n in decoded)
