@@ -49,6 +49,7 @@ class StageReport:
     latency: Any  # edgeseal.converters.metrics.Latency
     notes: tuple[str, ...] = ()
     speed_vs_original: float | None = None  # original time / this stage's time, measured side by side (> 1 faster)
+    encoded_bytes: int | None = None  # codebook-encoded weights + zlib graph (converters.cluster.encoded_size); not sealed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class StageReport:
             "classification": None if self.classification is None else self.classification.to_dict(),
             "latency": self.latency.to_dict(),
             "speed_vs_original": self.speed_vs_original,
+            "encoded_bytes": self.encoded_bytes,
             "notes": list(self.notes),
         }
 
@@ -75,7 +77,7 @@ class CompressReport:
 
     stages: tuple[StageReport, ...]
     pruning: Any = None  # PruningPlan
-    quantization: Any = None  # QuantReport (ONNX)
+    quantization: Any = None  # QuantReport (ONNX int8) or Int4Report ([quantize] bits = 4)
     export: Any = None  # ExportResult of the final float export
     warnings: tuple[str, ...] = ()
     budget: float | None = None
@@ -85,6 +87,7 @@ class CompressReport:
     verdict: str = ""
     float_ops: Any = None  # edgeseal.converters.float_ops.FloatOps of the returned model
     speed: Any = None  # edgeseal.converters.latency.SideBySide
+    clustering: Any = None  # ClusterReport when [cluster] ran
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class CompressReport:
             "speed": None if self.speed is None else self.speed.to_dict(),
             "pruning": None if self.pruning is None else self.pruning.to_dict(),
             "quantization": None if self.quantization is None else self.quantization.to_dict(),
+            "clustering": None if self.clustering is None else self.clustering.to_dict(),
             "export": None if self.export is None else self.export.to_dict(),
             "warnings": list(self.warnings),
         }
@@ -125,6 +129,8 @@ class CompressReport:
             lines += [f"{m.label:>6}{m.precision:>11.3f}{m.recall:>9.3f}{m.f1:>8.3f}{m.support:>6}" for m in last.per_class]
         if self.pruning is not None:
             lines += ["", "pruning:", self.pruning.summary()]
+        if self.clustering is not None:
+            lines += ["", "clustering:", self.clustering.summary()]
         if self.quantization is not None:
             lines += ["", self.quantization.summary()]
         if self.float_ops is not None:
@@ -329,6 +335,7 @@ class _Candidate:
     classification: Any
     notes: list[str]
     quantized: bool = False
+    encoded: int | None = None
 
 
 def _export(model: Any, x: np.ndarray, recipe: CompressRecipe) -> Any:
@@ -482,6 +489,14 @@ def compress(
         names.update(last_export.layer_names)
         cls = _accuracy(last_export.model, eval_xy)
         cands.append(_Candidate("pruned + fine-tuned", last_export.model, count_params(current), cls, [note]))
+    creport = None
+    if recipe.cluster is not None:
+        if eval_xy[0] is None or eval_xy[1] is None:
+            raise ConfigError("[cluster] picks centroids per layer under the accuracy budget: give labelled eval data")
+        last_export, current, creport, cand = _cluster(last_export, current, recipe, cal_x, eval_xy, train_xy, ref,
+                                                       sample, show_progress)
+        names.update(last_export.layer_names)
+        cands.append(cand)
     float_before_int8 = cands[-1]
     if ref is not None and float_before_int8.classification is not None and len(cands) > 1:
         drop = ref - 100 * float_before_int8.classification.accuracy
@@ -501,7 +516,9 @@ def compress(
 
             ops = tflite_ops(model_bytes) if fmt == "tflite" else onnx_ops(model_bytes)
             check_ops(ops, recipe.target.supported_ops, target=f"target {recipe.target.name!r}")
-        cands.append(_Candidate(f"int8 {recipe.quantize.mode.value}", model_bytes, None, _accuracy(model_bytes, eval_xy), notes, True))
+        label = "int4 weights" if recipe.quantize.bits == 4 else f"int8 {recipe.quantize.mode.value}"
+        cands.append(_Candidate(label, model_bytes, None, _accuracy(model_bytes, eval_xy), notes, True,
+                                _encoded(model_bytes) if creport is not None else None))
         qs = recipe.quantize
         if qreport is not None and not qreport.met and qs.qat_epochs > 0:
             if train_xy[0] is None or train_xy[1] is None or type(current).__name__ == "Wrapped" or isinstance(current, torch.jit.ScriptModule):
@@ -523,12 +540,13 @@ def compress(
 
         require_supported(model_bytes, recipe.target.name)
     chosen = next(c for c in reversed(cands) if c.model is model_bytes)
-    return _finish(recipe, cands, chosen, sample, names, ref, budget, plan, qreport, final_export, warn_list, current)
+    return _finish(recipe, cands, chosen, sample, names, ref, budget, plan, qreport, final_export, warn_list, current,
+                   creport)
 
 
 def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate, sample: np.ndarray,
             names: dict[str, str], ref: float | None, budget: float, plan: Any, qreport: Any, final_export: Any,
-            warn_list: list[str], current: Any) -> CompressResult:
+            warn_list: list[str], current: Any, creport: Any = None) -> CompressResult:
     """Measure every candidate side by side, read what stayed float off the final graph, and judge the budget."""
     from edgeseal.converters.float_ops import float_ops
     from edgeseal.converters.latency import time_side_by_side
@@ -543,7 +561,7 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
             c.notes.append(float_ops(c.model, sample, names=names).summary())
     stages = tuple(
         StageReport(c.name, recipe.export.format.value, len(c.model), len(zlib.compress(c.model, 9)), c.params, c.classification, speed.latency[c.name],
-                    tuple(c.notes), speed.ratio[c.name])
+                    tuple(c.notes), speed.ratio[c.name], c.encoded)
         for c in cands
     )
     final_acc = None if chosen.classification is None else 100 * chosen.classification.accuracy
@@ -576,7 +594,7 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
     if met is False:
         warn_list.append(verdict)
     report = CompressReport(stages, plan, qreport, final_export, tuple(warn_list), budget=budget, reference_accuracy=ref,
-                            final_drop=drop, met=met, verdict=verdict, float_ops=fops, speed=speed)
+                            final_drop=drop, met=met, verdict=verdict, float_ops=fops, speed=speed, clustering=creport)
     return CompressResult(chosen.model, stages[0].format, report, current)
 
 
@@ -673,6 +691,8 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
 
     qs = recipe.quantize
     x, y = eval_xy
+    if qs.bits == 4:
+        return _int4(float_model, recipe, cal_x, eval_xy, reference, search)
     if fmt == "tflite":
         from edgeseal.converters.localize import tflite_within_budget
 
@@ -726,6 +746,85 @@ def _quantize(float_model: bytes, fmt: str, recipe: CompressRecipe, cal_x: np.nd
         reference_score=reference,
     )
     return out, report, notes
+
+
+def _int4(float_model: bytes, recipe: CompressRecipe, cal_x: np.ndarray, eval_xy: Any, reference: float | None,
+          search: bool):
+    """int4 block-wise weight-only MatMuls (``converters.int4``) within the recipe's budget."""
+    from edgeseal.converters.infer import runner_for
+    from edgeseal.converters.int4 import Int4Config, int4_within_budget, quantize_onnx_int4
+    from edgeseal.converters.quantize import as_feeds
+
+    qs = recipe.quantize
+    cfg = Int4Config(algorithm=qs.algorithm, block_size=qs.block_size, exclude_nodes=qs.exclude_nodes)
+    x, y = eval_xy
+    if x is None or y is None:
+        return quantize_onnx_int4(float_model, cfg), None, ["no labelled eval data: accuracy budget not checked"]
+    score = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
+    probe = as_feeds(float_model, cal_x, limit=min(qs.samples, 64))
+    out, report = int4_within_budget(float_model, cfg, score=score, max_drop=recipe.budget, probe=probe,
+                                     fallback=qs.fallback, max_fallback=qs.max_excluded if search else 0,
+                                     reference_score=reference)
+    return out, report, [report.summary()]
+
+
+def _encoded(model: bytes) -> int:
+    from edgeseal.converters.cluster import encoded_size
+
+    return encoded_size(model)[0].total
+
+
+def _cluster(export: Any, torch_model: Any, recipe: CompressRecipe, cal_x: np.ndarray, eval_xy: Any, train_xy: Any,
+             reference: float | None, sample: np.ndarray, show_progress: bool):
+    """Cluster the exported model's weights under the budget, then (``epochs`` > 0) fine-tune the centroids and
+    export again. Returns (export, torch model, ClusterReport, candidate)."""
+    import copy
+
+    from edgeseal.converters import cluster as cl
+    from edgeseal.converters.infer import runner_for
+
+    x, y = eval_xy
+    score = lambda b: 100 * float((runner_for(b).run_batched(x).argmax(-1) == y).mean())  # noqa: E731
+
+    cfg = recipe.cluster.config(max_drop=recipe.budget, seed=recipe.seed)
+    model, report, tensors = cl.cluster_onnx(export.model, cal_x, score, cfg, reference_score=reference)
+    notes = [f"{len(report.layers)} weight tensors clustered; {len(report.steps)} allocations scored"]
+    if cfg.epochs > 0 and train_xy[0] is not None and train_xy[1] is not None:
+        before = report.score
+        tuned, names = cl.finetune_centroids(copy.deepcopy(torch_model), export.model, tensors, train_xy, cfg,
+                                             show_progress=show_progress)
+        refit = _export(tuned, sample, recipe)
+        if names:
+            # layers not matched in torch (e.g. batch-norm folded) keep their ONNX-side clusters
+            matched_inits = cl.weight_initializers(refit.model, min_params=cfg.min_params)
+            untouched = {n: t.values for n, t in tensors.items() if n in matched_inits and
+                         len(np.unique(_init(refit.model, n))) > (1 << max(cfg.bits))}
+            tuned_model = cl.apply_clusters(refit.model, untouched) if untouched else refit.model
+            tuned_score = score(tuned_model)
+            if tuned_score >= before:
+                export = dataclasses.replace(refit, model=tuned_model)
+                model, torch_model = tuned_model, tuned
+                report = dataclasses.replace(report, score=tuned_score, score_before_finetune=before, finetuned=names)
+                notes.append(f"centroids fine-tuned {cfg.epochs} epochs in {len(names)} layers: {before:.2f}% -> "
+                             f"{tuned_score:.2f}%")
+            else:
+                notes.append(f"centroid fine-tuning lowered accuracy ({before:.2f}% -> {tuned_score:.2f}%): not kept")
+    else:
+        export = dataclasses.replace(export, model=model)
+    if export.model is not model:
+        export = dataclasses.replace(export, model=model)
+    size = cl.encoded_size(model)[0]
+    notes.append(f"codebook-encoded: {size.tensor_bytes:,} B of weights + {size.graph_bytes:,} B graph (zlib) = "
+                 f"{size.total:,} B (the ONNX file itself stays float32: {size.onnx_bytes:,} B)")
+    cls = _accuracy(model, eval_xy)
+    return export, torch_model, report, _Candidate("clustered", model, None, cls, notes, False, size.total)
+
+
+def _init(model: bytes, name: str) -> np.ndarray:
+    import onnx
+    from onnx import numpy_helper
+
+    return next(numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer if i.name == name)
 
 
 def _profile_activations(target: str) -> str:

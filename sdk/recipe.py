@@ -23,10 +23,15 @@ loads with ``load_recipe(path)`` or is built in Python directly:
     temperature = 4.0
     alpha = 0.7
 
+    [cluster]                       # ClusterStage: k-means weight sharing (ONNX), 2..256 centroids per layer
+    bits = [2, 3, 4, 5, 6, 8]       # candidate index widths; the budget picks one per layer
+    epochs = 2                      # centroid fine-tuning (needs [data] train)
+
     [quantize]                      # QuantizeStage
     mode = "static"
     calibration = "percentile"
     max_drop = 0.5                  # or top-level max_drop: the budget of the whole recipe
+    # bits = 4                      # int4 block-wise weight-only MatMuls (ONNX Runtime's MatMulNBits)
 
     [export]                        # ExportStage
     format = "onnx"
@@ -64,6 +69,7 @@ __all__ = [
     "PruneStage",
     "DistillStage",
     "QuantizeStage",
+    "ClusterStage",
     "ExportStage",
     "TargetSpec",
     "CompressRecipe",
@@ -168,6 +174,35 @@ class DistillStage:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ClusterStage:
+    """Weight clustering (``edgeseal.converters.cluster``) of the exported ONNX model, under the recipe's budget.
+
+    ``bits``: candidate index widths (1..8: 2..256 centroids); each layer gets the fewest the budget allows,
+    the most sensitive layers the most. ``epochs`` > 0 then fine-tunes the centroids on [data] train.
+    """
+
+    bits: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
+    per_channel: bool = False
+    keep_zero: bool = True
+    min_params: int = 256
+    exclude: tuple[str, ...] = ()
+    epochs: int = 0
+    lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.bits, (list, tuple)), f"[cluster] bits={self.bits!r} must be a list of widths 1..8")
+        object.__setattr__(self, "bits", tuple(self.bits))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        self.config()  # validates every field now, before any work
+
+    def config(self, max_drop: float = 1.0, seed: int = 0) -> Any:
+        from edgeseal.converters.cluster import ClusterConfig
+
+        return ClusterConfig(bits=self.bits, max_drop=max_drop, per_channel=self.per_channel, keep_zero=self.keep_zero,
+                             min_params=self.min_params, exclude=self.exclude, epochs=self.epochs, lr=self.lr, seed=seed)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class QuantizeStage:
     """int8 quantization. ONNX: static (QDQ, calibrated) or dynamic; TFLite: static full int8.
 
@@ -190,6 +225,10 @@ class QuantizeStage:
     smooth_alpha: float | None = None  # ONNX: SmoothQuant-style outlier migration before quantizing (e.g. 0.7)
     qat_epochs: int = 0  # > 0: when the budget is still missed, quantization-aware fine-tuning, then quantize again
     qat_lr: float = 1e-4
+    bits: int = 8  # 4: int4 block-wise weight-only MatMuls (ONNX); sensitive ones go to `fallback`
+    algorithm: str = "rtn"  # bits = 4: "rtn" or "hqq" (ONNX Runtime's n-bit quantizer; "gptq" needs neural-compressor)
+    block_size: int = 32  # bits = 4: weight rows per scale
+    fallback: str = "int8"  # bits = 4: where MatMuls too sensitive for int4 go: "int8" (dynamic) or "float"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", as_enum(QuantMode, self.mode, "[quantize] mode"))
@@ -207,6 +246,12 @@ class QuantizeStage:
         _check(self.max_drop >= 0, f"[quantize] max_drop={self.max_drop} must be >= 0 (accuracy points)")
         _check(self.samples >= 1, f"[quantize] samples={self.samples} must be >= 1")
         _check(self.max_excluded >= 0, f"[quantize] max_excluded={self.max_excluded} must be >= 0")
+        _check(self.bits in (4, 8), f"[quantize] bits={self.bits!r} must be 8 (int8) or 4 (int4 block-wise weights)")
+        _check(self.fallback in ("int8", "float"), f"[quantize] fallback={self.fallback!r} must be 'int8' or 'float'")
+        if self.bits == 4:
+            from edgeseal.converters.int4 import Int4Config
+
+            Int4Config(algorithm=self.algorithm, block_size=self.block_size)  # validates both now
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -245,6 +290,7 @@ class CompressRecipe:
     data: DataSpec = dataclasses.field(default_factory=DataSpec)
     prune: PruneStage | None = None
     distill: DistillStage | None = None
+    cluster: ClusterStage | None = None
     quantize: QuantizeStage | None = None
     export: ExportStage = dataclasses.field(default_factory=ExportStage)
     target: TargetSpec = dataclasses.field(default_factory=TargetSpec)
@@ -261,6 +307,10 @@ class CompressRecipe:
             _check(isinstance(self.max_drop, (int, float)) and 0 <= self.max_drop <= 100,
                    f"max_drop={self.max_drop!r} must be accuracy points in [0, 100]")
         q = self.quantize
+        if self.export.format is ModelFormat.TFLITE and (self.cluster is not None or (q is not None and q.bits == 4)):
+            raise ConfigError("[cluster] and [quantize] bits = 4 work on ONNX models; set [export] format = 'onnx'")
+        if q is not None and q.bits == 4 and q.mode is QuantMode.NONE:
+            raise ConfigError("[quantize] bits = 4 with mode = 'none': remove bits, or set mode = 'dynamic'")
         if q is not None and q.mode is QuantMode.DYNAMIC and self.export.format is ModelFormat.TFLITE:
             raise ConfigError("[quantize] mode = 'dynamic' is offered for ONNX only; use mode = 'static' for "
                               "[export] format = 'tflite'")
