@@ -95,7 +95,8 @@ def run_trial(inputs: TrialInputs, trial_id: int, trial: TrialConfig, *, device:
         q = result.report.quantization
         return TrialResult(
             id=trial_id, config=trial, status="ok", seconds=time.perf_counter() - started, where=where, device=dev,
-            size_bytes=last.size_bytes, zlib_bytes=last.zlib_bytes,
+            # clustered trials ship codebook-encoded weights: their size is that (converters.cluster.encoded_size)
+            size_bytes=last.encoded_bytes or last.size_bytes, zlib_bytes=last.zlib_bytes,
             val_accuracy=last.classification.accuracy, test_accuracy=_accuracy(result.model, inputs.test),
             reference_val_accuracy=first.classification.accuracy,
             latency_p50_ms=last.latency.p50_ms, latency_p95_ms=last.latency.p95_ms,

@@ -225,7 +225,7 @@ class SearchReport:
         if b.max_latency_ms:
             ax.axhline(b.max_latency_ms, color="crimson", ls="--", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("exported model size (KiB, log)")
+        ax.set_xlabel("model size (KiB, log; codebook-encoded for clustered trials)")
         ax.set_ylabel("p50 latency, batch 1, one thread (ms)")
         ax.set_title(f"edgeseal search: {len(ok)} trials, budget drop <= {b.max_drop:g} points", fontsize=10)
         ax.grid(alpha=0.3, which="both")

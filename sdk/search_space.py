@@ -11,12 +11,18 @@
     calibration = ["minmax", "percentile", "entropy"]
     max_float_layers = [0, 2]       # layers int8 may keep in float to hold its accuracy drop
     distill = [false, true]         # fine-tune the pruned model with the original as teacher
+    cluster = [false, true]         # k-means weight sharing first (budget-chosen centroids per layer)
     finetune_epochs = [8]           # absent: the recipe's [prune] epochs
 
     [budget]                        # Budget: every point of the front meets all of it
     max_drop = 1.0                  # accuracy points below the fp32 model, on the validation split
     max_size_bytes = 300_000
     max_latency_ms = 0.05           # p50, batch 1, one thread, re-measured side by side
+
+Below int8: ``quantization = ["int4"]`` (block-wise int4 weight MatMuls, ONNX Runtime's
+MatMulNBits; transformers) and ``cluster = [true]`` (the sizes of clustered trials are their
+codebook-encoded bytes, ``converters.cluster.encoded_size``) are in the space when listed; the
+defaults leave them out (int4 does nothing for a Conv model; clustering adds a budget search per trial).
 
 A dimension that does not apply to a configuration collapses (calibration for
 ``dynamic``/``none``, distillation and epochs without pruning), so the grid
@@ -38,6 +44,7 @@ from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .recipe import (
+    ClusterStage,
     CompressRecipe,
     DistillStage,
     ModelFormat,
@@ -70,6 +77,7 @@ class Scheme(str, enum.Enum):
     STATIC_PER_TENSOR = "static-per-tensor"  # QDQ, one scale per weight tensor
     STATIC_INT8_SYMMETRIC = "static-int8-symmetric"  # QDQ, int8 activations with zero point 0 (XNNPACK/ARM)
     DYNAMIC = "dynamic"  # weights int8, activations quantized at run time (MatMul/Gemm only)
+    INT4 = "int4"  # block-wise int4 weight-only MatMuls (MatMulNBits); sensitive ones dynamic int8
 
     @property
     def static(self) -> bool:
@@ -95,6 +103,7 @@ _EXAMPLES = {
     "calibration": '"minmax"',
     "max_float_layers": "0",
     "distill": "false",
+    "cluster": "false",
 }
 
 
@@ -114,6 +123,7 @@ class SearchSpace:
     max_float_layers: tuple[int, ...] = (0, 2)
     distill: tuple[bool, ...] = (False, True)
     finetune_epochs: tuple[int, ...] = ()  # empty: the base recipe's [prune] epochs
+    cluster: tuple[bool, ...] = (False,)  # True: k-means weight sharing ([cluster] of the base recipe, or defaults)
 
     def __post_init__(self) -> None:
         ratios = _values(self, "prune_ratio")
@@ -134,6 +144,10 @@ class SearchSpace:
         for d in distill:
             _check(isinstance(d, bool), f"[space] distill has {d!r}; give true and/or false")
         object.__setattr__(self, "distill", distill)
+        cluster = _values(self, "cluster")
+        for c in cluster:
+            _check(isinstance(c, bool), f"[space] cluster has {c!r}; give true and/or false")
+        object.__setattr__(self, "cluster", cluster)
         given = self.finetune_epochs
         epochs = tuple(dict.fromkeys(given)) if isinstance(given, (list, tuple)) else (given,)
         for e in epochs:
@@ -247,6 +261,7 @@ class TrialConfig:
     max_float_layers: int | None = None  # int8 only
     distill: bool | None = None  # pruned only
     finetune_epochs: int | None = None  # pruned only; None: the recipe's
+    cluster: bool = False  # k-means weight sharing before quantization
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantization", as_enum(Scheme, self.quantization, "quantization"))
@@ -256,7 +271,7 @@ class TrialConfig:
 
     @classmethod
     def canonical(cls, *, prune_ratio: float, quantization: Scheme, calibration: Calibration, max_float_layers: int,
-                  distill: bool, finetune_epochs: int | None) -> TrialConfig:
+                  distill: bool, finetune_epochs: int | None, cluster: bool = False) -> TrialConfig:
         scheme = as_enum(Scheme, quantization, "quantization")
         pruned = prune_ratio > 0
         return cls(
@@ -266,12 +281,13 @@ class TrialConfig:
             max_float_layers=max_float_layers if scheme is not Scheme.NONE else None,
             distill=distill if pruned else None,
             finetune_epochs=finetune_epochs if pruned else None,
+            cluster=bool(cluster),
         )
 
     @property
     def is_reference(self) -> bool:
         """The fp32 model exported as it is: what accuracy drops are measured against."""
-        return self.prune_ratio == 0 and self.quantization is Scheme.NONE
+        return self.prune_ratio == 0 and self.quantization is Scheme.NONE and not self.cluster
 
     def label(self) -> str:
         """A short file-name-safe name, e.g. ``p50-static-per-channel-minmax-f2-kd-e8``."""
@@ -284,6 +300,8 @@ class TrialConfig:
             parts.append("kd" if self.distill else "ft")
         if self.finetune_epochs is not None:
             parts.append(f"e{self.finetune_epochs}")
+        if self.cluster:
+            parts.append("cl")
         return "-".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -300,11 +318,12 @@ def grid(space: SearchSpace) -> list[TrialConfig]:
     """Every distinct configuration of the space, in a fixed order, the fp32 reference excluded."""
     epochs: tuple[int | None, ...] = space.finetune_epochs or (None,)
     seen: dict[TrialConfig, None] = {}
-    for ratio, scheme, cal, floats, kd, ep in itertools.product(
-        space.prune_ratio, space.quantization, space.calibration, space.max_float_layers, space.distill, epochs
+    for ratio, scheme, cal, floats, kd, ep, cl in itertools.product(
+        space.prune_ratio, space.quantization, space.calibration, space.max_float_layers, space.distill, epochs,
+        space.cluster,
     ):
         t = TrialConfig.canonical(prune_ratio=ratio, quantization=scheme, calibration=cal, max_float_layers=floats,
-                                  distill=kd, finetune_epochs=ep)
+                                  distill=kd, finetune_epochs=ep, cluster=cl)
         if not t.is_reference:
             seen.setdefault(t)
     return list(seen)
@@ -330,7 +349,9 @@ def trial_recipe(base: CompressRecipe, trial: TrialConfig, budget: Budget, *, de
     ``max_float_layers`` layers in float to hold its own drop within ``budget.max_drop``.
     """
     check_base_recipe(base)
-    prune = distill = quantize = None
+    prune = distill = quantize = cluster = None
+    if trial.cluster:
+        cluster = base.cluster or ClusterStage()
     if trial.prune_ratio > 0:
         p = base.prune or PruneStage()
         epochs = p.epochs if trial.finetune_epochs is None else trial.finetune_epochs
@@ -341,7 +362,9 @@ def trial_recipe(base: CompressRecipe, trial: TrialConfig, budget: Budget, *, de
         q = base.quantize or QuantizeStage()
         common = dict(max_excluded=trial.max_float_layers or 0, max_drop=budget.max_drop)
         if trial.quantization is Scheme.DYNAMIC:
-            quantize = dataclasses.replace(q, mode=QuantMode.DYNAMIC, **common)
+            quantize = dataclasses.replace(q, mode=QuantMode.DYNAMIC, bits=8, **common)
+        elif trial.quantization is Scheme.INT4:
+            quantize = dataclasses.replace(q, mode=QuantMode.DYNAMIC, bits=4, **common)
         else:
             quantize = dataclasses.replace(
                 q,
@@ -350,9 +373,10 @@ def trial_recipe(base: CompressRecipe, trial: TrialConfig, budget: Budget, *, de
                 per_channel=trial.quantization is not Scheme.STATIC_PER_TENSOR,
                 activations="int8" if trial.quantization is Scheme.STATIC_INT8_SYMMETRIC else q.activations,
                 symmetric_activations=trial.quantization is Scheme.STATIC_INT8_SYMMETRIC or q.symmetric_activations,
+                bits=8,
                 **common,
             )
-    return dataclasses.replace(base, prune=prune, distill=distill, quantize=quantize,
+    return dataclasses.replace(base, prune=prune, distill=distill, quantize=quantize, cluster=cluster,
                                device=device or base.device, latency_runs=latency_runs)
 
 

@@ -56,8 +56,10 @@ MAX_SIZE = 600_000  # below the fp32 model (~900 KB): the reference must miss th
 def test_space_and_budget_validation():
     with pytest.raises(ConfigError, match=r"\[space\] prune_ratio has 1.0; ratios are fractions .* \[0, 1\)"):
         SearchSpace(prune_ratio=[0.0, 1.0])
-    with pytest.raises(ConfigError, match=r"\[space\] quantization='int4' is not valid; choose one of .*'dynamic'"):
-        SearchSpace(quantization=["int4"])
+    with pytest.raises(ConfigError, match=r"\[space\] quantization='int2' is not valid; choose one of .*'dynamic', 'int4'"):
+        SearchSpace(quantization=["int2"])
+    with pytest.raises(ConfigError, match=r"\[space\] cluster has 'yes'; give true and/or false"):
+        SearchSpace(cluster=["yes"])
     with pytest.raises(ConfigError, match=r"\[space\] calibration is empty; give at least one value"):
         SearchSpace(calibration=[])
     with pytest.raises(ConfigError, match=r"max_float_layers has -1"):
