@@ -529,7 +529,7 @@ def clustered_tensors(model: bytes, *, min_params: int = 256, per_channel: bool 
 class EncodedSize:
     """Bytes of a model with its codebook-able weights as ``edgeseal.runtime.codebook`` records.
 
-    ``graph_bytes``: the ONNX model with those initializers emptied, zlib-compressed; ``tensor_bytes``: the
+    ``graph_bytes``: the ONNX model with those initializers marked external (no data), zlib-compressed; ``tensor_bytes``: the
     entropy-coded record set; ``total`` their sum. Not a sealed package (no header, manifest, slots,
     signature, AEAD tags: those add a few hundred bytes plus 16 bytes per MiB).
     """
@@ -549,17 +549,22 @@ class EncodedSize:
 
 
 def encoded_size(model: bytes, *, min_params: int = 256) -> tuple[EncodedSize, bytes, bytes]:
-    """(sizes, graph without the encoded weights, the record set) of ``model``; decoding the record set gives
-    back the removed initializers bit for bit (``edgeseal.runtime.codebook.decode_tensors``)."""
+    """(sizes, zlib of the graph without the encoded weights, the record set) of ``model``. Decoding the record set
+    gives back the removed initializers bit for bit (``edgeseal.runtime.codebook.decode_tensors``), and
+    ``edgeseal.runtime.codebook.session`` runs the graph on them with no file written."""
     import onnx
 
     found = clustered_tensors(model, min_params=min_params)
     proto = onnx.load_from_string(model)
     for init in proto.graph.initializer:
         if init.name in found:
-            init.ClearField("raw_data")
-            init.ClearField("float_data")
-            init.ClearField("int32_data")
+            for field in ("raw_data", "float_data", "int32_data"):
+                init.ClearField(field)
+            # ONNX's external-data marking: ORT takes the tensor from SessionOptions.add_external_initializers
+            init.data_location = onnx.TensorProto.EXTERNAL
+            del init.external_data[:]
+            entry = init.external_data.add()
+            entry.key, entry.value = "location", codebook.EXTERNAL_LOCATION
     graph = zlib.compress(proto.SerializeToString(), 9)
     records = codebook.encode_tensors({n: a for n, (a, _) in found.items()}, groups={n: g for n, (_, g) in found.items()})
     packed = codebook.encode_tensors({n: a for n, (a, _) in found.items()}, groups={n: g for n, (_, g) in found.items()},

@@ -33,6 +33,7 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -54,9 +55,13 @@ __all__ = [
     "encode_tensors",
     "decode_tensors",
     "order0_entropy_bits",
+    "EXTERNAL_LOCATION",
+    "session",
 ]
 
 MAGIC = b"ESCB"
+#: the ``location`` an ONNX graph gives the initializers a record set supplies (they are never in a file)
+EXTERNAL_LOCATION = "edgeseal:codebook"
 VERSION = 1
 MAX_DIMS = 8
 MAX_ENTRIES = 256
@@ -380,3 +385,19 @@ def order0_entropy_bits(indices: np.ndarray) -> float:
     counts = np.bincount(np.asarray(indices, np.uint8).reshape(-1), minlength=1).astype(np.float64)
     p = counts[counts > 0] / counts.sum() if counts.sum() else np.ones(1)
     return float(-(p * np.log2(p)).sum())
+
+
+def session(graph: bytes | bytearray | memoryview, records: bytes | bytearray | memoryview, *,
+            options: Any = None, max_elements: int = MAX_ELEMENTS) -> Any:
+    """An ONNX Runtime session of ``graph`` (a ModelProto whose encoded initializers are marked external at
+    :data:`EXTERNAL_LOCATION`) with the tensors of ``records`` handed over in memory through
+    ``SessionOptions.add_external_initializers``: no weight is written to a file."""
+    import onnxruntime as ort
+
+    tensors = decode_tensors(records, max_elements=max_elements)
+    opts = options or ort.SessionOptions()
+    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in tensors.values()]
+    opts.add_external_initializers(list(tensors), values)
+    sess = ort.InferenceSession(bytes(graph), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess._edgeseal_initializers = values  # ORT does not own them: keep them alive as long as the session
+    return sess
