@@ -173,9 +173,11 @@ def load(
     except BaseException:
         plain.wipe()
         raise
-    keeps_buffer = module.NAME == "litert"
+    # LiteRT and ONNX Runtime's in-place weights (backends/_onnx_external.py) read the plaintext
+    # for as long as the session lives: it is wiped at close(). Otherwise the backend owns a copy now.
+    keeps_buffer = session.holds_buffer
     if not keeps_buffer:
-        plain.wipe()  # ONNX Runtime owns a parsed copy now
+        plain.wipe()
     try:
         _check_specs(manifest, session)
     except BaseException:

@@ -109,6 +109,8 @@ def _dtype(detail: dict) -> str:
 class Session:
     """A LiteRT interpreter over ``model_content``. Interpreters are not thread-safe: runs are serialized."""
 
+    holds_buffer = True  # the interpreter reads the model's buffers in place for as long as it lives
+
     def __init__(self, model: bytes, threads: int | None = None) -> None:
         name, cls = _interpreter()
         if name is None:
