@@ -38,8 +38,7 @@ SIGNATURE_LABEL = b"edgeseal/v2/signature\x00"
 
 
 class Digest(str, Enum):
-    """Per-chunk digest (docs/format.md §10.2). BLAKE3 is the default: the fastest of the three
-    on every CPU edgeseal targets, with or without SHA instructions."""
+    """Per-chunk digest (docs/format.md §10.2). BLAKE3 is the default (see :func:`default_digest`)."""
 
     SHA256 = "sha-256"
     BLAKE2B_256 = "blake2b-256"
@@ -49,12 +48,13 @@ class Digest(str, Enum):
 def default_digest(cipher: Cipher) -> Digest:
     """The digest ``seal`` writes unless told otherwise: BLAKE3, whatever the cipher.
 
-    Measured in bench/seal_load.py on this project's machine (AMD EPYC with SHA and AVX-512
-    instructions): BLAKE3 about 2.6x SHA-256's throughput on one thread. On cores without SHA
-    instructions (the Raspberry Pi 4's Cortex-A72) BLAKE3's NEON code is faster still relative to
-    software SHA-256 and to BLAKE2b (bench/results/seal_load.md, Raspberry Pi 4 section).
-    ``digest="sha-256"`` or ``"blake2b-256"`` writes packages older readers (edgeseal 0.1 before
-    BLAKE3, docs/COMPATIBILITY.md) can open.
+    Measured in bench/seal_load.py on this project's x86 machine (with SHA and AVX-512
+    instructions), BLAKE3 has several times SHA-256's throughput per thread
+    (bench/results/seal_load.md, floor table). On cores without SHA instructions (the Raspberry
+    Pi 4's Cortex-A72) software SHA-256 costs about 11.6 cycles per byte and BLAKE3's NEON code
+    hashes four 1 KiB chunks at once; that it is faster there too is expected, not measured here.
+    ``digest="sha-256"`` or ``"blake2b-256"`` writes packages that readers predating BLAKE3 open
+    (docs/COMPATIBILITY.md).
     """
     Cipher(cipher)
     return Digest.BLAKE3

@@ -132,14 +132,14 @@ class Session:
     for maps, None for an empty optional.
     """
 
-    def __init__(self, model: bytes, threads: int | None = None) -> None:
+    def __init__(self, model: bytes, threads: int | None = None, in_place: bool = True) -> None:
         import onnxruntime as ort
 
         # True when ORT's weights live in ``model`` (see _build), which must then outlive the session.
         self.holds_buffer = False
         self._weights = None
         try:
-            self._session = self._build(ort, model, threads)
+            self._session = self._build(ort, model, threads, in_place)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise UnsupportedError(
                 f"onnxruntime {ort.__version__} cannot load this model: {str(exc).splitlines()[0][:300]}"
@@ -152,11 +152,12 @@ class Session:
         self._no_numpy = sorted(s.name for s in self.inputs + self.outputs if NO_NUMPY.intersection(_dtypes(s)))
         self._text = [s.name for s in self.inputs if s.kind == "tensor" and s.dtype == "string"]
 
-    def _build(self, ort, model: bytes, threads: int | None):
+    def _build(self, ort, model: bytes, threads: int | None, in_place: bool):
         """The ORT session. A model of a MiB or more is handed over as its graph plus the model's own
         memory, from which ORT reads the large initializers in place (_onnx_external.py): no parse of
         the weights into protobuf strings and no second copy. If ORT refuses that form, or the bytes
-        cannot be split, the ordinary session from the bytes."""
+        cannot be split, or ``in_place`` is False (ORT then holds its own copies and ``model`` may be
+        freed: less memory while the session lives, a slower build), the ordinary session from the bytes."""
 
         def options(weights=None):
             opts = ort.SessionOptions()
@@ -167,7 +168,7 @@ class Session:
             return opts
 
         split = None
-        if isinstance(model, bytes) and len(model) >= IN_PLACE_MIN_BYTES and hasattr(ort.SessionOptions, "add_external_initializers_from_files_in_memory"):
+        if in_place and isinstance(model, bytes) and len(model) >= IN_PLACE_MIN_BYTES and hasattr(ort.SessionOptions, "add_external_initializers_from_files_in_memory"):
             split = externalize(model)
         if split is not None:
             try:

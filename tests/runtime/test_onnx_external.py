@@ -183,3 +183,22 @@ def test_small_initializers_moved_too_still_answer_alike(big, monkeypatch):
     assert session.holds_buffer
     feeds = _feeds(False)
     _assert_same(session.run(feeds), _plain(big, feeds))
+
+
+def test_weights_in_place_false_copies_and_wipes_at_once(big, publisher, device, monkeypatch):
+    from edgeseal.runtime import _memory
+
+    package = edgeseal.seal(big, publisher=publisher, devices=[device])
+    wiped, real_wipe = [], _memory.PlainBuffer.wipe
+
+    def recording_wipe(self):
+        real_wipe(self)
+        wiped.append(len(self.view) == len(big) and not any(self.view))
+
+    monkeypatch.setattr(_memory.PlainBuffer, "wipe", recording_wipe)
+    model = edgeseal.load(package, key=device, trusted=[publisher], weights_in_place=False)
+    assert wiped == [True]  # the plaintext was zeroed before load returned
+    assert model._plain is None and not model._session.holds_buffer
+    feeds = _feeds(False)
+    _assert_same(model.run(feeds), _plain(big, feeds))
+    model.close()
