@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 
 from . import crypto
 from ._memory import PlainBuffer
-from .crypto import TAG_SIZE, Cipher, chunk_count, chunk_nonce, in_parallel
+from .crypto import TAG_SIZE, Cipher, chunk_count, chunk_nonce, each_in_parallel
 from .errors import InvalidPackage
 
 __all__ = ["Digest", "DIGEST_SIZE", "default_digest", "chunk_digest", "table_size", "encrypt", "decrypt",
@@ -105,24 +105,22 @@ def decrypt(
     plain = PlainBuffer(size)
     failed = []  # set by a worker; the others stop at their next chunk
 
-    def open_range(first: int, stop: int) -> None:
-        out = plain.view
-        for i in range(first, stop):
-            if failed:
-                return
-            start, end = i * chunk_size, min((i + 1) * chunk_size, size)
-            offset = i * (chunk_size + TAG_SIZE)
-            chunk = ciphertext[offset : offset + (end - start) + TAG_SIZE]
-            if not hmac.compare_digest(chunk_digest(digest, chunk), table[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE]):
-                failed.append(i)
-                return
-            try:
-                aead.decrypt_into(chunk_nonce(prefix, i, i == n - 1), chunk, aad, out[start:end])
-            except (InvalidTag, ValueError):
-                failed.append(i)
-                return
+    def open_chunk(i: int) -> None:
+        if failed:
+            return
+        start, end = i * chunk_size, min((i + 1) * chunk_size, size)
+        offset = i * (chunk_size + TAG_SIZE)
+        chunk = ciphertext[offset : offset + (end - start) + TAG_SIZE]
+        if not hmac.compare_digest(chunk_digest(digest, chunk), table[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE]):
+            failed.append(i)
+            return
+        try:
+            aead.decrypt_into(chunk_nonce(prefix, i, i == n - 1), chunk, aad, out[start:end])
+        except (InvalidTag, ValueError):
+            failed.append(i)
 
-    in_parallel(open_range, n, threads if size >= crypto.PARALLEL_MIN_BYTES else 1)
+    out = plain.view
+    each_in_parallel(open_chunk, n, threads if size >= crypto.PARALLEL_MIN_BYTES else 1)
     if failed:
         plain.wipe()
         raise InvalidPackage()
