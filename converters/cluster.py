@@ -55,6 +55,7 @@ __all__ = [
     "finetune_centroids",
     "encoded_size",
     "clustered_tensors",
+    "codebook_model",
 ]
 
 _WEIGHT_OPS = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1}
@@ -548,24 +549,46 @@ class EncodedSize:
         return {**dataclasses.asdict(self), "total": self.total}
 
 
-def encoded_size(model: bytes, *, min_params: int = 256) -> tuple[EncodedSize, bytes, bytes]:
-    """(sizes, zlib of the graph without the encoded weights, the record set) of ``model``. Decoding the record set
-    gives back the removed initializers bit for bit (``edgeseal.runtime.codebook.decode_tensors``), and
-    ``edgeseal.runtime.codebook.session`` runs the graph on them with no file written."""
+def _encoded_graph(model: bytes, found: Mapping[str, tuple[np.ndarray, int]]) -> bytes:
+    """``model`` with the ``found`` initializers external at ``codebook.EXTERNAL_LOCATION``, at the offsets of
+    ``codebook.blob_layout`` (the buffer the runtime decodes them into)."""
     import onnx
 
-    found = clustered_tensors(model, min_params=min_params)
+    layout, _ = codebook.blob_layout({n: (a.shape, a.dtype) for n, (a, _) in found.items()})
     proto = onnx.load_from_string(model)
     for init in proto.graph.initializer:
         if init.name in found:
             for field in ("raw_data", "float_data", "int32_data"):
                 init.ClearField(field)
-            # ONNX's external-data marking: ORT takes the tensor from SessionOptions.add_external_initializers
+            # ONNX's external-data marking: ORT reads the tensor from the in-memory file the runtime builds
             init.data_location = onnx.TensorProto.EXTERNAL
             del init.external_data[:]
-            entry = init.external_data.add()
-            entry.key, entry.value = "location", codebook.EXTERNAL_LOCATION
-    graph = zlib.compress(proto.SerializeToString(), 9)
+            offset, length = layout[init.name]
+            for key, value in (("location", codebook.EXTERNAL_LOCATION), ("offset", str(offset)), ("length", str(length))):
+                entry = init.external_data.add()
+                entry.key, entry.value = key, value
+    return proto.SerializeToString()
+
+
+def codebook_model(model: bytes, *, min_params: int = 256, coding: str = "auto") -> bytes:
+    """The ``onnx+codebook`` payload of ``model`` (docs/format.md §11): its graph with every codebook-able
+    initializer (``clustered_tensors``) external, then those tensors as records. Seal it with
+    ``edgeseal.seal(payload, content_format="onnx+codebook")``; ``edgeseal.runtime.load`` decodes it in memory."""
+    found = clustered_tensors(model, min_params=min_params)
+    if not found:
+        raise UnsupportedError("no initializer of this model has at most 256 distinct values (per channel): "
+                               "cluster it first (cluster_onnx), or seal it as plain ONNX", reason="nothing to encode")
+    records = codebook.encode_tensors({n: a for n, (a, _) in found.items()}, coding=coding,
+                                      groups={n: g for n, (_, g) in found.items()})
+    return codebook.pack_model(_encoded_graph(model, found), records)
+
+
+def encoded_size(model: bytes, *, min_params: int = 256) -> tuple[EncodedSize, bytes, bytes]:
+    """(sizes, zlib of the graph without the encoded weights, the record set) of ``model``. Decoding the record set
+    gives back the removed initializers bit for bit (``edgeseal.runtime.codebook.decode_tensors``), and
+    ``edgeseal.runtime.codebook.session`` runs the graph on them with no file written."""
+    found = clustered_tensors(model, min_params=min_params)
+    graph = zlib.compress(_encoded_graph(model, found), 9)
     records = codebook.encode_tensors({n: a for n, (a, _) in found.items()}, groups={n: g for n, (_, g) in found.items()})
     packed = codebook.encode_tensors({n: a for n, (a, _) in found.items()}, groups={n: g for n, (_, g) in found.items()},
                                      coding="packed")

@@ -56,12 +56,24 @@ __all__ = [
     "decode_tensors",
     "order0_entropy_bits",
     "EXTERNAL_LOCATION",
+    "CONTENT_FORMAT",
+    "MODEL_MAGIC",
+    "BLOB_ALIGN",
+    "blob_layout",
+    "weights_blob",
+    "pack_model",
+    "unpack_model",
     "session",
 ]
 
 MAGIC = b"ESCB"
 #: the ``location`` an ONNX graph gives the initializers a record set supplies (they are never in a file)
 EXTERNAL_LOCATION = "edgeseal:codebook"
+#: the manifest ``content_format`` of a payload that is a codebook model container (docs/format.md §11)
+CONTENT_FORMAT = "onnx+codebook"
+MODEL_MAGIC = b"ESCM"
+#: each decoded tensor starts at a multiple of this in the weights blob ORT reads
+BLOB_ALIGN = 64
 VERSION = 1
 MAX_DIMS = 8
 MAX_ENTRIES = 256
@@ -389,15 +401,63 @@ def order0_entropy_bits(indices: np.ndarray) -> float:
 
 def session(graph: bytes | bytearray | memoryview, records: bytes | bytearray | memoryview, *,
             options: Any = None, max_elements: int = MAX_ELEMENTS) -> Any:
-    """An ONNX Runtime session of ``graph`` (a ModelProto whose encoded initializers are marked external at
-    :data:`EXTERNAL_LOCATION`) with the tensors of ``records`` handed over in memory through
-    ``SessionOptions.add_external_initializers``: no weight is written to a file."""
+    """An ONNX Runtime session of ``graph`` (a ModelProto whose encoded initializers are external at
+    :data:`EXTERNAL_LOCATION`, offsets as :func:`blob_layout`) on the tensors of ``records``, decoded into one
+    buffer ORT reads in place (``add_external_initializers_from_files_in_memory``): no weight touches a file.
+    The buffer is kept on the session as ``_edgeseal_weights`` (ORT does not own it)."""
     import onnxruntime as ort
 
-    tensors = decode_tensors(records, max_elements=max_elements)
+    blob, _ = weights_blob(records, max_elements=max_elements)
     opts = options or ort.SessionOptions()
-    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in tensors.values()]
-    opts.add_external_initializers(list(tensors), values)
+    opts.add_external_initializers_from_files_in_memory([EXTERNAL_LOCATION], [blob], [blob.size])
     sess = ort.InferenceSession(bytes(graph), sess_options=opts, providers=["CPUExecutionProvider"])
-    sess._edgeseal_initializers = values  # ORT does not own them: keep them alive as long as the session
+    sess._edgeseal_weights = blob
     return sess
+
+
+# --------------------------------------------------------------------------- the model container (onnx+codebook)
+
+_MODEL_HEAD = struct.Struct("<4sB3xQ")
+
+
+def pack_model(graph: bytes, records: bytes) -> bytes:
+    """The ``onnx+codebook`` payload: header, the ONNX graph (its encoded initializers external at
+    :data:`EXTERNAL_LOCATION`, offsets as :func:`blob_layout` gives them), then the record set."""
+    return _MODEL_HEAD.pack(MODEL_MAGIC, VERSION, len(graph)) + bytes(graph) + bytes(records)
+
+
+def unpack_model(payload: bytes | bytearray | memoryview) -> tuple[memoryview, memoryview]:
+    """(graph, record set) views of an ``onnx+codebook`` payload; InvalidPackage when malformed."""
+    view = memoryview(payload).cast("B")
+    if len(view) < _MODEL_HEAD.size:
+        raise InvalidPackage()
+    magic, version, graph_len = _MODEL_HEAD.unpack_from(view)
+    if magic != MODEL_MAGIC or version != VERSION or graph_len > len(view) - _MODEL_HEAD.size:
+        raise InvalidPackage()
+    start = _MODEL_HEAD.size
+    return view[start:start + graph_len], view[start + graph_len:]
+
+
+def blob_layout(shapes: Mapping[str, tuple[tuple[int, ...], np.dtype]]) -> tuple[dict[str, tuple[int, int]], int]:
+    """(name -> (offset, length), blob size): tensors in order, each at the next multiple of :data:`BLOB_ALIGN`."""
+    layout, pos = {}, 0
+    for name, (shape, dtype) in shapes.items():
+        pos = -(-pos // BLOB_ALIGN) * BLOB_ALIGN
+        length = math.prod(shape) * np.dtype(dtype).itemsize
+        layout[name] = (pos, length)
+        pos += length
+    return layout, pos
+
+
+def weights_blob(records: bytes | bytearray | memoryview, *, max_elements: int = MAX_ELEMENTS
+                 ) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+    """Decode a record set straight into one zeroed uint8 buffer laid out by :func:`blob_layout` (the in-memory
+    file ORT reads the weights from) and return it with the layout."""
+    tensors = decode_tensors(records, max_elements=max_elements)
+    layout, size = blob_layout({n: (a.shape, a.dtype) for n, a in tensors.items()})
+    blob = np.zeros(max(size, 1), np.uint8)
+    for name, arr in tensors.items():
+        offset, length = layout[name]
+        blob[offset:offset + length] = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+        arr.fill(0)
+    return blob, layout

@@ -39,6 +39,8 @@ def detect_format(data: bytes, hint: str | None = None) -> str:
 
     if data[:4] == b"PK\x03\x04":
         return "npz"
+    if data[:4] == b"ESCM":  # edgeseal.runtime.codebook.MODEL_MAGIC
+        return "onnx+codebook"
     try:
         return model_format(data).value
     except ConfigError:

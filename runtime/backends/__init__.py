@@ -19,6 +19,7 @@ __all__ = ["BACKENDS", "select", "describe"]
 # Preference order per content format.
 BACKENDS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime",),
+    "onnx+codebook": ("onnxruntime",),  # codebook-encoded weights (docs/format.md §11), decoded at load
     "tflite": ("litert",),
 }
 
@@ -46,7 +47,7 @@ def select(content_format: str, backend: str = "auto") -> ModuleType:
         if problem is None:
             return module
         problems.append(f"{name}: {problem}")
-    extra = "onnx" if content_format == "onnx" else "tflite"
+    extra = "onnx" if content_format.startswith("onnx") else "tflite"
     raise UnsupportedError(
         f"cannot run a {content_format} model here ({'; '.join(problems)}); "
         f"install the backend with: pip install 'edgeseal[{extra}]'",

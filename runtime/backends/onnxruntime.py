@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import codebook
 from ..errors import InvalidInput, UnsupportedError
 from ..tensors import TensorSpec
 from ._onnx_external import LOCATION, externalize
@@ -138,9 +139,13 @@ class Session:
         # True when ORT's weights live in ``model`` (see _build), which must then outlive the session.
         self.holds_buffer = False
         self._weights = None
+        self._decoded = None  # codebook payloads: the weights decoded at load, wiped at close()
+        if bytes(model[:4]) == codebook.MODEL_MAGIC:
+            model = self._decode(model)
         try:
             self._session = self._build(ort, model, threads, in_place)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            self.close()
             raise UnsupportedError(
                 f"onnxruntime {ort.__version__} cannot load this model: {str(exc).splitlines()[0][:300]}"
             ) from None
@@ -151,6 +156,13 @@ class Session:
         self._names = [o.name for o in self.outputs]
         self._no_numpy = sorted(s.name for s in self.inputs + self.outputs if NO_NUMPY.intersection(_dtypes(s)))
         self._text = [s.name for s in self.inputs if s.kind == "tensor" and s.dtype == "string"]
+
+    def _decode(self, payload: bytes) -> bytes:
+        """An ``onnx+codebook`` payload (docs/format.md §11): decode its records into one buffer, which ORT reads
+        in place as the in-memory file the graph's external initializers name; returns the graph."""
+        graph, records = codebook.unpack_model(payload)
+        self._decoded, _ = codebook.weights_blob(records)
+        return bytes(graph)
 
     def _build(self, ort, model: bytes, threads: int | None, in_place: bool):
         """The ORT session. A model of a MiB or more is handed over as its graph plus the model's own
@@ -165,6 +177,9 @@ class Session:
                 opts.intra_op_num_threads = threads
             if weights is not None:
                 opts.add_external_initializers_from_files_in_memory([LOCATION], [weights], [weights.size])
+            if self._decoded is not None:
+                opts.add_external_initializers_from_files_in_memory(
+                    [codebook.EXTERNAL_LOCATION], [self._decoded], [self._decoded.size])
             return opts
 
         split = None
@@ -203,3 +218,6 @@ class Session:
     def close(self) -> None:
         self._session = None
         self._weights = None
+        if self._decoded is not None:
+            self._decoded.fill(0)  # plaintext weights decoded from a codebook payload (best effort, like PlainBuffer)
+            self._decoded = None
