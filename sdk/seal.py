@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from .runtime import backends, crypto
-from .runtime.errors import ConfigError, UnsupportedError
+from .runtime.errors import ConfigError, InvalidPackage, UnsupportedError
 from .runtime.format import (
     Cipher,
     Codec,
@@ -94,7 +94,11 @@ def _specs(content_format: str, data: bytes) -> tuple[tuple[TensorSpec, ...], tu
         module = backends.select(content_format)
     except UnsupportedError:
         return (), ()
-    session = module.Session(data, 1)
+    try:
+        session = module.Session(data, 1)
+    except InvalidPackage:  # the codec's checks: raised for onnx+codebook payloads that do not decode
+        raise ConfigError(f"the model is not a valid {content_format} payload (its codebook records or container "
+                          "do not decode); build it with edgeseal.converters.cluster.codebook_model") from None
     try:
         return session.inputs, session.outputs
     finally:
