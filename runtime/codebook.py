@@ -63,6 +63,7 @@ __all__ = [
     "weights_blob",
     "pack_model",
     "unpack_model",
+    "check_graph",
     "session",
 ]
 
@@ -407,7 +408,8 @@ def session(graph: bytes | bytearray | memoryview, records: bytes | bytearray | 
     The buffer is kept on the session as ``_edgeseal_weights`` (ORT does not own it)."""
     import onnxruntime as ort
 
-    blob, _ = weights_blob(records, max_elements=max_elements)
+    blob, layout = weights_blob(records, max_elements=max_elements)
+    check_graph(graph, layout)
     opts = options or ort.SessionOptions()
     opts.add_external_initializers_from_files_in_memory([EXTERNAL_LOCATION], [blob], [blob.size])
     sess = ort.InferenceSession(bytes(graph), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -461,3 +463,35 @@ def weights_blob(records: bytes | bytearray | memoryview, *, max_elements: int =
         blob[offset:offset + length] = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
         arr.fill(0)
     return blob, layout
+
+
+def check_graph(graph: bytes | bytearray | memoryview, layout: Mapping[str, tuple[int, int]]) -> None:
+    """InvalidPackage unless the graph's initializers at :data:`EXTERNAL_LOCATION` are exactly the record set's
+    tensors, each at its :func:`blob_layout` offset and length (docs/format.md §11.4). Reads the protobuf wire
+    format directly: ModelProto.graph (7) -> GraphProto.initializer (5) -> TensorProto name (8),
+    external_data (13: key 1, value 2), data_location (14)."""
+    from .backends._onnx_graph import fields
+
+    found: dict[str, tuple[int, int]] = {}
+    try:
+        for number, wire, graph_msg in fields(memoryview(graph).cast("B")):
+            if number != 7 or wire != 2:
+                continue
+            for n2, w2, tensor in fields(graph_msg):
+                if n2 != 5 or w2 != 2:
+                    continue
+                name, entries = None, {}
+                for n3, w3, value in fields(tensor):
+                    if n3 == 8 and w3 == 2:
+                        name = bytes(value).decode("utf-8")
+                    elif n3 == 13 and w3 == 2:
+                        kv = {k: bytes(v).decode("utf-8") for k, w4, v in fields(value) if w4 == 2}
+                        entries[kv.get(1, "")] = kv.get(2, "")
+                if entries.get("location") == EXTERNAL_LOCATION:
+                    if name is None or name in found:
+                        raise InvalidPackage()
+                    found[name] = (int(entries.get("offset", "0")), int(entries["length"]))
+    except (ValueError, KeyError, UnicodeDecodeError):
+        raise InvalidPackage() from None
+    if found != dict(layout):
+        raise InvalidPackage()

@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-chunk digest (default blake3; sha-256 or blake2b-256 for readers that predate "
                         "BLAKE3, docs/COMPATIBILITY.md)")
     p.add_argument("--target", help="target profile name (sets the cipher when --cipher auto)")
-    p.add_argument("--format", choices=["onnx", "tflite", "npz"], help="content format (default: detected)")
+    p.add_argument("--format", choices=["onnx", "onnx+codebook", "tflite", "npz"], help="content format (default: detected)")
     g = p.add_argument_group("data sets (an .npz of input arrays and 'labels', e.g. for edgeseal verify --data)")
     g.add_argument("--dataset", action="store_true", help="seal an .npz data set (manifest kind 'dataset')")
     g.add_argument("--mask-columns", action="append", metavar="ARRAY:COLS",

@@ -161,7 +161,12 @@ class Session:
         """An ``onnx+codebook`` payload (docs/format.md §11): decode its records into one buffer, which ORT reads
         in place as the in-memory file the graph's external initializers name; returns the graph."""
         graph, records = codebook.unpack_model(payload)
-        self._decoded, _ = codebook.weights_blob(records)
+        self._decoded, layout = codebook.weights_blob(records)
+        try:
+            codebook.check_graph(graph, layout)
+        except BaseException:
+            self.close()
+            raise
         return bytes(graph)
 
     def _build(self, ort, model: bytes, threads: int | None, in_place: bool):

@@ -84,7 +84,7 @@ def test_weights_blob_layout_matches_the_graph(parties) -> None:
             assert got.tobytes() == originals[init.name].tobytes()  # bit for bit what the converter clustered
 
 
-@pytest.mark.parametrize("damage", ["magic", "graph_len", "record_byte", "truncated"])
+@pytest.mark.parametrize("damage", ["magic", "graph_len", "record_byte", "truncated", "graph_offset"])
 def test_malformed_container_in_an_authentic_package_is_invalid(parties, damage) -> None:
     from edgeseal.converters.cluster import codebook_model
 
@@ -99,6 +99,12 @@ def test_malformed_container_in_an_authentic_package_is_invalid(parties, damage)
     elif damage == "record_byte":
         at = 16 + len(graph) + 8 + 2 + 8 + len("conv_w") + 6  # inside the first record's header: its bits
         payload[at] = 9
+    elif damage == "graph_offset":  # the graph points fc_w 64 bytes later than the layout puts it
+        proto = onnx.load_from_string(bytes(graph))
+        init = next(i for i in proto.graph.initializer if i.name == "fc_w")
+        entry = next(e for e in init.external_data if e.key == "offset")
+        entry.value = str(int(entry.value) + 64)
+        payload = codebook.pack_model(proto.SerializeToString(), bytes(records))
     else:
         payload = payload[:-3]
     with pytest.raises(ConfigError, match="not a valid onnx\\+codebook payload"):  # seal refuses to write it
