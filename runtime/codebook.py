@@ -86,6 +86,7 @@ _CODES = {dt: code for code, dt in DTYPES.items()}
 # magic, version, dtype, bits, coding, ndim, reserved(3), groups u32, entries u16, reserved u16, stream length u64
 _HEAD = struct.Struct("<4sBBBBB3sIHHQ")
 _LZMA_MAX_DICT = 64 << 20
+_LZMA_DEFAULT_DICT = 8 << 20
 _LZMA_OVERHEAD = 1 << 20  # the LZMA2 decoder's state besides its dictionary is well under 1 MiB
 
 
@@ -264,8 +265,10 @@ def _bounded_inflate(data: memoryview, size: int, coding: Coding) -> bytes:
     """Exactly ``size`` bytes out of a zlib or xz stream that must end there; never more in memory."""
     try:
         if coding is Coding.LZMA_BYTES:
-            # a stream whose dictionary is larger than the declared output could need is refused, not allocated
-            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=_lzma_dict(size) + _LZMA_OVERHEAD)
+            # a stream whose dictionary is larger than max(declared output, 8 MiB) is refused, not allocated
+            # (8 MiB: what xz's default preset uses, so other writers' streams read)
+            limit = min(max(size, _LZMA_DEFAULT_DICT), _LZMA_MAX_DICT) + _LZMA_OVERHEAD
+            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=limit)
             out = d.decompress(bytes(data), max_length=size)
             if not d.eof:  # one more byte: the end of the stream, or proof that it is too long
                 out += d.decompress(b"", max_length=1)

@@ -460,3 +460,22 @@ def test_scrypt_work_and_plaintext_size_are_bounded_like_the_python_runtime(java
             assert line["result"] == "ok" and python == "ok", (name, line, python)
         else:
             assert line["error"] == error and python == "LimitExceeded", (name, line, python)
+
+
+def test_codebook_packages_are_authenticated_then_refused(java, tmp_path):
+    """onnx+codebook (docs/format.md §11): the JVM reader does not decode it and says so, after the signature."""
+    here = VECTORS / "codebook"
+    lines = [json.loads(line) for line in java("vectors", str(here / "packages.json"), str(here))]
+    spec = json.loads((here / "packages.json").read_text())
+    assert len(lines) == sum(len(v["open_with"]) for v in spec["vectors"]) >= 2
+    for line in lines:
+        assert line["result"] == "error" and line["error"] == "UnsupportedError", line
+        assert "onnx+codebook" in line["message"] and "seal the model as plain onnx" in line["message"]
+    # the refusal comes after authentication: an edited (signed) manifest is InvalidPackage, as in Python
+    vector = spec["vectors"][0]
+    data = (here / vector["file"]).read_bytes()
+    at = data.index(b'"name":"vector"') + len(b'"name":"')
+    (tmp_path / "edited.eseal").write_bytes(data[:at] + b"W" + data[at + 1:])
+    (tmp_path / "cases.json").write_text(json.dumps({**spec, "vectors": [dict(vector, file="edited.eseal")]}))
+    for line in (json.loads(x) for x in java("vectors", str(tmp_path / "cases.json"), str(tmp_path))):
+        assert line["error"] == "InvalidPackage", line

@@ -34,9 +34,27 @@ public final class Edgeseal {
         SealedPackage pkg = SealedPackage.parse(sealedPackage);
         String publisher = pkg.authenticate(options.trusted, options.allowUnsigned);
         pkg.checkPolicy(options.minVersion, options.now());
+        refuseUndecodedContent(pkg.manifest());
         pkg.checkSize(options.maxPlaintextBytes);
         byte[] contentKey = pkg.contentKey(key, options.scryptBudget);
         return pkg.decrypt(contentKey, publisher, options.maxPlaintextBytes);
+    }
+
+    /** Content format of codebook-encoded ONNX weights (docs/format.md §11), which this reader does not decode. */
+    public static final String CODEBOOK_FORMAT = "onnx+codebook";
+
+    /**
+     * The payload of an {@code onnx+codebook} package is a container (an ONNX graph plus codebook records), not a
+     * model ONNX Runtime's Java API can load from one buffer; this reader does not decode it, so it refuses such a
+     * package after authenticating it and before decrypting anything. (The explicit layer,
+     * {@link SealedPackage#decrypt}, still returns the container to apps that implement docs/format.md §11.)
+     */
+    private static void refuseUndecodedContent(Manifest manifest) throws UnsupportedException {
+        if (CODEBOOK_FORMAT.equals(manifest.contentFormat)) {
+            throw new UnsupportedException("content format " + CODEBOOK_FORMAT + " (codebook-encoded weights, "
+                    + "docs/format.md section 11) is not decoded by the JVM reader; seal the model as plain onnx "
+                    + "for JVM and Android devices (edgeseal seal without the codebook encoding)");
+        }
     }
 
     /** {@link #open(byte[], DecryptionKey, OpenOptions)} reading the package from a stream (e.g. an Android asset). */
