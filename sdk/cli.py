@@ -147,15 +147,25 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
             raise errors.ConfigError(f"{path} is not a raw key file (edgeseal keygen raw)")
         raw_keys.append(secret)
     started = time.perf_counter()
+    source: Any = Path(args.model)
+    if args.codebook:  # the model's clustered weights as codebook records: content format onnx+codebook
+        if args.dataset or args.format not in (None, "onnx+codebook"):
+            raise errors.ConfigError("--codebook encodes an ONNX model's weights; drop --dataset / --format")
+        from edgeseal.converters.cluster import codebook_model
+
+        try:
+            source = codebook_model(source.read_bytes())
+        except OSError as exc:
+            raise errors.ConfigError(f"cannot read {args.model}: {exc.strerror}") from None
     package = seal(
-        Path(args.model),
+        source,
         publisher=None if args.unsigned else args.publisher,
         publisher_passphrase=_secret_from_env(args.publisher_passphrase_env, "publisher key passphrase"),
         devices=[Path(d) for d in args.device or ()],
         passphrase=_passphrase(args, "passphrase_env", "ask_passphrase", "package passphrase", True),
         raw_keys=raw_keys,
         unsigned=args.unsigned,
-        name=args.name,
+        name=args.name or (Path(args.model).stem if args.codebook else None),
         version=args.version,
         expires=_parse_expiry(args.expires),
         cipher=args.cipher,
@@ -422,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "BLAKE3, docs/COMPATIBILITY.md)")
     p.add_argument("--target", help="target profile name (sets the cipher when --cipher auto)")
     p.add_argument("--format", choices=["onnx", "onnx+codebook", "tflite", "npz"], help="content format (default: detected)")
+    p.add_argument("--codebook", action="store_true",
+                   help="store the ONNX model's clustered weights as codebook records (content format onnx+codebook, "
+                        "docs/format.md §11; needs edgeseal[compress]); the JVM reader refuses such packages")
     g = p.add_argument_group("data sets (an .npz of input arrays and 'labels', e.g. for edgeseal verify --data)")
     g.add_argument("--dataset", action="store_true", help="seal an .npz data set (manifest kind 'dataset')")
     g.add_argument("--mask-columns", action="append", metavar="ARRAY:COLS",

@@ -88,3 +88,45 @@ def test_prune_cluster_int8_in_one_recipe(digits) -> None:
     assert rep.stages[3].encoded_bytes < rep.stages[3].size_bytes
     assert "clustering" in rep.to_dict() and rep.to_dict()["stages"][2]["encoded_bytes"] == clustered.encoded_bytes
     assert "codebook-encoded" in rep.render()
+
+
+def test_cli_seals_a_clustered_onnx_model_as_codebook(tmp_path) -> None:
+    """edgeseal seal --codebook writes an onnx+codebook package; load decodes it and runs it bit-identically."""
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    import edgeseal
+    from edgeseal.converters.cluster import cluster_array
+
+    rng = np.random.default_rng(0)
+    w = cluster_array(rng.normal(size=(64, 32)).astype(np.float32), 3).values
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32])],
+                          [numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    (tmp_path / "m.onnx").write_bytes(m.SerializeToString())
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edgeseal", *args], cwd=tmp_path, capture_output=True, text=True)
+
+    assert cli("keygen", "publisher", "-o", "pub").returncode == 0
+    assert cli("keygen", "device", "-o", "dev").returncode == 0
+    proc = cli("seal", "m.onnx", "--codebook", "-o", "m.eseal", "--publisher", "pub.pem", "--device", "dev.pub")
+    assert proc.returncode == 0, proc.stderr
+    model = edgeseal.load(tmp_path / "m.eseal", key=str(tmp_path / "dev.pem"), trusted=[str(tmp_path / "pub.pub")])
+    try:
+        assert model.manifest.content_format == "onnx+codebook" and model.manifest.name == "m"
+        x = rng.normal(size=(3, 64)).astype(np.float32)
+        ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        assert model.run({"x": x})["y"].tobytes() == ref.tobytes()
+    finally:
+        model.close()
+    assert (tmp_path / "m.eseal").stat().st_size < (tmp_path / "m.onnx").stat().st_size / 4
+    bad = cli("seal", "m.onnx", "--codebook", "--format", "tflite", "-o", "x.eseal", "--publisher", "pub.pem",
+              "--device", "dev.pub")
+    assert bad.returncode == 2 and "--codebook encodes an ONNX model" in bad.stderr
