@@ -58,7 +58,7 @@ __all__ = [
     "codebook_model",
 ]
 
-_WEIGHT_OPS = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1}
+_WEIGHT_OPS = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1, "Gather": 0}  # op -> weight input
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -182,7 +182,8 @@ def cluster_array(w: np.ndarray, bits: int, *, per_channel: bool = False, keep_z
 
 
 def weight_initializers(model: bytes, *, min_params: int = 256, exclude: Sequence[str] = ()) -> dict[str, str]:
-    """float32 initializers that are the weight input of a Conv / ConvTranspose / Gemm / MatMul -> that node's name."""
+    """float32 initializers that are the weight input of a Conv / ConvTranspose / Gemm / MatMul (or the table of a
+    Gather: embeddings) -> that node's name."""
     import onnx
 
     g = onnx.load_from_string(model).graph
@@ -338,7 +339,7 @@ def _path(noise: Mapping[str, Mapping[int, float]], params: Mapping[str, int], b
 
 def cluster_onnx(
     model: bytes,
-    probe: np.ndarray | Mapping[str, np.ndarray],
+    probe: np.ndarray | Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
     score: Callable[[bytes], float],
     config: ClusterConfig | None = None,
     *,
@@ -346,7 +347,7 @@ def cluster_onnx(
 ) -> tuple[bytes, ClusterReport, dict[str, ClusteredTensor]]:
     """Cluster the weights of an ONNX model as finely as ``score`` allows within ``config.max_drop``.
 
-    ``probe``: a float batch for a single-input model (or a feed dict) for the per-layer noise;
+    ``probe``: a float batch for a single-input model, a feed dict or a list of them, for the per-layer noise;
     ``score(model_bytes)``: higher is better, in the units of ``max_drop`` (e.g. accuracy points).
     Returns the clustered model, the report and the clustered tensors by initializer name.
     When even the widest candidate misses the budget it returns that one (``report.met`` False).
@@ -364,7 +365,7 @@ def cluster_onnx(
     originals = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer if i.name in targets}
     sess = _probe_session(model, list(targets))
     feeds = _feeds(sess, probe, config.probe_samples, set(targets))
-    base = _outputs(sess, feeds)
+    base = _outputs_all(sess, feeds, {})
     power = sum(float(np.mean(b.astype(np.float64) ** 2)) for b in base) or 1.0
     cache: dict[tuple[str, int], ClusteredTensor] = {}
     noise: dict[str, dict[int, float]] = {}
@@ -373,7 +374,7 @@ def cluster_onnx(
         for b in config.bits:
             ct = cache[name, b] = cluster_array(originals[name], b, per_channel=config.per_channel,
                                                 keep_zero=config.keep_zero, iterations=config.iterations)
-            out = _outputs(sess, {**feeds, name: ct.values})
+            out = _outputs_all(sess, feeds, {name: ct.values})
             noise[name][b] = sum(float(np.mean((o.astype(np.float64) - r) ** 2)) for o, r in zip(out, base)) / power
     params = {n: int(originals[n].size) for n in targets}
     path = _path(noise, params, list(config.bits))
@@ -410,17 +411,22 @@ def cluster_onnx(
     return built[lo], report, {n: cache[n, b] for n, b in chosen.items()}
 
 
-def _feeds(sess: Any, probe: Any, limit: int, skip: set[str]) -> dict[str, np.ndarray]:
+def _feeds(sess: Any, probe: Any, limit: int, skip: set[str]) -> list[dict[str, np.ndarray]]:
     names = [i.name for i in sess.get_inputs() if i.name not in skip]
     if isinstance(probe, Mapping):
-        return {k: np.asarray(v) for k, v in probe.items()}
+        return [{k: np.asarray(v) for k, v in probe.items()}]
+    if isinstance(probe, (list, tuple)):
+        return [{k: np.asarray(v) for k, v in f.items()} for f in probe[:limit]]
     if len(names) != 1:
-        raise ConfigError(f"the model has inputs {names}; give the probe as a dict name -> array")
-    return {names[0]: np.asarray(probe, np.float32)[:limit]}
+        raise ConfigError(f"the model has inputs {names}; give the probe as feed dicts name -> array")
+    return [{names[0]: np.asarray(probe, np.float32)[:limit]}]
 
 
-def _outputs(sess: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    return [np.asarray(o, np.float64) for o in sess.run(None, dict(feeds))]
+def _outputs_all(sess: Any, feeds: Sequence[Mapping[str, np.ndarray]], weights: Mapping[str, np.ndarray]
+                 ) -> list[np.ndarray]:
+    """Every output of every probe feed, concatenated per output (float64), with ``weights`` fed in."""
+    runs = [sess.run(None, {**f, **weights}) for f in feeds]
+    return [np.concatenate([np.asarray(r[i], np.float64).reshape(-1) for r in runs]) for i in range(len(runs[0]))]
 
 
 # --------------------------------------------------------------------------- centroid fine-tuning (torch)
