@@ -7,6 +7,9 @@ The explicit layer under the ``edgeseal.compress`` recipe. Modules:
 - ``qat``       quantization-aware fine-tuning (fake-quant weights/activations) for when PTQ misses the budget
 - ``smooth``    SmoothQuant-style migration of activation outliers into weights (an ONNX graph pass)
 - ``localize``  per-layer int8 error, and keeping the worst layers in float until an accuracy budget holds
+- ``cluster``   k-means weight sharing (Deep Compression) under an accuracy budget, centroid fine-tuning,
+                the onnx+codebook payload (``codebook_model``) and its size (``encoded_size``)
+- ``int4``      block-wise int4 weight-only MatMuls (ONNX Runtime's MatMulNBitsQuantizer) with a budget loop
 - ``prune``     structured channel pruning (torch-pruning) and unstructured magnitude pruning
 - ``distill``   teacher -> student training with soft targets
 - ``text``      all-MiniLM-L6-v2 sentence embedder: load, export, embed, cosine fidelity
