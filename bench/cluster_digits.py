@@ -31,7 +31,6 @@ import platform
 import statistics
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np

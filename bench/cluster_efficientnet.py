@@ -24,7 +24,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
 

@@ -67,6 +67,18 @@ def main() -> None:
             "model": q, "select_s": round(time.time() - t0, 1),
             "how": f"int4 {algo.upper()} block {block}, symmetric, every weight MatMul + embedding tables "
                    f"({'RTN for the tables: ORT HQQ does not do Gather' if algo == 'hqq' else 'GatherBlockQuantized'})"}
+    # where the loss comes from: int4 on one side only, and asymmetric blocks
+    from edgeseal.converters.int4 import weight_matmuls
+
+    attribution = {
+        "int4_matmuls_only_b32": (Int4Config(embeddings=False), "int4 RTN block 32 on the weight MatMuls only; "
+                                  "embedding tables float"),
+        "int4_embeddings_only_b32": (Int4Config(exclude_nodes=tuple(weight_matmuls(pp))), "int4 RTN block 32 on the "
+                                     "embedding tables only (GatherBlockQuantized); MatMuls float"),
+        "int4_rtn_b32_asym": (Int4Config(symmetric=False), "int4 RTN block 32, asymmetric (zero points), everything"),
+    }
+    for name, (cfg, how) in attribution.items():
+        variants[name] = {"model": quantize_onnx_int4(pp, cfg), "how": how}
     t0 = time.time()
     budgeted, rep = int4_within_budget(pp, Int4Config(algorithm="rtn", block_size=32), score=mean_cos,
                                        max_drop=1 - 0.995, probe=fc[:16], fallback="int8", max_fallback=8,

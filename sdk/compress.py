@@ -809,6 +809,9 @@ def _cluster(export: Any, torch_model: Any, recipe: CompressRecipe, cal_x: np.nd
                              f"{tuned_score:.2f}%")
             else:
                 notes.append(f"centroid fine-tuning lowered accuracy ({before:.2f}% -> {tuned_score:.2f}%): not kept")
+        else:
+            notes.append("no torch weight equals an exported clustered weight (batch-norm folded?): centroids not "
+                         "fine-tuned")
     else:
         export = dataclasses.replace(export, model=model)
     if export.model is not model:
