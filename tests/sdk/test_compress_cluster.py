@@ -92,8 +92,7 @@ def test_prune_cluster_int8_in_one_recipe(digits) -> None:
 
 def test_cli_seals_a_clustered_onnx_model_as_codebook(tmp_path) -> None:
     """edgeseal seal --codebook writes an onnx+codebook package; load decodes it and runs it bit-identically."""
-    import subprocess
-    import sys
+    from types import SimpleNamespace
 
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -111,8 +110,21 @@ def test_cli_seals_a_clustered_onnx_model_as_codebook(tmp_path) -> None:
     m.ir_version = 9
     (tmp_path / "m.onnx").write_bytes(m.SerializeToString())
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "edgeseal", *args], cwd=tmp_path, capture_output=True, text=True)
+    def cli(*args: str) -> SimpleNamespace:  # in-process: the same parser and exit codes as `edgeseal ...`
+        import contextlib
+        import io
+        import os
+
+        from edgeseal.cli import main
+
+        err, cwd = io.StringIO(), os.getcwd()
+        os.chdir(tmp_path)
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = main(list(args))
+        finally:
+            os.chdir(cwd)
+        return SimpleNamespace(returncode=code, stderr=err.getvalue())
 
     assert cli("keygen", "publisher", "-o", "pub").returncode == 0
     assert cli("keygen", "device", "-o", "dev").returncode == 0
