@@ -18,8 +18,9 @@ Wire format (onnx.proto3): ModelProto.graph = 7; GraphProto.initializer = 5;
 TensorProto: data_type 2, raw_data 9, external_data 13 (StringStringEntryProto: key 1,
 value 2), data_location 14 (EXTERNAL = 1). Only the top-level graph's initializers move;
 subgraphs, sparse and typed-field (``float_data`` …) initializers stay as they are.
-Anything unexpected (a second graph field, an initializer already external or with two
-``raw_data`` fields) returns None and the caller loads the bytes the ordinary way.
+Anything unexpected (a second graph field, an initializer with two ``raw_data`` fields, the
+name :data:`LOCATION` anywhere else in the graph) returns None and the caller loads the bytes
+the ordinary way; an initializer already external elsewhere stays as it is.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def externalize(model: bytes | bytearray | memoryview) -> tuple[bytes, int] | No
         _, _, graph_first, graph_start, graph_end = graphs[0]
         pieces = []
         run = graph_start  # start of the current run of fields copied unchanged
-        moved = 0
+        moved = rewritten_count = 0
         for number, wire, first, value_start, value_end in _spans(buf, graph_start, graph_end):
             if number != _INITIALIZER or wire != _LEN:
                 continue
@@ -143,6 +144,7 @@ def externalize(model: bytes | bytearray | memoryview) -> tuple[bytes, int] | No
                 pieces.append(buf[run:first])
                 pieces.append(_len_field(_INITIALIZER, rewritten[0]))
                 moved += rewritten[1]
+                rewritten_count += 1
                 run = value_end
         pieces.append(buf[run:graph_end])
     except (ValueError, IndexError):
@@ -150,5 +152,10 @@ def externalize(model: bytes | bytearray | memoryview) -> tuple[bytes, int] | No
     if not moved:
         return None
     graph = b"".join(pieces)
+    # Only references written here may point into the model's memory: a model that names LOCATION
+    # itself (say, an external initializer in a subgraph with offsets of its own choosing) is loaded
+    # the ordinary way.
+    if graph.count(LOCATION.encode()) != rewritten_count:
+        return None
     return b"".join(_len_field(_GRAPH, graph) if first == graph_first else buf[first:value_end]
                     for _, _, first, _, value_end in top), moved

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import edgeseal
-from edgeseal.runtime import ModelClosed
+from edgeseal.runtime import ModelClosed, UnsupportedError
 from edgeseal.runtime.backends import _onnx_external
 from edgeseal.runtime.backends._onnx_external import LOCATION, MIN_BYTES, externalize
 from edgeseal.runtime.backends.onnxruntime import IN_PLACE_MIN_BYTES, Session
@@ -159,6 +159,22 @@ def test_bytes_it_cannot_split_are_left_to_onnxruntime(big):
     assert externalize(big + b"\x3a\x00") is None  # a second graph field (protobuf would merge the two)
     graph, _ = externalize(big)
     assert externalize(graph) is None  # already external: nothing more to move
+
+
+def test_a_model_that_names_the_in_memory_location_itself_is_not_given_its_own_memory(big):
+    """An external initializer the model brings along (here in a subgraph, which externalize does not rewrite)
+    must not get to read the model's memory at offsets of its choosing."""
+    model = onnx.load_from_string(big)
+    branch = next(a for n in model.graph.node if n.op_type == "If" for a in n.attribute if a.name == "then_branch")
+    tensor = branch.g.initializer[0]
+    onnx.external_data_helper.set_external_data(tensor, location=LOCATION, offset=0, length=len(tensor.raw_data))
+    tensor.ClearField("raw_data")
+    tensor.data_location = TP.EXTERNAL
+    hostile = model.SerializeToString()
+    assert externalize(hostile) is None
+    assert len(hostile) >= IN_PLACE_MIN_BYTES
+    with pytest.raises(UnsupportedError, match="edgeseal-in-memory-weights"):  # ORT looks for a file of that name
+        Session(hostile)
 
 
 def test_sealed_model_keeps_the_plaintext_while_onnxruntime_reads_it_and_wipes_it_at_close(big, publisher, device):

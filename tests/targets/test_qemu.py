@@ -39,7 +39,7 @@ def test_device_profile_and_pins():
     dev = qemu.DEVICES["qemu-rpi"]
     assert (dev.profile, dev.arch, dev.cpu, dev.python) == ("rpi4", "arm64", "cortex-a72", "3.11")
     reqs = dev.requirements()
-    assert "onnxruntime==1.27.0" in reqs and "onnxruntime" not in reqs and "numpy" in reqs
+    assert "onnxruntime==1.27.0" in reqs and "onnxruntime>=1.17" not in reqs and "numpy>=1.24" in reqs
     argv = qemu._chroot(Path("/r"), "python3", cpu="cortex-a72")
     assert argv[:3] == ["env", "QEMU_CPU=cortex-a72", "chroot"] and argv.count("QEMU_CPU=cortex-a72") == 2
 
