@@ -418,7 +418,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
                 f"{machine}; verify it on an {profile.arch} device"
                 + (" (e.g. --device qemu)" if profile.arch == "aarch64" else "")
                 + f" or reseal the model for a {machine} target", reason="target mismatch")
-        backend_name = "onnxruntime" if manifest.content_format == "onnx" else "litert"
+        backend_name = "onnxruntime" if manifest.content_format.startswith("onnx") else "litert"
         backend_state = device_info.get("backends", {}).get(backend_name)
         if backend_state != "ok":
             raise DeviceError(f"{config.device}: the device's runtime cannot run {manifest.content_format} models "

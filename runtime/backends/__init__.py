@@ -19,7 +19,7 @@ __all__ = ["BACKENDS", "select", "describe"]
 # Preference order per content format.
 BACKENDS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnxruntime",),
-    "onnx+codebook": ("onnxruntime",),  # codebook-encoded weights (docs/format.md §11), decoded at load
+    "onnx+codebook": ("onnxruntime_codebook",),  # codebook-encoded weights (docs/format.md §11), decoded at load
     "tflite": ("litert",),
 }
 
@@ -36,10 +36,11 @@ def select(content_format: str, backend: str = "auto") -> ModuleType:
             f"no backend runs content format {content_format!r}; supported: {sorted(BACKENDS)}",
             reason="unknown format",
         )
-    if backend != "auto":
-        if backend not in names:
-            raise UnsupportedError(f"backend {backend!r} does not run {content_format!r} models; use one of {names}")
-        names = (backend,)
+    if backend != "auto":  # a backend is asked for by its NAME (several modules may share one, e.g. onnxruntime)
+        names = tuple(n for n in names if backend in (n, _module(n).NAME))
+        if not names:
+            offered = sorted({_module(n).NAME for n in BACKENDS[content_format]})
+            raise UnsupportedError(f"backend {backend!r} does not run {content_format!r} models; use one of {offered}")
     problems = []
     for name in names:
         module = _module(name)
@@ -60,6 +61,7 @@ def describe() -> dict[str, str]:
     out = {}
     for names in BACKENDS.values():
         for name in names:
-            problem = _module(name).problem()
-            out[name] = "ok" if problem is None else problem
+            module = _module(name)
+            problem = module.problem()
+            out[module.NAME] = "ok" if problem is None else problem
     return out

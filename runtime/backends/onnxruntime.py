@@ -140,7 +140,7 @@ class Session:
         self.holds_buffer = False
         self._weights = None
         self._decoded = None  # codebook payloads: the weights decoded at load, wiped at close()
-        if bytes(model[:4]) == codebook.MODEL_MAGIC:
+        if self.codebook:
             model = self._decode(model)
         try:
             self._session = self._build(ort, model, threads, in_place)
@@ -156,6 +156,8 @@ class Session:
         self._names = [o.name for o in self.outputs]
         self._no_numpy = sorted(s.name for s in self.inputs + self.outputs if NO_NUMPY.intersection(_dtypes(s)))
         self._text = [s.name for s in self.inputs if s.kind == "tensor" and s.dtype == "string"]
+
+    codebook = False  # True in onnxruntime_codebook.Session: the payload is an onnx+codebook container
 
     def _decode(self, payload: bytes) -> bytes:
         """An ``onnx+codebook`` payload (docs/format.md §11): decode its records into one buffer, which ORT reads

@@ -118,3 +118,27 @@ def test_malformed_container_in_an_authentic_package_is_invalid(parties, damage)
                            publisher)
     with pytest.raises(InvalidPackage):  # authentic, but its content does not decode
         edgeseal.load(sealed, key=device, trusted=[publisher.public_key()])
+
+
+def test_the_manifest_content_format_decides_the_decoding(parties) -> None:
+    """onnx+codebook payloads are decoded only under that content format, and must be containers under it."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from edgeseal.converters.cluster import codebook_model
+    from edgeseal.runtime import backends
+    from edgeseal.runtime.errors import UnsupportedError
+    from edgeseal.runtime.format import DeviceRecipient, Manifest, write_package
+
+    publisher, device = parties
+    assert backends.select("onnx+codebook", "onnxruntime").FORMAT == "onnx+codebook"
+    assert "onnxruntime" in backends.describe() and "onnxruntime_codebook" not in backends.describe()
+    raw_device = device.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    fp32 = _clustered_model()
+
+    def sealed(payload: bytes, content_format: str) -> bytes:
+        return write_package(payload, Manifest(content_format=content_format), [DeviceRecipient(raw_device)], publisher)
+
+    with pytest.raises(InvalidPackage):  # a plain ONNX file is not an onnx+codebook payload
+        edgeseal.load(sealed(fp32, "onnx+codebook"), key=device, trusted=[publisher.public_key()])
+    with pytest.raises(UnsupportedError, match="cannot load this model"):  # nor is a container an ONNX file
+        edgeseal.load(sealed(codebook_model(fp32), "onnx"), key=device, trusted=[publisher.public_key()])
