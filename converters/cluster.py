@@ -14,8 +14,9 @@ after any batch-norm folding, so the clustered values are the ones that ship:
    alone and measure the output noise on a probe batch (noise power / signal
    power of the model output, one ONNX Runtime session, weights fed as inputs);
 2. a greedy path from every layer at the widest candidate down to every layer at the
-   narrowest: each step narrows the layer that adds the least noise per bit saved,
-   so the most sensitive layers keep the most centroids;
+   narrowest: each step narrows the layer that adds the least noise per stored bit saved
+   (indices plus codebooks: per-channel codebooks of 256 entries cost more than they save
+   on small channels), so the most sensitive layers keep the most centroids;
 3. bisection along the path for the smallest model whose ``score`` (accuracy
    points, top-1 agreement ... — the caller's) stays within ``max_drop`` of the reference.
 
@@ -262,9 +263,9 @@ class LayerCluster:
 
 @dataclasses.dataclass(frozen=True)
 class ClusterStep:
-    """One point of the path that was scored: total index bits and the score drop."""
+    """One point of the path that was scored: bits stored (indices + codebooks, before entropy coding) and the drop."""
 
-    index_bits: int
+    stored_bits: int
     drop: float
     bits: dict[str, int]
 
@@ -316,8 +317,10 @@ def _sqnr_db(ref: np.ndarray, approx: np.ndarray) -> float:
     return float("inf") if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
 
 
-def _path(noise: Mapping[str, Mapping[int, float]], params: Mapping[str, int], bits: Sequence[int]) -> list[dict[str, int]]:
-    """Allocations from every layer at max(bits) down to every layer at min(bits), greedy on added noise per bit saved."""
+def _path(noise: Mapping[str, Mapping[int, float]], cost: Callable[[str, int], int],
+          bits: Sequence[int]) -> list[dict[str, int]]:
+    """Allocations from every layer at max(bits) down to every layer at min(bits), greedy on added noise per stored
+    bit saved (``cost(layer, bits)``: index bits plus codebook bits of that layer at that width)."""
     current = {name: bits[-1] for name in noise}
     path = [dict(current)]
     while True:
@@ -328,9 +331,10 @@ def _path(noise: Mapping[str, Mapping[int, float]], params: Mapping[str, int], b
                 continue
             lower = bits[i - 1]
             added = noise[name][lower] - noise[name][b]
-            cost = max(added, 0.0) / (params[name] * (b - lower))
-            if cost < best_cost or (cost == best_cost and best is not None and name < best[0]):
-                best, best_cost = (name, lower), cost
+            saved = cost(name, b) - cost(name, lower)
+            ratio = max(added, 0.0) / saved if saved > 0 else math.inf
+            if ratio < best_cost or (ratio == best_cost and best is not None and name < best[0]):
+                best, best_cost = (name, lower), ratio
         if best is None:
             return path
         current[best[0]] = best[1]
@@ -377,7 +381,12 @@ def cluster_onnx(
             out = _outputs_all(sess, feeds, {name: ct.values})
             noise[name][b] = sum(float(np.mean((o.astype(np.float64) - r) ** 2)) for o, r in zip(out, base)) / power
     params = {n: int(originals[n].size) for n in targets}
-    path = _path(noise, params, list(config.bits))
+    groups = {n: cache[n, config.bits[0]].groups for n in targets}
+
+    def stored_bits(name: str, b: int) -> int:  # indices + float32 codebooks (one per group)
+        return params[name] * b + groups[name] * (1 << b) * 32
+
+    path = _path(noise, stored_bits, list(config.bits))
     ref = float(score(model)) if reference_score is None else float(reference_score)
     steps: dict[int, ClusterStep] = {}
     built: dict[int, bytes] = {}
@@ -385,7 +394,8 @@ def cluster_onnx(
     def drop_at(i: int) -> float:
         if i not in steps:
             built[i] = apply_clusters(model, {n: cache[n, b].values for n, b in path[i].items()})
-            steps[i] = ClusterStep(sum(params[n] * b for n, b in path[i].items()), ref - float(score(built[i])), path[i])
+            steps[i] = ClusterStep(sum(stored_bits(n, b) for n, b in path[i].items()), ref - float(score(built[i])),
+                                   path[i])
         return steps[i].drop
 
     lo, hi = 0, len(path) - 1  # invariant: lo meets the budget (or is the widest); find the last index that does
