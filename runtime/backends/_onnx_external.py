@@ -25,54 +25,15 @@ the ordinary way; an initializer already external elsewhere stays as it is.
 
 from __future__ import annotations
 
-from typing import Iterator
+from ._onnx_graph import spans as _spans
 
 __all__ = ["LOCATION", "MIN_BYTES", "externalize"]
 
 LOCATION = "edgeseal-in-memory-weights"
 MIN_BYTES = 1024  # smaller initializers stay inline: not worth an external reference
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_VARINT, _LEN = 0, 2
 _GRAPH, _INITIALIZER = 7, 5
 _RAW_DATA, _EXTERNAL_DATA, _DATA_LOCATION = 9, 13, 14
-
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buf[pos]  # IndexError on truncation
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _spans(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
-    """(field number, wire type, field start, value start, value end) for each field in buf[start:end]."""
-    pos = start
-    while pos < end:
-        first = pos
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise ValueError("field number 0")
-        if wire == _VARINT:
-            _, value_end = _varint(buf, pos)
-        elif wire == _LEN:
-            size, pos = _varint(buf, pos)
-            value_end = pos + size
-        elif wire == _I64:
-            value_end = pos + 8
-        elif wire == _I32:
-            value_end = pos + 4
-        else:
-            raise ValueError(f"wire type {wire}")
-        if value_end > end:
-            raise ValueError("truncated field")
-        yield number, wire, first, pos, value_end
-        pos = value_end
 
 
 def _encode_varint(value: int) -> bytes:

@@ -40,18 +40,21 @@ RUN_SEALED = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def sealed_files(tmp_path, onnx_model, publisher, device, x16):
-    (tmp_path / "model.eseal").write_bytes(edgeseal.seal(onnx_model, publisher=publisher, devices=[device]))
+def _sealed_files(tmp_path, model: bytes, publisher, device, x16) -> list[str]:
+    """model.eseal (sealed for ``device``), device.pem, publisher.pub and x.npy in ``tmp_path``, as paths."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    (tmp_path / "model.eseal").write_bytes(edgeseal.seal(model, publisher=publisher, devices=[device]))
     (tmp_path / "device.pem").write_bytes(private_pem(device))
-    (tmp_path / "publisher.pub").write_bytes(
-        publisher.public_key().public_bytes(
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).PublicFormat.SubjectPublicKeyInfo,
-        )
-    )
+    (tmp_path / "publisher.pub").write_bytes(publisher.public_key().public_bytes(Encoding.PEM,
+                                                                                PublicFormat.SubjectPublicKeyInfo))
     np.save(tmp_path / "x.npy", x16)
     return [str(tmp_path / n) for n in ("model.eseal", "device.pem", "publisher.pub", "x.npy")]
+
+
+@pytest.fixture
+def sealed_files(tmp_path, onnx_model, publisher, device, x16):
+    return _sealed_files(tmp_path, onnx_model, publisher, device, x16)
 
 
 def test_importing_runtime_imports_no_torch_onnx_or_converters():
@@ -93,16 +96,7 @@ def big_sealed_files(tmp_path, publisher, device, x16):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10).SerializeToString()
     assert len(model) >= IN_PLACE_MIN_BYTES
     onnx.checker.check_model(onnx.load_from_string(model))
-    (tmp_path / "model.eseal").write_bytes(edgeseal.seal(model, publisher=publisher, devices=[device]))
-    (tmp_path / "device.pem").write_bytes(private_pem(device))
-    (tmp_path / "publisher.pub").write_bytes(
-        publisher.public_key().public_bytes(
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).PublicFormat.SubjectPublicKeyInfo,
-        )
-    )
-    np.save(tmp_path / "x.npy", x16)
-    return [str(tmp_path / n) for n in ("model.eseal", "device.pem", "publisher.pub", "x.npy")]
+    return _sealed_files(tmp_path, model, publisher, device, x16)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
