@@ -76,6 +76,7 @@ def test_budget_search_on_a_real_model_and_bit_identical_codec(small, digits, ac
     score = lambda b: acc(b, digits.x_val, digits.y_val)  # noqa: E731
     cfg = cl.ClusterConfig(max_drop=1.0, bits=(1, 2, 3, 4, 6, 8), min_params=64)
     clustered, report, tensors = cl.cluster_onnx(fp32, digits.x_train, score, cfg)
+    assert cl.cluster_onnx(fp32, digits.x_train, score, cfg)[0] == clustered  # deterministic
     # the report's figures are the model's: re-measured independently
     assert report.met and report.score == pytest.approx(acc(clustered, digits.x_val, digits.y_val))
     assert report.reference_score == pytest.approx(acc(fp32, digits.x_val, digits.y_val))
