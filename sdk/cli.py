@@ -324,10 +324,13 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         return _run_image(model, args)
     if not args.input:
         raise errors.ConfigError("give the model's inputs with --input FILE.npz|.npy, or a photo with --image FILE")
+    from .runtime.quantio import FloatIO
+
     with model:
         inputs = _load_inputs(args.input)
+        runner = FloatIO(model, raw=args.raw)  # full-integer models: float in/out with their own scales
         started = time.perf_counter()
-        outputs = model.run(inputs)
+        outputs = runner.run(inputs)
         seconds = time.perf_counter() - started
     result: dict[str, Any] = {
         "model": model.manifest.name,
@@ -440,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="a photo (JPEG, PNG, ...): apply the manifest's preprocessing, print the top classes")
     p.add_argument("--top", type=int, default=5, help="with --image: how many classes to print (default 5)")
     p.add_argument("--output", "-o", help="write outputs to this .npz (default: print them)")
+    p.add_argument("--raw", action="store_true",
+                   help="full-integer (int8) models: feed and return their integer tensors as they are "
+                        "(default: float in, float out, converted with the model's own scales)")
     p.add_argument("--threads", type=int, help="intra-op threads for the backend")
     _add_key_options(p)
     p.set_defaults(func=cmd_run)

@@ -49,6 +49,7 @@ class StageReport:
     latency: Any  # edgeseal.converters.metrics.Latency
     notes: tuple[str, ...] = ()
     speed_vs_original: float | None = None  # original time / this stage's time, measured side by side (> 1 faster)
+    fidelity: Any = None  # edgeseal.runtime.fidelity.Fidelity of this stage's outputs against the original's
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class StageReport:
             "classification": None if self.classification is None else self.classification.to_dict(),
             "latency": self.latency.to_dict(),
             "speed_vs_original": self.speed_vs_original,
+            "fidelity": None if self.fidelity is None else self.fidelity.to_dict(),
             "notes": list(self.notes),
         }
 
@@ -104,18 +106,26 @@ class CompressReport:
 
     def render(self) -> str:
         """A plain-text table for people: one row per stage, then per-class metrics of the last stage."""
-        head = (f"{'stage':<22}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'p50 ms':>9}"
-                f"{'p95 ms':>9}{'speed':>8}")
+        head = (f"{'stage':<22}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'agree %':>9}"
+                f"{'top-5 %':>9}{'SQNR dB':>9}{'p50 ms':>9}{'p95 ms':>9}{'speed':>8}")
         lines = [head, "-" * len(head)]
         for s in self.stages:
             c = s.classification
             acc = f"{100 * c.accuracy:.2f}" if c else "-"
             f1 = f"{c.macro_f1:.4f}" if c else "-"
             speed = "-" if s.speed_vs_original is None else f"{s.speed_vs_original:.2f}x"
+            fid = s.fidelity
+            agree = "-" if fid is None else f"{100 * fid.top1_agreement:.2f}"
+            top5 = "-" if fid is None else f"{100 * fid.top5_overlap:.2f}"
+            sqnr = "-" if fid is None else ("inf" if fid.sqnr_db == float("inf") else f"{fid.sqnr_db:.1f}")
             lines.append(
-                f"{s.stage:<22}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}"
-                f"{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}{speed:>8}"
+                f"{s.stage:<22}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}{agree:>9}{top5:>9}"
+                f"{sqnr:>9}{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}{speed:>8}"
             )
+        if any(st.fidelity is not None for st in self.stages):
+            n = next(st.fidelity.n for st in self.stages if st.fidelity is not None)
+            lines.append(f"agree / top-5 / SQNR: top-1 agreement, top-5 overlap and logit SQNR against the original "
+                         f"model's outputs on the same {n} evaluation inputs (no labels needed)")
         if self.speed is not None:
             lines.append(f"speed: original time / stage time, all stages timed side by side in one run "
                          f"({self.speed.rounds} rounds; {self.speed.timed})")
@@ -538,12 +548,13 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
     speed = time_side_by_side(models, sample[:1], baseline="original", rounds=max(5, runs // 10),
                               calls_per_round=min(10, runs), warmup=min(20, runs))
     fops = float_ops(chosen.model, sample, names=names)
+    fids = _fidelities(cands, sample)
     for c in cands:
         if c.quantized and c is not chosen:  # the returned model's line is printed once, below the table
             c.notes.append(float_ops(c.model, sample, names=names).summary())
     stages = tuple(
         StageReport(c.name, recipe.export.format.value, len(c.model), len(zlib.compress(c.model, 9)), c.params, c.classification, speed.latency[c.name],
-                    tuple(c.notes), speed.ratio[c.name])
+                    tuple(c.notes), speed.ratio[c.name], fids.get(c.name))
         for c in cands
     )
     final_acc = None if chosen.classification is None else 100 * chosen.classification.accuracy
@@ -578,6 +589,24 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
     report = CompressReport(stages, plan, qreport, final_export, tuple(warn_list), budget=budget, reference_accuracy=ref,
                             final_drop=drop, met=met, verdict=verdict, float_ops=fops, speed=speed)
     return CompressResult(chosen.model, stages[0].format, report, current)
+
+
+def _fidelities(cands: list[_Candidate], x: np.ndarray) -> dict[str, Any]:
+    """Each candidate's top-1 agreement / top-5 overlap / logit SQNR against the original on ``x``; {} when the
+    outputs are not (samples, classes) scores (e.g. one value per sample)."""
+    from edgeseal.converters.infer import runner_for
+    from edgeseal.runtime.fidelity import fidelity
+
+    ref = runner_for(cands[0].model).run_batched(x)
+    if ref.ndim < 2 or ref.reshape(len(ref), -1).shape[1] < 2:
+        return {}
+    out = {}
+    for c in cands:
+        try:
+            out[c.name] = fidelity(ref, ref if c is cands[0] else runner_for(c.model).run_batched(x))
+        except ConfigError:  # a stage whose outputs changed shape: nothing to compare
+            continue
+    return out
 
 
 def _verdict(cands: list[_Candidate], chosen: _Candidate, ref: float | None, drop: float | None, budget: float,
