@@ -36,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .audit.artifacts import ArtifactBase
-from .compress import _resolve_callable, compress, load_model, load_npz
+from .compress import _resolve_callable, compress, load_model, load_npz, manifest_summary
 from .release import ReleaseConfig, TargetEntry, load_release
 from .verify import _sha256
 from .runtime.errors import ConfigError, EdgesealError
@@ -342,10 +342,11 @@ class _Build:
             tables["model"] = {"input_shape": list(m_shape)}
         seed = self.cfg.model.train.seed if self.cfg.model.train else 0
         # [budget] max_drop is the budget of the whole compress recipe (pruning and int8 together) vs fp32
-        recipe = recipe_from_dict({**tables, "seed": seed, "max_drop": self.cfg.budget.max_drop})
+        bud = self.cfg.budget
+        recipe = recipe_from_dict({**tables, "seed": seed, "max_drop": bud.max_drop, **bud.robust_fields()})
         # The key holds what compression does, not the target's name: targets with the same
         # format and int8 scheme share one compressed model.
-        inputs = {"recipe": tables, "seed": seed, "max_drop": self.cfg.budget.max_drop,
+        inputs = {"recipe": tables, "seed": seed, "max_drop": bud.max_drop, "robust": bud.robust_fields(),
                   "model": _sha256(model_files["model.pt"]),
                   "data": [_arrays_digest(*data["train"]), _arrays_digest(data["calibration"]), _arrays_digest(*data["eval"])]}
 
@@ -529,8 +530,14 @@ def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict
         drop = 100 * ((first["classification"] or {}).get("accuracy", 0) - (last["classification"] or {}).get("accuracy", 0))
         entry["checks"].append(_check("compression budget", drop <= cfg.budget.max_drop + 1e-9,
                                       f"eval accuracy drop {drop:.2f} points vs fp32, budget {cfg.budget.max_drop}"))
-        summary = {"stages": [s["stage"] for s in creport["stages"]], "fp32_bytes": first["size_bytes"],
-                   "bytes": last["size_bytes"], "eval_accuracy": (last["classification"] or {}).get("accuracy")}
+        robust = creport["budget"].get("robust")
+        if robust is not None:  # [budget] min_robust_accuracy: checked by compress on the returned model
+            entry["checks"].append(_check("robust accuracy budget", robust["met"] is True, robust["verdict"]))
+        if creport.get("privacy"):
+            p = creport["privacy"]
+            entry["privacy"] = {"epsilon": p["epsilon"], "delta": p["delta"], "mode": p["mode"], "covers": p["covers"],
+                                "not_covered": p["not_covered"]}
+        summary = manifest_summary(creport)  # stages, sizes, accuracy; (epsilon, delta) and robust accuracy when measured
         package = b.seal(target, model, fmt, keys, pems, summary)
         entry["package"] = {"bytes": len(package), "sha256": _sha256(package), "format": fmt, "devices": len(pems),
                             "cipher": Package.parse(package).manifest.payload.cipher.value}
