@@ -35,7 +35,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .audit.artifacts import ArtifactBase
 from .compress import _resolve_callable, compress, load_model, load_npz, manifest_summary
 from .release import ReleaseConfig, TargetEntry, load_release
 from .verify import _sha256
@@ -419,11 +418,9 @@ class _Build:
             from .runtime.keys import FileKey
             from .verify import sign_report
 
-            shape = data["train"][0].shape[1:]
-            ref = _Shaped(name="fp32", kind="fp32", inner=OnnxArtifact(name="fp32", kind="fp32", model=fp32), shape=shape)
-            sealed = SealedArtifact(name=target.name, kind="int8", package=package,
-                                    load_options={"key": FileKey(device_key), "trusted": [keys.publisher_pub], "threads": 1})
-            art = _Shaped(name=target.name, kind="int8", inner=sealed, shape=shape, size_bytes=len(package))
+            ref = OnnxArtifact(name="fp32", kind="fp32", model=fp32)  # audit_artifacts handles image-shaped inputs
+            art = SealedArtifact(name=target.name, kind="int8", package=package, size_bytes=len(package),
+                                 load_options={"key": FileKey(device_key), "trusted": [keys.publisher_pub], "threads": 1})
             ucfg = UserAuditConfig(epsilons=spec.epsilons, lo=spec.lo, hi=spec.hi, queries=spec.queries,
                                    examples=spec.examples, radius=spec.radius,
                                    explanation_examples=spec.explanation_examples, seed=spec.seed)
@@ -436,17 +433,6 @@ class _Build:
             return {"audit.json": body, "audit.json.sig": (json.dumps(signature, indent=2) + "\n").encode()}
 
         return self.stage(target.name, "audit", inputs, run, main="audit.json")
-
-
-@dataclasses.dataclass(kw_only=True)
-class _Shaped(ArtifactBase):
-    """The audit works on flat feature rows; the model takes images: reshape on the way in."""
-
-    inner: Any = None
-    shape: tuple[int, ...] = ()
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return self.inner.predict(x.reshape(len(x), *self.shape))
 
 
 # --------------------------------------------------------------------------- the build
