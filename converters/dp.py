@@ -198,9 +198,13 @@ def dp_finetune(model: Any, x: np.ndarray, y: np.ndarray, config: DpConfig, *, f
     return dp_train(model, x, np.asarray(y, np.int64), config, mode="scratch" if from_scratch else "finetune")
 
 
-def dp_distill(teacher: Any, student: Any, x: np.ndarray, config: DpConfig, *, temperature: float = 4.0,
+def dp_distill(teacher: Any, student: Any, x: np.ndarray, config: DpConfig, *, temperature: float = 1.0,
                ) -> tuple[Any, DpResult]:
-    """DP distillation: ``student`` learns ``teacher``'s soft labels of ``x`` with DP-SGD (no labels)."""
+    """DP distillation: ``student`` learns ``teacher``'s soft labels of ``x`` with DP-SGD (no labels).
+
+    ``temperature`` 1 by default: at the T = 4 usual without DP, the T^2-scaled soft-target gradients
+    are clipped and drowned by the noise (measured on digits: a fresh student stayed at chance, 12 %,
+    where T = 1 reached 71 % at epsilon 4)."""
     from .train import predict_logits
 
     if not temperature > 0:

@@ -492,7 +492,7 @@ def compress(
         student = _resolve_callable(ds.student, "[distill] student")()
         if dp is not None:  # DP distillation of a new student (validated: no [prune] follows)
             current, dp_result = dp_distill(teacher, student, train_xy[0], _dp_config(recipe, show_progress),
-                                            temperature=ds.temperature)
+                                            temperature=dp.temperature)
             name, note = "DP-distilled student", [dp_result.summary()]
         else:
             tc = TrainConfig(epochs=ds.epochs, lr=ds.lr, batch_size=ds.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
@@ -808,8 +808,7 @@ def _dp_train(recipe: CompressRecipe, teacher: Any, model: Any, train_xy: Any, s
 
     cfg = _dp_config(recipe, show_progress)
     if recipe.dp.mode.value == "distill":
-        t = recipe.distill.temperature if recipe.distill is not None else 4.0
-        return dp_distill(teacher, model, train_xy[0], cfg, temperature=t)
+        return dp_distill(teacher, model, train_xy[0], cfg, temperature=recipe.dp.temperature)
     return dp_finetune(model, *train_xy, cfg)
 
 

@@ -262,9 +262,11 @@ class DpStage:
     epochs: int = 10
     lr: float = 2e-3
     batch_size: int = 64
+    temperature: float = 1.0  # mode "distill": softmax temperature of the soft labels (T = 4 drowns in DP noise)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", as_enum(DpMode, self.mode, "[dp] mode"))
+        _check(self.temperature > 0, f"[dp] temperature={self.temperature} must be > 0")
         _check(isinstance(self.epsilon, (int, float)) and self.epsilon > 0, f"[dp] epsilon={self.epsilon!r} must be > 0")
         if self.delta is not None:
             _check(0 < self.delta < 1, f"[dp] delta={self.delta} must be in (0, 1), well below 1 / train records")

@@ -36,7 +36,7 @@ def _run(model, d, table, **kw):
                     show_progress=False, **kw)
 
 
-def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_manifest(digits):
+def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_manifest(digits, tmp_path):
     from opacus.accountants import RDPAccountant
 
     import edgeseal
@@ -68,6 +68,20 @@ def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_mani
     assert m["privacy"]["covers"] == p["covers"] and m["stages"] == ["original", "pruned + DP fine-tuned"]
     text = res.report.render()
     assert "does NOT cover" in text and f"epsilon {p['epsilon']:.3g}" in text
+    # the CLI: edgeseal seal --compress-report puts the same summary in; inspect shows epsilon without a key
+    from edgeseal.cli import main
+    from edgeseal.runtime.keys import private_pem, public_pem
+
+    (tmp_path / "m.onnx").write_bytes(res.model)
+    (tmp_path / "m.onnx.report.json").write_text(res.report.to_json())
+    (tmp_path / "pub.pem").write_bytes(private_pem(pub))
+    (tmp_path / "dev.pub").write_bytes(public_pem(dev.public_key()))
+    assert main(["seal", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.eseal"), "--publisher", str(tmp_path / "pub.pem"),
+                 "--device", str(tmp_path / "dev.pub"), "--compress-report", str(tmp_path / "m.onnx.report.json")]) == 0
+    sealed = Package.parse((tmp_path / "m.eseal").read_bytes()).manifest.compression
+    assert sealed == json.loads(json.dumps(m))
+    assert main(["seal", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "x.eseal"), "--publisher", str(tmp_path / "pub.pem"),
+                 "--device", str(tmp_path / "dev.pub"), "--compress-report", str(tmp_path / "m.onnx")]) == 2
 
 
 def test_dp_distillation_trains_the_pruned_model_on_soft_labels_only(digits):
