@@ -36,7 +36,7 @@ def _run(model, d, table, **kw):
                     show_progress=False, **kw)
 
 
-def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_manifest(digits, tmp_path):
+def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_manifest(digits, tmp_path, capsys):
     from opacus.accountants import RDPAccountant
 
     import edgeseal
@@ -44,7 +44,7 @@ def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_mani
     from edgeseal.runtime.keys import generate_device_key, generate_publisher_key
 
     d, model, _ = digits
-    res = _run(model, d, {"prune": {"method": "unstructured", "amount": 0.5}, "dp": {"epsilon": 3.0, "epochs": 2}})
+    res = _run(model, d, {"prune": {"method": "unstructured", "amount": 0.5}, "dp": {"epsilon": 3.0, "epochs": 1}})
     p = res.report.privacy
     assert [s.stage for s in res.report.stages] == ["original", "pruned + DP fine-tuned"]
     # the spent epsilon is what Opacus' RDP accountant gives for these steps, sample rate and noise
@@ -53,7 +53,7 @@ def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_mani
     assert p["epsilon"] == pytest.approx(acc.get_epsilon(p["delta"]), rel=1e-9)
     assert 2.5 < p["epsilon"] <= 3.0 + 1e-6  # calibrated to the target
     assert p["delta"] == pytest.approx(1 / (10 * len(d.y_train)))
-    assert p["records"] == len(d.y_train) and p["steps"] == 2 * round(1 / p["sample_rate"])
+    assert p["records"] == len(d.y_train) and p["steps"] == round(1 / p["sample_rate"])  # one epoch
     assert "pretraining" in " ".join(p["not_covered"])  # the scope says what epsilon does not cover
     # zeros from pruning survive DP-SGD
     from edgeseal.converters.prune import sparsity
@@ -80,6 +80,9 @@ def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_mani
                  "--device", str(tmp_path / "dev.pub"), "--compress-report", str(tmp_path / "m.onnx.report.json")]) == 0
     sealed = Package.parse((tmp_path / "m.eseal").read_bytes()).manifest.compression
     assert sealed == json.loads(json.dumps(m))
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "m.eseal")]) == 0
+    assert f"differential privacy: epsilon {p['epsilon']}, delta {p['delta']} (finetune)" in capsys.readouterr().out
     assert main(["seal", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "x.eseal"), "--publisher", str(tmp_path / "pub.pem"),
                  "--device", str(tmp_path / "dev.pub"), "--compress-report", str(tmp_path / "m.onnx")]) == 2
 
@@ -87,7 +90,7 @@ def test_dp_finetune_reports_the_accountants_epsilon_and_its_scope_into_the_mani
 def test_dp_distillation_trains_the_pruned_model_on_soft_labels_only(digits):
     d, model, _ = digits
     res = _run(model, d, {"prune": {"method": "structured", "ratio": 0.25}, "dp": {"mode": "distill", "epsilon": 8.0,
-                                                                                    "epochs": 2}})
+                                                                                    "epochs": 1}})
     p = res.report.privacy
     assert p["mode"] == "distill" and p["epsilon"] <= 8.0 + 1e-6
     assert "teacher" in " ".join(p["not_covered"])
