@@ -115,10 +115,15 @@ def test_privacy_and_robustness_fields_are_validated_before_any_work():
         recipe_from_dict({"robustness": {"lo": 0.0}})
     from edgeseal.release import release_from_dict
 
+    release = {"release": {"name": "x"}, "model": {"factory": "a:b", "state_dict": "w.pt"},
+               "data": {"train": "t.npz", "eval": "e.npz"}, "target": [{"name": "linux-x86_64"}]}
     with pytest.raises(ConfigError, match=r"\[budget\] min_robust_accuracy and robust_epsilon"):
-        release_from_dict({"release": {"name": "x"}, "model": {"factory": "a:b", "state_dict": "w.pt"},
-                           "data": {"train": "t.npz", "eval": "e.npz"}, "target": [{"name": "linux-x86_64"}],
-                           "budget": {"robust_epsilon": 0.1}})
+        release_from_dict({**release, "budget": {"robust_epsilon": 0.1}})
+    with pytest.raises(ConfigError, match=r"\[dp\] cannot be combined with \[adversarial\]"):  # build checks it up front
+        release_from_dict({**release, "compress": {"dp": {}, "adversarial": {}}})
+    ok = release_from_dict({**release, "compress": {"dp": {"epsilon": 2.0}, "robustness": {"epsilons": [0.1]}},
+                            "budget": {"min_robust_accuracy": 50, "robust_epsilon": 0.1}})
+    assert ok.budget.robust_fields() == {"min_robust_accuracy": 50, "robust_epsilon": 0.1}
     r = recipe_from_dict({"adversarial": {"epsilon": 0.2}, "min_robust_accuracy": 10, "robust_epsilon": 0.05,
                           "robustness": {"epsilons": [0.1]}})
     assert r.robustness_spec().epsilons == (0.1, 0.05, 0.2)
