@@ -72,6 +72,8 @@ def pgd(module: Any, x: np.ndarray, y: np.ndarray, eps: float, *, steps: int, st
     """PGD examples for ``(x, y)`` against a torch module, L-infinity ball of radius ``eps``."""
     import torch
 
+    if eps == 0:
+        return np.asarray(x, np.float32).copy()
     if eps < 0 or steps < 1 or step <= 0:
         raise ConfigError(f"PGD needs eps >= 0, steps >= 1 and step > 0; got eps={eps}, steps={steps}, step={step}")
     x = np.asarray(x, np.float32)
