@@ -5,10 +5,13 @@
     >>> print(result.report.render())
     >>> open("model.int8.onnx", "wb").write(result.model)
 
-Stages run in a fixed order — load, (distill a new student), prune + fine-tune,
-export, quantize — and each one that runs is measured the same way: exported
-file size (raw and zlib), accuracy / macro-F1 / per-class precision, recall and
-F1 on the eval set, and latency (batch 1, one thread, this machine).
+Stages run in a fixed order — load, (distill a new student), prune + fine-tune
+(DP-SGD with [dp]), defensive pruning, adversarial fine-tuning, export, quantize —
+and each one that runs is measured the same way: exported file size (raw and
+zlib), accuracy / macro-F1 / per-class precision, recall and F1 on the eval set,
+latency (batch 1, one thread, this machine), and robust accuracy under PGD when
+the recipe asks for it. With [dp] the report's ``privacy`` section holds the spent
+(epsilon, delta) and what it covers; ``manifest_summary`` carries it into a package.
 
 CLI: ``edgeseal compress MODEL --recipe r.toml`` (see ``add_parser``).
 """
@@ -118,7 +121,7 @@ class CompressReport:
 
     def render(self) -> str:
         """A plain-text table for people: one row per stage, then per-class metrics of the last stage."""
-        head = (f"{'stage':<22}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'p50 ms':>9}"
+        head = (f"{'stage':<24}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'p50 ms':>9}"
                 f"{'p95 ms':>9}{'speed':>8}")
         lines = [head, "-" * len(head)]
         for s in self.stages:
@@ -127,9 +130,12 @@ class CompressReport:
             f1 = f"{c.macro_f1:.4f}" if c else "-"
             speed = "-" if s.speed_vs_original is None else f"{s.speed_vs_original:.2f}x"
             lines.append(
-                f"{s.stage:<22}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}"
+                f"{s.stage:<24}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}"
                 f"{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}{speed:>8}"
             )
+        if self.speed is not None:
+            lines.append(f"speed: original time / stage time, all stages timed side by side in one run "
+                         f"({self.speed.rounds} rounds; {self.speed.timed})")
         if self.robustness is not None:
             r = self.robustness
             lines += ["", f"robust accuracy % ({r['attack']}; {r['examples']} eval inputs):",
@@ -143,9 +149,6 @@ class CompressReport:
             lines += ["", f"privacy: (epsilon {p['epsilon']:.3g}, delta {p['delta']:.2g}) by DP-SGD ({p['mode']}), "
                       f"{p['accountant'].upper()} accountant, {p['steps']} steps, noise {p['noise_multiplier']:.3g}",
                       f"  covers: {p['covers']}"] + [f"  does NOT cover: {n}" for n in p["not_covered"]]
-        if self.speed is not None:
-            lines.append(f"speed: original time / stage time, all stages timed side by side in one run "
-                         f"({self.speed.rounds} rounds; {self.speed.timed})")
         last = self.stages[-1].classification if self.stages else None
         if last is not None:
             lines += ["", f"per class ({self.stages[-1].stage}):", f"{'class':>6}{'precision':>11}{'recall':>9}{'F1':>8}{'n':>6}"]
