@@ -397,7 +397,7 @@ class _Build:
                                       publisher=keys.publisher, reference=tmp / "fp32.onnx",
                                       max_drop=self.cfg.budget.max_drop, target=target.name,
                                       threads=target.threads)
-                kwargs = {} if progress is None else {"progress": progress[0], "status": progress[1]}
+                kwargs = {} if progress is None else {"progress": progress.update, "status": progress.status}
                 report = verify(tmp / f"{self.cfg.release.name}.eseal", tmp / "test.npz", config, **kwargs)
                 return {"verification.json": report.body(),
                         "verification.json.sig": (json.dumps(report.signature, indent=2) + "\n").encode()}
@@ -657,26 +657,12 @@ def _audit_summary(a: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from .verify import _progress_callbacks
+    from .progress import Progress
 
-    console = None
-    if not args.json:
-        try:
-            from rich.console import Console
-
-            console = Console(stderr=True)
-        except ImportError:
-            pass
-    status = (lambda s: None) if args.json else ((lambda s: console.print(s, markup=False, highlight=False))
-                                                 if console else print)
-    progress = None if args.json else _progress_callbacks()
-    try:
+    with Progress(quiet=args.json) as sink:
         result = build(args.recipe, out=args.out, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                       targets=args.target, status=status, show_progress=not args.json,
-                       verify_progress=progress)
-    finally:
-        if progress is not None:
-            progress[2]()
+                       targets=args.target, status=sink.status, show_progress=not args.json,
+                       verify_progress=None if args.json else sink)
     return {"release": result.release, "log": result.log(), "out": str(result.out),
             "exit_code": 0 if result.passed else 1, "text": result.text()}
 

@@ -160,6 +160,7 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
         expires=_parse_expiry(args.expires),
         cipher=args.cipher,
         compression=args.compression,
+        digest=args.digest,
         target=args.target,
         content_format=args.format,
         kind="dataset" if args.dataset else "model",
@@ -441,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires", help="expiry: a duration (30d, 12h) or an ISO date")
     p.add_argument("--cipher", default="auto", choices=["auto", "aes-256-gcm", "chacha20-poly1305"])
     p.add_argument("--compression", default="none", choices=["none", "zlib"])
+    p.add_argument("--digest", choices=["blake3", "sha-256", "blake2b-256"],
+                   help="per-chunk digest (default blake3; sha-256 or blake2b-256 for readers that predate "
+                        "BLAKE3, docs/COMPATIBILITY.md)")
     p.add_argument("--target", help="target profile name (sets the cipher when --cipher auto)")
     p.add_argument("--format", choices=["onnx", "tflite", "npz"], help="content format (default: detected)")
     p.add_argument("--compress-report", metavar="REPORT.json",
