@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .compress import _resolve_callable, compress, load_model, load_npz, manifest_summary
+from .compress import resolve_callable, compress, load_model, load_npz, manifest_summary
 from .release import ReleaseConfig, TargetEntry, load_release
 from .verify import _sha256
 from .runtime.errors import ConfigError, EdgesealError
@@ -180,7 +180,7 @@ def _load_data(cfg: ReleaseConfig) -> dict[str, Any]:
     """``{"train": (x, y), "calibration": x, "eval": (x, y), "test": (x, y)}`` from the recipe's [data]."""
     d = cfg.data
     if d.source is not None:
-        got = _resolve_callable(d.source, "[data] source")()
+        got = resolve_callable(d.source, "[data] source")()
         if not isinstance(got, dict) or "train" not in got or "eval" not in got:
             raise ConfigError(f"[data] source {d.source} must return a dict with 'train' and 'eval' (x, y) pairs")
         splits = {k: got.get(k) for k in ("train", "calibration", "eval", "test")}
@@ -310,7 +310,7 @@ class _Build:
                 module = load_model(None, factory=m.factory, state_dict=str(weights))
             else:
                 torch.manual_seed(m.train.seed)
-                module = _resolve_callable(m.factory, "[model] factory")()
+                module = resolve_callable(m.factory, "[model] factory")()
                 tc = TrainConfig(epochs=m.train.epochs, lr=m.train.lr, batch_size=m.train.batch_size,
                                  seed=m.train.seed, show_progress=self.show_progress)
                 module = fit(module, *data["train"], tc, description="train fp32 model")
@@ -320,7 +320,7 @@ class _Build:
             return {"model.pt": buf.getvalue(), "fp32.onnx": fp32}
 
         files = self.stage("all", "model", inputs, run, main="fp32.onnx")
-        module = _resolve_callable(m.factory, "[model] factory")()
+        module = resolve_callable(m.factory, "[model] factory")()
         module.load_state_dict(torch.load(io.BytesIO(files["model.pt"]), weights_only=True))
         return files, module.eval()
 

@@ -33,7 +33,7 @@ from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
-__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "compress", "validate_recipe", "load_model", "load_npz", "add_parser"]
+__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "add_parser"]
 
 
 # --------------------------------------------------------------------------- reports
@@ -198,7 +198,8 @@ class CompressResult:
 # --------------------------------------------------------------------------- inputs
 
 
-def _resolve_callable(ref: str, what: str) -> Any:
+def resolve_callable(ref: str, what: str) -> Any:
+    """The callable named by ``'package.module:attr'`` (recipes, ``--train-fn``); ``ConfigError`` naming ``what``."""
     mod_name, _, attr = ref.partition(":")
     try:
         obj = importlib.import_module(mod_name)
@@ -218,7 +219,7 @@ def load_model(path: str | Path | None = None, *, factory: str | None = None, st
     if path is None:
         if factory is None:
             raise ConfigError("no model: give a TorchScript/torch.export file, or [model] factory = 'module:callable'")
-        model = _resolve_callable(factory, "[model] factory")()
+        model = resolve_callable(factory, "[model] factory")()
         if not isinstance(model, torch.nn.Module):
             raise ConfigError(f"[model] factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
         if state_dict is not None:
@@ -492,7 +493,7 @@ def compress(
     if recipe.distill is not None and recipe.distill.student is not None:
         ds = recipe.distill
         torch.manual_seed(recipe.seed)
-        student = _resolve_callable(ds.student, "[distill] student")()
+        student = resolve_callable(ds.student, "[distill] student")()
         if dp is not None:  # DP distillation of a new student (validated: no [prune] follows)
             current, dp_result = dp_distill(teacher, student, train_xy[0], _dp_config(recipe, show_progress),
                                             temperature=dp.temperature)
