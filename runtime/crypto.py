@@ -7,6 +7,7 @@ failure of an authenticity check raises a bare :class:`InvalidPackage`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -145,6 +146,28 @@ def in_parallel(work: Callable[[int, int], object], n: int, threads: int | None 
         return [work(0, n)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(lambda b: work(*b), bounds))
+
+
+def each_in_parallel(work: Callable[[int], object], n: int, threads: int | None = None) -> None:
+    """Run ``work(i)`` for every i in ``range(n)`` on up to ``threads`` threads, each taking the next index
+    when it is free: a thread the OS schedules less (a busy machine) does less of the work, instead of
+    holding up the others with a fixed share."""
+    threads = max(1, min(n, threads or default_threads()))
+    if threads == 1:
+        for i in range(n):
+            work(i)
+        return
+    indices = itertools.count()  # next() on it is atomic under the GIL
+
+    def worker() -> None:
+        for i in indices:
+            if i >= n:
+                return
+            work(i)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(worker) for _ in range(threads)]:
+            future.result()
 
 
 # --- fingerprints ---------------------------------------------------------------------

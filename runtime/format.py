@@ -541,7 +541,7 @@ def write_package(
     """Encrypt ``payload`` for ``recipients`` and sign with ``signer``. Fills ``manifest.payload``.
 
     ``version`` 2 (the default) adds a signed table of per-chunk digests (``digest``: by default
-    SHA-256 with AES-256-GCM, BLAKE2b-256 with ChaCha20-Poly1305); ``version=1`` writes the
+    BLAKE3; SHA-256 or BLAKE2b-256 on request); ``version=1`` writes the
     frozen v1 layout, for tests and old readers.
 
     The manifest is checked with the reader's own code first (:meth:`Manifest.validate`):

@@ -147,6 +147,7 @@ def load(
     now: float | None = None,
     max_plaintext: int = DEFAULT_MAX_PLAINTEXT,
     scrypt_budget: int = DEFAULT_SCRYPT_BUDGET,
+    weights_in_place: bool = True,
 ) -> SealedModel:
     """Verify, decrypt in memory and load a sealed model.
 
@@ -159,6 +160,11 @@ def load(
     ``max_plaintext`` bytes of model in memory (default 2 GiB; also bounds the file read),
     ``scrypt_budget`` scrypt work N*r*p over the passphrase slots tried (default 2**24,
     64 default-cost slots).
+
+    ``weights_in_place`` (ONNX): ONNX Runtime reads the large weights straight from the decrypted
+    buffer, which is kept (and wiped at :meth:`SealedModel.close`): a faster load, but the buffer
+    stays in memory beside any weights ORT repacks (bench/results/seal_load.md, memory table). False:
+    ORT copies the weights and the plaintext is wiped as soon as the session is built.
     """
     started = time.perf_counter()
     package, publisher, plain = _open(source, key, trusted, allow_unsigned, min_version, now, max_plaintext,
@@ -169,13 +175,15 @@ def load(
             raise ConfigError(f"package {manifest.name!r} holds a {manifest.kind.value}, not a model; "
                               "use open_payload()")
         module = backends.select(manifest.content_format, backend)
-        session = module.Session(plain.freeze(), threads)
+        session = module.Session(plain.freeze(), threads, in_place=weights_in_place)
     except BaseException:
         plain.wipe()
         raise
-    keeps_buffer = module.NAME == "litert"
+    # LiteRT and ONNX Runtime's in-place weights (backends/_onnx_external.py) read the plaintext
+    # for as long as the session lives: it is wiped at close(). Otherwise the backend owns a copy now.
+    keeps_buffer = session.holds_buffer
     if not keeps_buffer:
-        plain.wipe()  # ONNX Runtime owns a parsed copy now
+        plain.wipe()
     try:
         _check_specs(manifest, session)
     except BaseException:

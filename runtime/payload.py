@@ -21,12 +21,13 @@ import hashlib
 import hmac
 from enum import Enum
 
+from blake3 import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 
 from . import crypto
 from ._memory import PlainBuffer
-from .crypto import TAG_SIZE, Cipher, chunk_count, chunk_nonce, in_parallel
+from .crypto import TAG_SIZE, Cipher, chunk_count, chunk_nonce, each_in_parallel
 from .errors import InvalidPackage
 
 __all__ = ["Digest", "DIGEST_SIZE", "default_digest", "chunk_digest", "table_size", "encrypt", "decrypt",
@@ -37,27 +38,32 @@ SIGNATURE_LABEL = b"edgeseal/v2/signature\x00"
 
 
 class Digest(str, Enum):
-    """Per-chunk digest. SHA-256 where the CPU has SHA instructions, BLAKE2b-256 where it has none."""
+    """Per-chunk digest (docs/format.md §10.2). BLAKE3 is the default (see :func:`default_digest`)."""
 
     SHA256 = "sha-256"
     BLAKE2B_256 = "blake2b-256"
+    BLAKE3 = "blake3"
 
 
 def default_digest(cipher: Cipher) -> Digest:
-    """The digest that is fast on the hardware the cipher was chosen for.
+    """The digest ``seal`` writes unless told otherwise: BLAKE3, whatever the cipher.
 
-    AES-256-GCM is the choice for CPUs with AES instructions, and most of those also have
-    SHA-256 instructions (AMD since Zen, Intel since Goldmont / Ice Lake, ARMv8 cores with
-    the crypto extension; not e.g. Intel Skylake, where ``digest="blake2b-256"`` is the
-    faster pick). ChaCha20-Poly1305 is for cores with neither (Raspberry Pi 4),
-    where BLAKE2b in 64-bit arithmetic needs about half the cycles per byte of software SHA-256
-    (about 6 vs 11.6 on a Cortex-A57/A72 class core; bench/results/seal_load.md, Raspberry Pi 4 section).
+    Measured in bench/seal_load.py on this project's x86 machine (with SHA and AVX-512
+    instructions), BLAKE3 has several times SHA-256's throughput per thread
+    (bench/results/seal_load.md, floor table). On cores without SHA instructions (the Raspberry
+    Pi 4's Cortex-A72) software SHA-256 costs about 11.6 cycles per byte and BLAKE3's NEON code
+    hashes four 1 KiB chunks at once; that it is faster there too is expected, not measured here.
+    ``digest="sha-256"`` or ``"blake2b-256"`` writes packages that readers predating BLAKE3 open
+    (docs/COMPATIBILITY.md).
     """
-    return Digest.SHA256 if Cipher(cipher) is Cipher.AES_256_GCM else Digest.BLAKE2B_256
+    Cipher(cipher)
+    return Digest.BLAKE3
 
 
 def chunk_digest(digest: Digest, data: bytes | memoryview) -> bytes:
     """The 32-byte digest of one ciphertext chunk (tag included). Releases the GIL for large chunks."""
+    if digest is Digest.BLAKE3:
+        return blake3(data).digest()  # the Rust binding releases the GIL; 32-byte output by default
     if digest is Digest.SHA256:
         # cryptography's hash releases the GIL; CPython 3.11's hashlib.sha256 does not scale over threads.
         h = hashes.Hash(hashes.SHA256())
@@ -99,24 +105,22 @@ def decrypt(
     plain = PlainBuffer(size)
     failed = []  # set by a worker; the others stop at their next chunk
 
-    def open_range(first: int, stop: int) -> None:
-        out = plain.view
-        for i in range(first, stop):
-            if failed:
-                return
-            start, end = i * chunk_size, min((i + 1) * chunk_size, size)
-            offset = i * (chunk_size + TAG_SIZE)
-            chunk = ciphertext[offset : offset + (end - start) + TAG_SIZE]
-            if not hmac.compare_digest(chunk_digest(digest, chunk), table[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE]):
-                failed.append(i)
-                return
-            try:
-                aead.decrypt_into(chunk_nonce(prefix, i, i == n - 1), chunk, aad, out[start:end])
-            except (InvalidTag, ValueError):
-                failed.append(i)
-                return
+    def open_chunk(i: int) -> None:
+        if failed:
+            return
+        start, end = i * chunk_size, min((i + 1) * chunk_size, size)
+        offset = i * (chunk_size + TAG_SIZE)
+        chunk = ciphertext[offset : offset + (end - start) + TAG_SIZE]
+        if not hmac.compare_digest(chunk_digest(digest, chunk), table[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE]):
+            failed.append(i)
+            return
+        try:
+            aead.decrypt_into(chunk_nonce(prefix, i, i == n - 1), chunk, aad, out[start:end])
+        except (InvalidTag, ValueError):
+            failed.append(i)
 
-    in_parallel(open_range, n, threads if size >= crypto.PARALLEL_MIN_BYTES else 1)
+    out = plain.view
+    each_in_parallel(open_chunk, n, threads if size >= crypto.PARALLEL_MIN_BYTES else 1)
     if failed:
         plain.wipe()
         raise InvalidPackage()

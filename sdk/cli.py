@@ -160,10 +160,12 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
         expires=_parse_expiry(args.expires),
         cipher=args.cipher,
         compression=args.compression,
+        digest=args.digest,
         target=args.target,
         content_format=args.format,
         kind="dataset" if args.dataset else "model",
         mask=None if mask.empty else mask,
+        compression_summary=_compress_summary(args.compress_report),
         out=Path(args.out),
     )
     import hashlib
@@ -179,6 +181,25 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
                 f"sha256 {digest[:16]}…)" + ("; masked before sealing (edgeseal inspect shows what)"
                                             if not mask.empty else ""),
     }
+
+
+def _compress_summary(path: str | None) -> dict[str, Any] | None:
+    """``--compress-report``: the manifest's compression summary from ``edgeseal compress``'s JSON report
+    (stages, sizes, accuracy; (epsilon, delta) and its scope, robust accuracy when the recipe measured them)."""
+    if path is None:
+        return None
+    import json
+
+    from .compress import manifest_summary
+
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        return manifest_summary(report)
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read --compress-report {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise errors.ConfigError(f"--compress-report {path} is not an edgeseal compress report (the .report.json "
+                                 "that edgeseal compress writes next to the model)") from None
 
 
 def _publisher_required(args: argparse.Namespace) -> None:
@@ -208,6 +229,11 @@ def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     lines += [f"  output {_safe(s.describe())}" for s in m.outputs]
     if m.metadata.get("masking"):
         lines.append(f"  masked before sealing: {_safe(m.metadata['masking'])}")
+    privacy = m.compression.get("privacy") if isinstance(m.compression, dict) else None
+    if isinstance(privacy, dict) and "epsilon" in privacy:
+        lines.append(f"  differential privacy: epsilon {_safe(str(privacy['epsilon']))}, delta "
+                     f"{_safe(str(privacy.get('delta')))} ({_safe(str(privacy.get('mode')))}); covers "
+                     f"{_safe(str(privacy.get('covers')))}")
     lines += [f"  slot   {_safe(s)}" for s in info.slots]
     lines.append(f"  signed by {info.publisher or '-'}: signature {info.signature}")
     result = {**info.to_dict(), "text": "\n".join(lines)}
@@ -419,8 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires", help="expiry: a duration (30d, 12h) or an ISO date")
     p.add_argument("--cipher", default="auto", choices=["auto", "aes-256-gcm", "chacha20-poly1305"])
     p.add_argument("--compression", default="none", choices=["none", "zlib"])
+    p.add_argument("--digest", choices=["blake3", "sha-256", "blake2b-256"],
+                   help="per-chunk digest (default blake3; sha-256 or blake2b-256 for readers that predate "
+                        "BLAKE3, docs/COMPATIBILITY.md)")
     p.add_argument("--target", help="target profile name (sets the cipher when --cipher auto)")
     p.add_argument("--format", choices=["onnx", "tflite", "npz"], help="content format (default: detected)")
+    p.add_argument("--compress-report", metavar="REPORT.json",
+                   help="edgeseal compress's report: its summary (stages, accuracy, DP epsilon/delta and scope, robust "
+                        "accuracy) goes into the manifest")
     g = p.add_argument_group("data sets (an .npz of input arrays and 'labels', e.g. for edgeseal verify --data)")
     g.add_argument("--dataset", action="store_true", help="seal an .npz data set (manifest kind 'dataset')")
     g.add_argument("--mask-columns", action="append", metavar="ARRAY:COLS",

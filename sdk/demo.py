@@ -84,7 +84,7 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
     config = VerifyConfig(device="local", key=workdir / "device.pem", trusted=(workdir / "publisher.pub",),
                           publisher=workdir / "publisher.pem", reference=workdir / "digits-fp32.onnx",
                           max_drop=max_drop)
-    kwargs = {} if progress is None else {"progress": progress[0], "status": progress[1]}
+    kwargs = {} if progress is None else {"progress": progress.update, "status": progress.status}
     report = verify(workdir / "digits.eseal", workdir / "digits-test.npz", config, **kwargs)
     report.write(workdir / "verification.json")
     lap("verify")
@@ -105,7 +105,8 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
 
 
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from .verify import _max_drop_from_args, _progress_callbacks
+    from .progress import Progress
+    from .verify import max_drop_from_args
 
     console = None
     if not args.json:
@@ -115,14 +116,10 @@ def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
             console = Console()
         except ImportError:
             pass
-    progress = None if args.json else _progress_callbacks()
-    try:
+    with Progress(quiet=args.json) as sink:
         summary, report = run_demo(Path(args.workdir), epochs=args.epochs, seed=args.seed,
-                                   max_drop=_max_drop_from_args(args), console=console, progress=progress,
+                                   max_drop=max_drop_from_args(args), console=console, progress=sink,
                                    show_progress=not args.json)
-    finally:
-        if progress is not None:
-            progress[2]()
     sizes = (f"ONNX fp32 {summary['fp32_onnx_bytes']:,} B -> int8 {summary['int8_onnx_bytes']:,} B -> "
              f"sealed {summary['sealed_bytes']:,} B; stage seconds {summary['seconds']}")
     return {**summary, "report": report.to_dict(), "exit_code": 0 if report.passed else 1,

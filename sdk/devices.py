@@ -19,69 +19,15 @@ from typing import Any
 __all__ = ["add_parser", "cmd_create", "cmd_status", "cmd_remove"]
 
 
-def _plain_runner(stream: Any = None, every: float = 10.0):
-    """(step, status, stop) for a log file or pipe: every step, and a status line at most every ``every`` s."""
-    import sys
-
-    stream = stream or sys.stderr
-    state = {"started": time.perf_counter(), "last": 0.0, "step": ""}
-
-    def emit(text: str) -> None:
-        print(f"[{time.perf_counter() - state['started']:6.0f} s] {text}", file=stream, flush=True)
-
-    def step(text: str, i: int, n: int) -> None:
-        state["step"] = f"[{i}/{n}] {text}"
-        state["last"] = time.perf_counter()
-        emit(state["step"])
-
-    def status(line: str) -> None:
-        now = time.perf_counter()
-        if now - state["last"] >= every:
-            state["last"] = now
-            emit(f"  {state['step'].split(']', 1)[0]}] ... {line}")
-
-    return step, status, (lambda: None)
-
-
-def _runner():
-    """(step, status, stop) callbacks: rich progress on a terminal, timestamped lines otherwise."""
-    try:
-        from rich.console import Console
-    except ImportError:  # pragma: no cover
-        return _plain_runner()
-    console = Console(stderr=True)
-    if not console.is_terminal:  # rich's live status renders nothing into a pipe or a log file
-        return _plain_runner()
-    live = {"status": None, "started": time.perf_counter()}
-
-    def step(text: str, i: int, n: int) -> None:
-        if live["status"] is not None:
-            live["status"].stop()
-        elapsed = time.perf_counter() - live["started"]
-        console.print(f"[bold][{i}/{n}][/bold] {text}  [dim]({elapsed:.0f} s so far)[/dim]")
-        live["status"] = console.status(text)
-        live["status"].start()
-
-    def status(line: str) -> None:
-        if live["status"] is not None:
-            live["status"].update(f"[dim]{line}[/dim]")
-
-    def stop() -> None:
-        if live["status"] is not None:
-            live["status"].stop()
-
-    return step, status, stop
-
-
 def cmd_create(args) -> dict[str, Any]:
     from .targets.qemu import build_device
 
-    step, status, stop = _runner() if not args.json else _plain_runner()  # --json: progress on stderr only
+    from .progress import Progress
+
     started = time.perf_counter()
-    try:
-        info = build_device(args.name, step=step, status=status, rebuild=args.rebuild)
-    finally:
-        stop()
+    # --json: plain lines on stderr (the JSON document alone on stdout); the build's output as passing details
+    with Progress(terminal=False if args.json else None) as sink:
+        info = build_device(args.name, step=sink.step, status=sink.detail, rebuild=args.rebuild)
     info["seconds_total"] = round(time.perf_counter() - started, 1)
     info["text"] = (f"{args.name} is ready ({info['arch']} Debian {info['suite']}, python {info['python']}) at "
                     f"{info['path']}\n  wheels: {', '.join(w.split('-')[0] + ' ' + w.split('-')[1] for w in info['wheels'])}"

@@ -113,6 +113,7 @@ def seal(
     expires: Any = None,
     cipher: str | Cipher = "auto",
     compression: str | Codec = Codec.NONE,
+    digest: str | None = None,
     target: str | None = None,
     kind: str | Kind = Kind.MODEL,
     content_format: str | None = None,
@@ -134,6 +135,9 @@ def seal(
     :class:`edgeseal.mask.MaskConfig`) blanks its sensitive columns/pixels or
     drops arrays *before* encryption, and the manifest's ``masking`` metadata
     says which (never the values).
+
+    ``digest`` is format v2's per-chunk digest: ``"blake3"`` (the default), or ``"sha-256"`` /
+    ``"blake2b-256"`` for readers that predate BLAKE3 (docs/COMPATIBILITY.md).
     """
     hint = None
     if isinstance(model, (str, os.PathLike)):
@@ -200,7 +204,7 @@ def seal(
         producer=PRODUCER,
     )
     package = write_package(data, manifest, recipients, signer, cipher=_cipher(cipher, profile),
-                            codec=codec)
+                            codec=codec, digest=digest)
     if out is not None:
         Path(out).write_bytes(package)
     return package

@@ -165,19 +165,6 @@ def _inputs(recipe: CompressRecipe, config: SearchConfig, model: Any, train: Any
                        calibration=cal, validation=val, test=test_xy)
 
 
-def _console_printer(show: bool) -> tuple[Callable[[str], None], Any]:
-    if not show:
-        return (lambda text: None), None
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    except ImportError:  # pragma: no cover - rich is part of [compress]
-        return print, None
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    return (lambda text: bar.console.print(text, soft_wrap=True)), bar
-
-
 def _trial_line(t: TrialResult) -> str:
     where = t.where.get("node_ip") or t.where.get("host", "?")
     if not t.ok:
@@ -214,20 +201,18 @@ def search(
     check_base_recipe(recipe)
     inputs = _inputs(recipe, config, model, train, calibration, validation, test)
     chosen = list(enumerate(choose_trials(config)))
-    say, bar = _console_printer(show_progress)
+    from .progress import Progress
+
     results: dict[int, TrialResult] = {}
-    task = bar.add_task("search trials", total=len(chosen)) if bar else None
+    with Progress(quiet=not show_progress) as sink:
+        with sink.task("search trials", len(chosen)) as bar:
 
-    def on_result(result: TrialResult) -> None:
-        results[result.id] = result
-        say(_trial_line(result))
-        if bar:
-            bar.advance(task)
+            def on_result(result: TrialResult) -> None:
+                results[result.id] = result
+                sink.status(_trial_line(result), markup=True)
+                bar.advance()
 
-    if bar:
-        bar.start()
-    try:
-        executor = _run_trials(inputs, config, chosen, on_result)
+            executor = _run_trials(inputs, config, chosen, on_result)
         trials_done = time.perf_counter()
         ref = results[0]
         if not ref.ok:
@@ -235,13 +220,9 @@ def search(
                               "fix the recipe or data before searching")
         trials = [_judge(results[i], ref, config.budget, None) for i in sorted(results)]
         candidates = {t.id: t.model for t in trials if t.ok and not t.budget_failures}
-        if bar:
-            task = bar.add_task("re-measuring latency", total=latency_rounds(config.latency_runs, 10))
-        lat = remeasure_latency(candidates, inputs.validation[0], runs=config.latency_runs, turn=10,
-                                progress=(lambda: bar.advance(task)) if bar else None)
-    finally:
-        if bar:
-            bar.stop()
+        with sink.task("re-measuring latency", latency_rounds(config.latency_runs, 10)) as bar:
+            lat = remeasure_latency(candidates, inputs.validation[0], runs=config.latency_runs, turn=10,
+                                    progress=bar.advance)
     trials = [_judge(t, ref, config.budget, lat.get(t.id)) for t in trials]
     meeting = [t for t in trials if t.meets_budget]
     front_ids = {meeting[i].id for i in pareto_front([(t.size_bytes, t.latency_ms, t.val_accuracy) for t in meeting])}

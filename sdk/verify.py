@@ -557,29 +557,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
 # --- CLI -----------------------------------------------------------------------------------------
 
 
-def _progress_callbacks():
-    """(progress, status, stop): a rich progress bar when rich is present, else quiet."""
-    try:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    except ImportError:  # pragma: no cover
-        return (lambda s, i, n: None), (lambda s: None), (lambda: None)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   transient=True)
-    tasks: dict[str, Any] = {}
-    bar.start()
-
-    def progress(label: str, i: int, n: int) -> None:
-        if label not in tasks:
-            tasks[label] = bar.add_task(f"{label} inference", total=n)
-        bar.update(tasks[label], completed=i)
-
-    def status(text: str) -> None:
-        bar.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}")
-
-    return progress, status, bar.stop
-
-
-def _max_drop_from_args(args) -> float:
+def max_drop_from_args(args) -> float:
     """--max-drop in points; the old --budget fraction still works, with a warning on stderr."""
     if args.budget is None:
         return 1.0 if args.max_drop is None else args.max_drop
@@ -596,17 +574,16 @@ def cmd_verify(args) -> dict[str, Any]:
     config = VerifyConfig(
         device=args.device, key=args.key, trusted=tuple(args.trusted or ()), publisher=args.publisher,
         publisher_passphrase=os.environ.get(args.publisher_passphrase_env) if args.publisher_passphrase_env else None,
-        reference=args.reference, max_drop=_max_drop_from_args(args), target=args.target, max_samples=args.max_samples,
+        reference=args.reference, max_drop=max_drop_from_args(args), target=args.target, max_samples=args.max_samples,
         warmup=args.warmup, threads=args.threads, allow_unsigned=args.allow_unsigned, identity=args.identity,
         known_hosts=args.known_hosts, timeout=args.timeout,
         fidelity=FidelityBudget(min_agreement=args.min_agreement, min_top5_overlap=args.min_top5_overlap,
                                 min_sqnr_db=args.min_sqnr, min_cosine=args.min_cosine),
     )
-    progress, status, stop = _progress_callbacks() if not args.json else ((lambda s, i, n: None), (lambda s: None), (lambda: None))
-    try:
-        report = verify(args.model, args.data, config, progress=progress, status=status)
-    finally:
-        stop()
+    from .progress import Progress
+
+    with Progress(quiet=args.json) as sink:
+        report = verify(args.model, args.data, config, progress=sink.update, status=sink.status)
     out = Path(args.report) if args.report else None
     if out is not None:
         report.write(out)

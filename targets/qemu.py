@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgeseal.runtime.errors import ConfigError, UnsupportedError
+from edgeseal.runtime.errors import ConfigError, DeviceError, UnsupportedError
 
 from .cache import cache_dir
 from .profile import get_profile
-from .runtime_env import RUNTIME_REQUIREMENTS, build_wheel, checkout_root, source_digest
+from .runtime_env import build_wheel, checkout_root, requirement_name, runtime_requirements, source_digest
 
 __all__ = ["DEVICES", "QemuDevice", "device_dir", "build_device", "device_status", "ensure_binfmt",
            "install_edgeseal", "remove_device"]
@@ -67,8 +67,8 @@ class QemuDevice:
     root: str | None = None
 
     def requirements(self) -> list[str]:
-        pinned = {p.split("=")[0].split("<")[0] for p in self.pins}
-        return [r for r in RUNTIME_REQUIREMENTS if r not in pinned] + list(self.pins)
+        pinned = {requirement_name(p) for p in self.pins}
+        return [r for r in runtime_requirements() if requirement_name(r) not in pinned] + list(self.pins)
 
 
 DEVICES = {
@@ -186,6 +186,14 @@ def install_edgeseal(name: str, status: Callable[[str], None] = lambda s: None) 
     if checkout is None:
         raise UnsupportedError("no edgeseal source checkout to install into the emulated device", reason="no checkout")
     stamp = source_digest(checkout)
+    deps_ok = root / VENV.lstrip("/") / ".deps-ok"
+    if deps_ok.is_file():  # a device built before edgeseal gained a runtime dependency lacks its wheel
+        have = {requirement_name(wheel.split("-")[0]) for wheel in deps_ok.read_text().split()}  # name-version-...whl
+        missing = sorted(requirement_name(r) for r in _device(name).requirements()
+                         if requirement_name(r) not in have)
+        if missing:
+            raise DeviceError(f"{name}'s runtime lacks {', '.join(missing)}, which this edgeseal needs; update the "
+                              f"device with `edgeseal device create {name}` (it keeps the Debian root)")
     if stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
         return stamp
     wheel = build_wheel()

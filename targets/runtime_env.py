@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,10 +21,38 @@ from edgeseal.runtime.errors import UnsupportedError
 
 from .cache import cache_dir
 
-__all__ = ["checkout_root", "source_digest", "build_wheel", "ensure_runtime_env"]
+__all__ = ["checkout_root", "source_digest", "build_wheel", "ensure_runtime_env", "runtime_requirements",
+           "requirement_name"]
 
-RUNTIME_REQUIREMENTS = ("numpy", "cryptography", "onnxruntime", "ai-edge-litert")
+# What a device runs: edgeseal's own requirements plus its [onnx] and [tflite] extras, never torch.
+RUNTIME_EXTRAS = ("onnx", "tflite")
 _PKG_DIRS = ("runtime", "sdk", "targets", "converters")
+
+
+def requirement_name(requirement: str) -> str:
+    """The normalized project name of a requirement string or wheel file name ("ai-edge-litert>=1.2" -> "ai_edge_litert")."""
+    return re.match(r"[A-Za-z0-9._-]*[A-Za-z0-9]", requirement).group(0).replace("-", "_").replace(".", "_").lower()
+
+
+def runtime_requirements() -> tuple[str, ...]:
+    """edgeseal's base requirements and those of its runtime extras, as this checkout's pyproject.toml
+    states them (or, for an installed edgeseal, its metadata): one list, so a new runtime dependency
+    reaches every device environment."""
+    root = checkout_root()
+    if root is not None:
+        import tomllib
+
+        project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+        extras = project.get("optional-dependencies", {})
+        return tuple(project.get("dependencies", [])) + tuple(r for e in RUNTIME_EXTRAS for r in extras.get(e, []))
+    from importlib.metadata import requires
+
+    out = []
+    for line in requires("edgeseal") or ():
+        requirement, _, marker = line.partition(";")
+        if not marker.strip() or any(f'extra == "{e}"' in marker for e in RUNTIME_EXTRAS):
+            out.append(requirement.strip())
+    return tuple(out)
 
 
 def checkout_root() -> Path | None:
@@ -94,15 +123,16 @@ def ensure_runtime_env(*, status: Callable[[str], None] = lambda s: None) -> Pat
     root = checkout_root()
     lock = root / ".ci" / "requirements.lock" if root is not None else None
     constraints = ["-c", str(lock)] if lock is not None and lock.is_file() else []
-    wanted = "\n".join(RUNTIME_REQUIREMENTS) + "\n" + (hashlib.sha256(lock.read_bytes()).hexdigest() if constraints else "")
+    requirements = runtime_requirements()
+    wanted = "\n".join(requirements) + "\n" + (hashlib.sha256(lock.read_bytes()).hexdigest() if constraints else "")
     deps_ok = env / ".deps-ok"
     if not deps_ok.is_file() or deps_ok.read_text().strip() != wanted.strip():
         status(f"creating runtime-only environment {env}")
         shutil.rmtree(env, ignore_errors=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(env)
-        status("installing numpy, cryptography, onnxruntime, ai-edge-litert (no torch)"
+        status(f"installing {', '.join(requirement_name(r) for r in requirements)} (no torch)"
                + (", at the checkout's locked versions" if constraints else ""))
-        _run([*pip, "install", *constraints, *RUNTIME_REQUIREMENTS], "installing the runtime dependencies")
+        _run([*pip, "install", *constraints, *requirements], "installing the runtime dependencies")
         deps_ok.write_text(wanted)
     if root is not None:
         stamp = source_digest(root)

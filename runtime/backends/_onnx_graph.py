@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-__all__ = ["declared_shapes", "fields"]
+__all__ = ["declared_shapes", "fields", "spans"]
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
@@ -36,38 +36,54 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def fields(buf: memoryview, partial: bool = False) -> Iterator[tuple[int, int, memoryview | int | None]]:
-    """(field number, wire type, value) for each field of one protobuf message.
-
-    A length-delimited value is a memoryview, a varint an int, a fixed 32/64-bit value None.
-    ``partial``: ``buf`` is a prefix of the message; stop quietly at a field cut off by its end.
-    Also the wire reader of ``edgeseal.targets.ops`` (one reader for the ONNX wire format).
+def spans(buf, start: int = 0, end: int | None = None, partial: bool = False
+          ) -> Iterator[tuple[int, int, int, int, int]]:
+    """(field number, wire type, field start, value start, value end) for each field of the message in
+    ``buf[start:end]`` (positions are in ``buf``). A varint's value is at value start..value end.
+    ``partial``: the message is cut off at ``end``; stop quietly at a field that runs past it.
     """
-    pos = 0
-    while pos < len(buf):
+    end = len(buf) if end is None else end
+    pos = start
+    while pos < end:
+        first = pos
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise ValueError("field number 0")
         if wire == _VARINT:
-            value, pos = _varint(buf, pos)
+            _, value_end = _varint(buf, pos)
         elif wire == _LEN:
             size, pos = _varint(buf, pos)
-            if pos + size > len(buf):
-                if partial:
-                    yield number, wire, buf[pos:pos]
-                    return
-                raise ValueError("truncated field")
-            value, pos = buf[pos:pos + size], pos + size
+            value_end = pos + size
         elif wire in (_I64, _I32):
-            value, pos = None, pos + (8 if wire == _I64 else 4)
+            value_end = pos + (8 if wire == _I64 else 4)
         else:
             raise ValueError(f"unsupported wire type {wire}")
-        if pos > len(buf):
+        if value_end > end:
             if partial:
+                if wire == _LEN:
+                    yield number, wire, first, pos, pos
                 return
             raise ValueError("truncated field")
-        yield number, wire, value
+        yield number, wire, first, pos, value_end
+        pos = value_end
+
+
+def fields(buf: memoryview, partial: bool = False) -> Iterator[tuple[int, int, memoryview | int | None]]:
+    """(field number, wire type, value) for each field of one protobuf message.
+
+    A length-delimited value is a memoryview, a varint an int, a fixed 32/64-bit value None.
+    ``partial``: ``buf`` is a prefix of the message; stop quietly at a field cut off by its end
+    (a cut length-delimited field is yielded empty). The one ONNX wire reader: ``edgeseal.targets.ops``
+    and :mod:`._onnx_external` use it too.
+    """
+    for number, wire, _, start, stop in spans(buf, 0, len(buf), partial):
+        if wire == _LEN:
+            yield number, wire, buf[start:stop]
+        elif wire == _VARINT:
+            yield number, wire, _varint(buf, start)[0]
+        else:
+            yield number, wire, None
 
 
 def _submessages(buf: memoryview, number: int) -> list[memoryview]:

@@ -109,7 +109,10 @@ def _dtype(detail: dict) -> str:
 class Session:
     """A LiteRT interpreter over ``model_content``. Interpreters are not thread-safe: runs are serialized."""
 
-    def __init__(self, model: bytes, threads: int | None = None) -> None:
+    holds_buffer = True  # the interpreter reads the model's buffers in place for as long as it lives
+
+    def __init__(self, model: bytes, threads: int | None = None, in_place: bool = True) -> None:
+        # ``in_place`` is accepted for the backends' common signature: LiteRT always reads ``model`` in place.
         name, cls = _interpreter()
         if name is None:
             raise UnsupportedError(f"no working LiteRT interpreter: {cls}", reason="backend missing")

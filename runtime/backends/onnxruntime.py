@@ -10,7 +10,11 @@ import numpy as np
 
 from ..errors import InvalidInput, UnsupportedError
 from ..tensors import TensorSpec
+from ._onnx_external import LOCATION, externalize
 from ._onnx_graph import declared_shapes
+
+# Below this size ORT's own parse is cheap and the in-memory weights hand-over saves nothing.
+IN_PLACE_MIN_BYTES = 2**20
 
 # ONNX Runtime >= 1.29 on Linux starts 1DS telemetry when it is imported: it writes a device id
 # and an event database under ~/.cache/Microsoft/DeveloperTools and $TMPDIR/.ses, and uploads
@@ -128,14 +132,14 @@ class Session:
     for maps, None for an empty optional.
     """
 
-    def __init__(self, model: bytes, threads: int | None = None) -> None:
+    def __init__(self, model: bytes, threads: int | None = None, in_place: bool = True) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # True when ORT's weights live in ``model`` (see _build), which must then outlive the session.
+        self.holds_buffer = False
+        self._weights = None
         try:
-            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            self._session = self._build(ort, model, threads, in_place)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise UnsupportedError(
                 f"onnxruntime {ort.__version__} cannot load this model: {str(exc).splitlines()[0][:300]}"
@@ -147,6 +151,36 @@ class Session:
         self._names = [o.name for o in self.outputs]
         self._no_numpy = sorted(s.name for s in self.inputs + self.outputs if NO_NUMPY.intersection(_dtypes(s)))
         self._text = [s.name for s in self.inputs if s.kind == "tensor" and s.dtype == "string"]
+
+    def _build(self, ort, model: bytes, threads: int | None, in_place: bool):
+        """The ORT session. A model of a MiB or more is handed over as its graph plus the model's own
+        memory, from which ORT reads the large initializers in place (_onnx_external.py): no parse of
+        the weights into protobuf strings and no second copy. If ORT refuses that form, or the bytes
+        cannot be split, or ``in_place`` is False (ORT then holds its own copies and ``model`` may be
+        freed: less memory while the session lives, a slower build), the ordinary session from the bytes."""
+
+        def options(weights=None):
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            if weights is not None:
+                opts.add_external_initializers_from_files_in_memory([LOCATION], [weights], [weights.size])
+            return opts
+
+        split = None
+        if in_place and isinstance(model, bytes) and len(model) >= IN_PLACE_MIN_BYTES and hasattr(ort.SessionOptions, "add_external_initializers_from_files_in_memory"):
+            split = externalize(model)
+        if split is not None:
+            try:
+                session = ort.InferenceSession(split[0], options(np.frombuffer(model, dtype=np.uint8)),
+                                               providers=["CPUExecutionProvider"])
+            except Exception:
+                pass
+            else:
+                self.holds_buffer = True
+                self._weights = model  # ORT reads from this memory for as long as the session lives
+                return session
+        return ort.InferenceSession(model, options(), providers=["CPUExecutionProvider"])
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         for name in self._text:  # ORT (1.32) misreads bytes arrays (it reads past each item) instead of refusing
@@ -168,3 +202,4 @@ class Session:
 
     def close(self) -> None:
         self._session = None
+        self._weights = None

@@ -111,7 +111,7 @@ def run_cases(java, tmp_path: Path, keys: dict, vectors: list[dict], directory: 
 def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(java):
     lines = [json.loads(line) for line in java("vectors", str(VECTORS / "vectors.json"), str(VECTORS))]
     expected = [(v, k) for v in SPEC["vectors"] for k in v["open_with"]]
-    assert len(lines) == len(expected) == 35 + 21  # v1, then v2 (tests/vectors/v2-*)
+    assert len(lines) == len(expected) == 35 + 21 + 5  # v1, v2 (tests/vectors/v2-*), v2 with BLAKE3
     valid = invalid = 0
     for line, (vector, kind) in zip(lines, expected):
         assert (line["file"], line["key"]) == (vector["file"], kind)
@@ -130,7 +130,7 @@ def test_every_frozen_vector_agrees_with_vectors_json_and_the_python_runtime(jav
             assert line["sha256"] == vector["plaintext_sha256"] == value
             assert line["direct"] is True
             assert line["publisher"] == publisher  # same fingerprint text, or both null (unsigned)
-    assert (valid, invalid) == (7 + 6, 28 + 15)
+    assert (valid, invalid) == (7 + 6 + 3, 28 + 15 + 2)
     # the opaque error really is opaque: one message for every structural/crypto failure
     opaque = {line["message"] for line in lines if line.get("error") == "InvalidPackage"}
     assert len(opaque) == 1
@@ -186,6 +186,9 @@ def test_fresh_packages_from_the_python_writer_open_identically(java, parties, t
         ("v1-2.5MiB-signed", os.urandom(5 * 2**19 + 17), dict(chunk=2**20, format_version=1)),
         ("blake2b-block-edges", os.urandom(3 * 1024 + 1), dict(chunk=1024, digest="blake2b-256")),  # 1040-byte chunks
         ("sha256-with-chacha", os.urandom(2000), dict(cipher="chacha20-poly1305", digest="sha-256")),
+        ("blake3-default-chacha", os.urandom(5000), dict(cipher="chacha20-poly1305")),
+        # 2**20 + 16-byte digest inputs: 1025 BLAKE3 chunks, an 11-level tree with an odd chunk at the end
+        ("blake3-1MiB-chunks", os.urandom(2**21 + 3), dict(chunk=2**20, digest="blake3")),
     ]
     vectors = []
     for name, payload, options in cases:
@@ -312,6 +315,10 @@ def test_kdfs_and_fingerprints_match_pythons_primitives(java, parties, tmp_path)
         *({"op": "blake2b", "data": os.urandom(n).hex(), "length": 32} for n in (0, 1, 127, 128, 129, 256, 1040, 5000)),
         {"op": "blake2b", "data": b"abc".hex(), "length": 64},
         {"op": "blake2b", "data": os.urandom(300).hex(), "length": 20},
+        # BLAKE3 chunk (1024) and block (64) edges, and tree shapes with 2, 3, 4, 5 and 8 chunks
+        *({"op": "blake3", "data": os.urandom(n).hex()}
+          for n in (1, 63, 64, 65, 1023, 1024, 1025, 2048, 2049, 3072, 4096, 4097, 5 * 1024 - 7, 8192, 1040)),
+        {"op": "blake3", "data": ""},
     ]
     path = tmp_path / "kdf.json"
     path.write_text(json.dumps(requests))
@@ -326,6 +333,10 @@ def test_kdfs_and_fingerprints_match_pythons_primitives(java, parties, tmp_path)
                             .derive(bytes.fromhex(r["ikm"])).hex())
         elif r["op"] == "blake2b":
             expected.append(h.blake2b(bytes.fromhex(r["data"]), digest_size=r["length"]).hexdigest())
+        elif r["op"] == "blake3":
+            from blake3 import blake3
+
+            expected.append(blake3(bytes.fromhex(r["data"])).hexdigest())
         elif r["op"] == "x25519_public":
             expected.append(_raw_public(parties.device).hex())
         else:
@@ -333,7 +344,10 @@ def test_kdfs_and_fingerprints_match_pythons_primitives(java, parties, tmp_path)
     assert answers == expected
     assert answers[0].startswith("77d6576238657b203b19ca42c18a0497")  # RFC 7914, first vector
     assert answers[3].startswith("3cb25f25faacd57a90434f64d0362f2a")  # RFC 5869, test case 1
-    assert answers[-2].startswith("ba80a53f981c4d0d6a2797b69f12f6e9")  # RFC 7693 appendix A: BLAKE2b-512("abc")
+    blake2b_abc = next(i for i, r in enumerate(requests) if r["op"] == "blake2b" and r["length"] == 64)
+    assert answers[blake2b_abc].startswith("ba80a53f981c4d0d6a2797b69f12f6e9")  # RFC 7693 appendix A
+    # BLAKE3 of the empty input (the BLAKE3 reference's test_vectors.json), independent of both implementations
+    assert answers[-1] == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
 
 def test_json_parser_is_small_and_strict(java):

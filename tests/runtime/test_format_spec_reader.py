@@ -187,7 +187,11 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
 
 
 def _digest(name: str, chunk: bytes) -> bytes:
-    """§10.2: SHA-256, or BLAKE2b with a 32-byte output (RFC 7693, unkeyed)."""
+    """§10.2: BLAKE3 (32-byte output), SHA-256, or BLAKE2b with a 32-byte output (RFC 7693, unkeyed)."""
+    if name == "blake3":
+        from blake3 import blake3
+
+        return blake3(chunk).digest()
     if name == "sha-256":
         h = hashes.Hash(hashes.SHA256())
         h.update(chunk)
@@ -221,7 +225,7 @@ def spec_read(data: bytes, *, trusted: list[bytes], allow_unsigned: bool, min_ve
         raise Reject("InvalidPackage")
     if not 1024 <= chunk <= 2**28 or (codec == "none" and size != original):
         raise Reject("InvalidPackage")
-    if version == 2 and digest_name not in ("sha-256", "blake2b-256"):
+    if version == 2 and digest_name not in ("blake3", "sha-256", "blake2b-256"):
         raise Reject("InvalidPackage")
     aad = hashlib.sha256(data[: 16 + mlen]).digest()  # H
     # 3. slots, payload, signature, end of file

@@ -40,18 +40,21 @@ RUN_SEALED = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def sealed_files(tmp_path, onnx_model, publisher, device, x16):
-    (tmp_path / "model.eseal").write_bytes(edgeseal.seal(onnx_model, publisher=publisher, devices=[device]))
+def _sealed_files(tmp_path, model: bytes, publisher, device, x16) -> list[str]:
+    """model.eseal (sealed for ``device``), device.pem, publisher.pub and x.npy in ``tmp_path``, as paths."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    (tmp_path / "model.eseal").write_bytes(edgeseal.seal(model, publisher=publisher, devices=[device]))
     (tmp_path / "device.pem").write_bytes(private_pem(device))
-    (tmp_path / "publisher.pub").write_bytes(
-        publisher.public_key().public_bytes(
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).PublicFormat.SubjectPublicKeyInfo,
-        )
-    )
+    (tmp_path / "publisher.pub").write_bytes(publisher.public_key().public_bytes(Encoding.PEM,
+                                                                                PublicFormat.SubjectPublicKeyInfo))
     np.save(tmp_path / "x.npy", x16)
     return [str(tmp_path / n) for n in ("model.eseal", "device.pem", "publisher.pub", "x.npy")]
+
+
+@pytest.fixture
+def sealed_files(tmp_path, onnx_model, publisher, device, x16):
+    return _sealed_files(tmp_path, onnx_model, publisher, device, x16)
 
 
 def test_importing_runtime_imports_no_torch_onnx_or_converters():
@@ -77,8 +80,29 @@ def test_loads_and_runs_with_torch_unimportable(sealed_files, onnx_model, x16):
     assert blocked.returncode != 0 and "blocked in this test" in blocked.stderr  # the block really blocks
 
 
+@pytest.fixture
+def big_sealed_files(tmp_path, publisher, device, x16):
+    """A model over 1 MiB, whose weights ONNX Runtime reads from the decrypted buffer in place."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeseal.runtime.backends.onnxruntime import IN_PLACE_MIN_BYTES
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 20_000)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 20_000])],
+                              initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10).SerializeToString()
+    assert len(model) >= IN_PLACE_MIN_BYTES
+    onnx.checker.check_model(onnx.load_from_string(model))
+    return _sealed_files(tmp_path, model, publisher, device, x16)
+
+
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
-def test_load_and_run_write_no_file(tmp_path, sealed_files):
+@pytest.mark.parametrize("files", ["sealed_files", "big_sealed_files"])
+def test_load_and_run_write_no_file(tmp_path, request, files):
+    sealed_files = request.getfixturevalue(files)
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()

@@ -117,9 +117,11 @@ def test_parallel_pass_equals_serial_and_wipes_on_failure(cipher, monkeypatch):
 
 
 def test_writer_choices_and_their_errors():
-    assert Package.parse(_seal(b"x" * 10)).manifest.payload.digest is payload.Digest.SHA256
+    assert Package.parse(_seal(b"x" * 10)).manifest.payload.digest is payload.Digest.BLAKE3
     chacha = Package.parse(_seal(b"x" * 10, cipher="chacha20-poly1305"))
-    assert chacha.manifest.payload.digest is payload.Digest.BLAKE2B_256 and chacha.header.version == 2
+    assert chacha.manifest.payload.digest is payload.Digest.BLAKE3 and chacha.header.version == 2
+    older = Package.parse(_seal(b"x" * 10, cipher="chacha20-poly1305", digest="blake2b-256"))
+    assert older.manifest.payload.digest is payload.Digest.BLAKE2B_256
     crossed = Package.parse(_seal(b"x" * 10, cipher="chacha20-poly1305", digest="sha-256"))
     assert crossed.manifest.payload.digest is payload.Digest.SHA256
     v1 = Package.parse(_seal(b"x" * 10, version=1))
@@ -133,10 +135,21 @@ def test_writer_choices_and_their_errors():
         _seal(b"x", version=3)
 
 
+# BLAKE3 of the empty input, from the BLAKE3 reference's test_vectors.json: a known answer that does not
+# come from the library edgeseal uses.
+BLAKE3_EMPTY = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+
 def test_digest_table_entries_are_the_spec_digests():
-    for cipher, digest in (("aes-256-gcm", lambda c: hashlib.sha256(c).digest()),
-                           ("chacha20-poly1305", lambda c: hashlib.blake2b(c, digest_size=32).digest())):
-        package = Package.parse(_seal(os.urandom(2500), cipher=cipher, chunk_size=1024))
+    from blake3 import blake3
+
+    assert payload.chunk_digest(payload.Digest.BLAKE3, b"").hex() == BLAKE3_EMPTY
+    for cipher, name, digest in (
+            ("aes-256-gcm", None, lambda c: blake3(c).digest()),
+            ("chacha20-poly1305", None, lambda c: blake3(c).digest()),
+            ("aes-256-gcm", "sha-256", lambda c: hashlib.sha256(c).digest()),
+            ("chacha20-poly1305", "blake2b-256", lambda c: hashlib.blake2b(c, digest_size=32).digest())):
+        package = Package.parse(_seal(os.urandom(2500), cipher=cipher, chunk_size=1024, digest=name))
         ct, table = bytes(package.ciphertext), bytes(package.digest_table)
         chunks = [ct[i : i + 1040] for i in range(0, len(ct), 1040)]
         assert len(chunks) == 3 and table == b"".join(digest(c) for c in chunks)

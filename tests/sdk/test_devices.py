@@ -50,18 +50,18 @@ def test_preflight_names_the_problem_before_any_work():
 
 def test_device_create_progress_reaches_a_log_file():
     """Not on a terminal, every step and (at most every N seconds) the build's output are written as lines."""
-    from edgeseal.devices import _plain_runner
+    from edgeseal.progress import Progress
 
     buf = io.StringIO()
-    step, status, stop = _plain_runner(buf, every=0.0)
-    step("debootstrap an arm64 Debian root", 1, 4)
-    status("I: Retrieving Packages")
-    stop()
+    sink = Progress(stream=buf, every=0.0)
+    sink.step("debootstrap an arm64 Debian root", 1, 4)
+    sink.detail("I: Retrieving Packages")
+    sink.close()
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2 and "[1/4] debootstrap" in lines[0] and "I: Retrieving Packages" in lines[1]
     quiet = io.StringIO()
-    step, status, _ = _plain_runner(quiet, every=3600.0)
-    step("venv", 3, 4)
+    sink = Progress(stream=quiet, every=3600.0)
+    sink.step("venv", 3, 4)
     for _ in range(100):
-        status("pip output")  # throttled: a log gets a line per interval, not one per pip line
+        sink.detail("pip output")  # throttled: a log gets a line per interval, not one per pip line
     assert len(quiet.getvalue().splitlines()) == 1

@@ -39,7 +39,7 @@ def test_device_profile_and_pins():
     dev = qemu.DEVICES["qemu-rpi"]
     assert (dev.profile, dev.arch, dev.cpu, dev.python) == ("rpi4", "arm64", "cortex-a72", "3.11")
     reqs = dev.requirements()
-    assert "onnxruntime==1.27.0" in reqs and "onnxruntime" not in reqs and "numpy" in reqs
+    assert "onnxruntime==1.27.0" in reqs and "onnxruntime>=1.17" not in reqs and "numpy>=1.24" in reqs
     argv = qemu._chroot(Path("/r"), "python3", cpu="cortex-a72")
     assert argv[:3] == ["env", "QEMU_CPU=cortex-a72", "chroot"] and argv.count("QEMU_CPU=cortex-a72") == 2
 
@@ -79,3 +79,35 @@ def test_verify_digits_on_emulated_aarch64(tmp_path):
     assert report["metrics"]["device"]["accuracy"] >= report["metrics"]["reference"]["accuracy"] - 0.01
     assert sorted(os.listdir(root_tmp)) == before  # the work dir is gone from the device
     assert str(qemu.rootfs("qemu-rpi")) not in Path("/proc/mounts").read_text()  # /proc and /sys unmounted
+
+
+def test_device_requirements_follow_pyproject_and_a_stale_device_is_told_to_update(tmp_path, monkeypatch):
+    """The runtime's dependencies come from pyproject.toml (base + [onnx] + [tflite]); a device built before a
+    dependency was added is refused with the command that updates it, not left to fail at import."""
+    import tomllib
+    from pathlib import Path
+
+    from edgeseal.runtime.errors import DeviceError
+    from edgeseal.targets import qemu
+    from edgeseal.targets.runtime_env import requirement_name, runtime_requirements
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"]) + project["optional-dependencies"]["onnx"] \
+        + project["optional-dependencies"]["tflite"]
+    assert list(runtime_requirements()) == wanted
+    assert not any(requirement_name(r) == "torch" for r in runtime_requirements())
+    names = [requirement_name(r) for r in qemu.DEVICES["qemu-rpi"].requirements()]
+    assert "blake3" in names and names.count("onnxruntime") == 1  # the device's own pin replaces the range
+
+    root = tmp_path / "rootfs"
+    venv = root / qemu.VENV.lstrip("/")
+    venv.mkdir(parents=True)
+    monkeypatch.setattr(qemu, "rootfs", lambda name: root)
+    monkeypatch.setattr(qemu, "source_digest", lambda checkout: "stamp")
+    wheels = [f"{n}-1.0-cp311-cp311-manylinux2014_aarch64.whl" for n in names if n != "blake3"]
+    (venv / ".deps-ok").write_text("\n".join(wheels) + "\n")
+    (venv / ".edgeseal-stamp").write_text("stamp\n")
+    with pytest.raises(DeviceError, match=r"lacks blake3.*edgeseal device create qemu-rpi"):
+        qemu.install_edgeseal("qemu-rpi")
+    (venv / ".deps-ok").write_text("\n".join(wheels + ["blake3-1.0.11-cp311-cp311-manylinux2014_aarch64.whl"]))
+    assert qemu.install_edgeseal("qemu-rpi") == "stamp"  # complete and current: nothing to do

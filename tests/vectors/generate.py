@@ -79,7 +79,7 @@ def _patch(data: bytes, offset: int, new: bytes) -> bytes:
 
 def build() -> list[tuple[dict, bytes]]:
     """(description, file bytes) for every vector, in a fixed order."""
-    return build_v1() + build_v2()
+    return build_v1() + build_v2() + build_v2_blake3()
 
 
 def build_v1() -> list[tuple[dict, bytes]]:
@@ -208,18 +208,22 @@ def build_v2() -> list[tuple[dict, bytes]]:
     seal = functools.partial(_seal_any_version, version=2)
     device_slot, raw_slot = DeviceRecipient(_raw_public(DEVICE)), RawKeyRecipient(RAW)
     v = []
-    signed = seal(PAYLOAD, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"2v1", chunk_size=1024)
+    # The digests are named: these vectors were released when SHA-256 (AES) and BLAKE2b (ChaCha) were the
+    # writers' defaults, and released vectors never change (BLAKE3 ones: build_v2_blake3).
+    signed = seal(PAYLOAD, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"2v1", chunk_size=1024,
+                  digest="sha-256")
     v.append(({"name": "v2-valid-aes-sha256-x25519-raw-signed", "open_with": ["x25519", "raw"]}, signed))
     chacha = seal(PAYLOAD, _manifest(expires_at=NOW + 10**8), [PassphraseRecipient(PASSPHRASE, log2_n=10)],
-                  PUBLISHER, seed=b"2v2", cipher="chacha20-poly1305", codec=Codec.ZLIB, chunk_size=1024)
+                  PUBLISHER, seed=b"2v2", cipher="chacha20-poly1305", codec=Codec.ZLIB, chunk_size=1024,
+                  digest="blake2b-256")
     v.append(({"name": "v2-valid-chacha-blake2b-passphrase-zlib-signed", "open_with": ["passphrase"]}, chacha))
     crossed = seal(PAYLOAD, _manifest(), [raw_slot], PUBLISHER, seed=b"2v3", cipher="chacha20-poly1305",
                    digest="sha-256", chunk_size=1024)
     v.append(({"name": "v2-valid-chacha-sha256-raw-signed", "open_with": ["raw"]}, crossed))
     empty = seal(b"", _manifest(content_format="npz", kind="dataset", inputs=(), outputs=()), [raw_slot], None,
-                 seed=b"2v4")
+                 seed=b"2v4", digest="sha-256")
     v.append(({"name": "v2-valid-empty-unsigned-raw", "open_with": ["raw"], "allow_unsigned": True}, empty))
-    unsigned = seal(PAYLOAD, _manifest(), [raw_slot], None, seed=b"2v5", chunk_size=1024)
+    unsigned = seal(PAYLOAD, _manifest(), [raw_slot], None, seed=b"2v5", chunk_size=1024, digest="sha-256")
     v.append(({"name": "v2-valid-unsigned-3-chunks", "open_with": ["raw"], "allow_unsigned": True}, unsigned))
 
     def bad(name: str, data: bytes, error: str, **extra) -> None:
@@ -230,7 +234,8 @@ def build_v2() -> list[tuple[dict, bytes]]:
     # A holder of any key the package is sealed for knows the content key and can encrypt a chunk of its own
     # that passes the AEAD; only the signed digest table stops it. Same seed and length = same key and nonces.
     forged_payload = PAYLOAD[:1024] + b"X" * 1024 + PAYLOAD[2048:]
-    forged = seal(forged_payload, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"2v1", chunk_size=1024)
+    forged = seal(forged_payload, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"2v1", chunk_size=1024,
+                  digest="sha-256")
     assert forged[:table] == signed[:table]  # same header, manifest and slots: the AEAD accepts the chunk
     forged_chunk = forged[ct + step : ct + 2 * step]
     bad("v2-invalid-digest-table-mismatch", _patch(signed, ct + step, forged_chunk), "InvalidPackage")
@@ -257,6 +262,30 @@ def build_v2() -> list[tuple[dict, bytes]]:
     bad("v2-invalid-unsigned-unknown-chunk-digest", unsigned.replace(b'"chunk_digest":"sha-256"',
                                                                       b'"chunk_digest":"sha-999"'),
         "InvalidPackage", **unsigned_bad)
+    return [({**meta, "format_version": 2}, data) for meta, data in v]
+
+
+def build_v2_blake3() -> list[tuple[dict, bytes]]:
+    """Format v2 with BLAKE3 chunk digests (docs/format.md §10.2), the writers' default since they were added."""
+    seal = functools.partial(_seal_any_version, version=2, digest="blake3")
+    device_slot, raw_slot = DeviceRecipient(_raw_public(DEVICE)), RawKeyRecipient(RAW)
+    v = []
+    aes = seal(PAYLOAD, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"3v1", chunk_size=1024)
+    v.append(({"name": "v2-valid-aes-blake3-x25519-raw-signed", "open_with": ["x25519", "raw"]}, aes))
+    chacha = seal(PAYLOAD, _manifest(), [raw_slot], PUBLISHER, seed=b"3v2", cipher="chacha20-poly1305",
+                  codec=Codec.ZLIB, chunk_size=1024)
+    v.append(({"name": "v2-valid-chacha-blake3-raw-zlib-signed", "open_with": ["raw"]}, chacha))
+    # 1040-byte chunks: each digest input spans two BLAKE3 chunks (1024 bytes), so a reader's tree
+    # hashing (chunk chaining values merged by a parent node) is exercised, not only one chunk.
+    table, ct = _v2_offsets(aes)
+    step = 1024 + 16
+    forged_payload = PAYLOAD[:1024] + b"X" * 1024 + PAYLOAD[2048:]
+    forged = seal(forged_payload, _manifest(), [device_slot, raw_slot], PUBLISHER, seed=b"3v1", chunk_size=1024)
+    assert forged[:table] == aes[:table]
+    v.append(({"name": "v2-invalid-blake3-digest-table-mismatch", "error": "InvalidPackage", "open_with": ["x25519"]},
+              _patch(aes, ct + step, forged[ct + step : ct + 2 * step])))
+    v.append(({"name": "v2-invalid-blake3-table-edited", "error": "InvalidPackage", "open_with": ["x25519"]},
+              _patch(aes, table + 33, bytes([aes[table + 33] ^ 0x04]))))
     return [({**meta, "format_version": 2}, data) for meta, data in v]
 
 

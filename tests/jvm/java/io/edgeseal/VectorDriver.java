@@ -17,7 +17,7 @@ import java.util.Map;
  *
  * <pre>
  * VectorDriver vectors CASES.json DIR   open every file of a vectors.json-shaped description with each key
- * VectorDriver kdf REQUESTS.json        scrypt / hkdf / blake2b / x25519-public / fingerprint outputs, for cross-checks
+ * VectorDriver kdf REQUESTS.json        scrypt / hkdf / blake2b / blake3 / x25519-public / fingerprint outputs, for cross-checks
  * VectorDriver json TEXT...             "ok" or "error" for each text given to the strict JSON parser
  * VectorDriver pem DEVICE.pem PUBLISHER.pub   raw hex of an X25519 private and an Ed25519 public key PEM
  * VectorDriver flips FILE KIND KEY TRUSTED ALLOW_UNSIGNED NOW
@@ -162,6 +162,10 @@ public final class VectorDriver {
                 case "blake2b":
                     byte[] message = Crypto.hex((String) r.get("data"));
                     result = Blake2b.digest(((Long) r.get("length")).intValue(), message, 0, message.length);
+                    break;
+                case "blake3":
+                    byte[] input = Crypto.hex((String) r.get("data"));
+                    result = Blake3.digest(input, 0, input.length);
                     break;
                 case "x25519_public":
                     result = Crypto.x25519Public(Crypto.hex((String) r.get("private")));

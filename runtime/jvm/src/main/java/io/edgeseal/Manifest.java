@@ -21,7 +21,7 @@ public final class Manifest {
         public final String codec; // "none" or "zlib"
         public final long size; // bytes encrypted (after the codec)
         public final long originalSize; // bytes after decoding
-        /** v2: "sha-256" or "blake2b-256" (§10.2); whatever string the file has, or null. v1 ignores it. */
+        /** v2: "blake3", "sha-256" or "blake2b-256" (§10.2); whatever string the file has, or null. v1 ignores it. */
         public final String chunkDigest;
 
         private Payload(String cipher, int chunkSize, byte[] noncePrefix, String codec, long size, long originalSize,

@@ -159,7 +159,8 @@ public final class SealedPackage {
     private static SealedPackage parseV2Tail(byte[] data, Reader in, Manifest manifest, byte[] aad, List<Slot> slots)
             throws InvalidPackageException {
         Manifest.Payload p = manifest.payload;
-        if (!"sha-256".equals(p.chunkDigest) && !"blake2b-256".equals(p.chunkDigest)) {
+        if (!"blake3".equals(p.chunkDigest) && !"sha-256".equals(p.chunkDigest)
+                && !"blake2b-256".equals(p.chunkDigest)) {
             throw new InvalidPackageException();
         }
         long tableLength = 32 * p.chunkCount();
@@ -468,6 +469,8 @@ public final class SealedPackage {
             MessageDigest md = Crypto.digest();
             md.update(data, offset, length);
             actual = md.digest();
+        } else if (digest.equals("blake3")) {
+            actual = Blake3.digest(data, offset, length);
         } else {
             actual = Blake2b.digest(32, data, offset, length);
         }
