@@ -238,7 +238,10 @@ def evaluate(
     from .format import Kind
 
     started = time.perf_counter()
-    sealed = load(model, key=key, trusted=trusted, allow_unsigned=allow_unsigned, backend=backend, threads=threads)
+    # raw: the evaluation maps float data onto integer inputs and dequantizes outputs itself (split_dataset,
+    # dequantize_outputs), the same on the device and on the host, so their outputs compare bit for bit
+    sealed = load(model, key=key, trusted=trusted, allow_unsigned=allow_unsigned, backend=backend, threads=threads,
+                  raw=True)
     try:
         manifest, plain = open_payload(data, key=key, trusted=trusted, allow_unsigned=allow_unsigned)
         try:

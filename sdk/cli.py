@@ -345,18 +345,16 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         threads=args.threads,
         max_plaintext=args.max_plaintext,
         scrypt_budget=args.scrypt_budget,
+        raw=args.raw,  # full-integer models: float in/out with their own scales unless --raw
     )
     if args.image:
         return _run_image(model, args)
     if not args.input:
         raise errors.ConfigError("give the model's inputs with --input FILE.npz|.npy, or a photo with --image FILE")
-    from .runtime.quantio import FloatIO
-
     with model:
         inputs = _load_inputs(args.input)
-        runner = FloatIO(model, raw=args.raw)  # full-integer models: float in/out with their own scales
         started = time.perf_counter()
-        outputs = runner.run(inputs)
+        outputs = model.run(inputs)
         seconds = time.perf_counter() - started
     result: dict[str, Any] = {
         "model": model.manifest.name,

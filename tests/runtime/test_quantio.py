@@ -58,7 +58,7 @@ def test_float_in_float_out_matches_manual_quantization(int8_tflite, publisher, 
     x = np.random.default_rng(1).standard_normal((1, 1, 8, 8)).astype(np.float32)
     raw_ref, float_ref = _by_hand(int8_tflite, x)
     package = edgeseal.seal(int8_tflite, publisher=publisher, devices=[device], name="int8")
-    with edgeseal.runtime.load(package, key=device, trusted=[publisher.public_key()]) as model:
+    with edgeseal.runtime.load(package, key=device, trusted=[publisher.public_key()], raw=True) as model:
         assert model.inputs[0].dtype == "int8"
         runner = FloatIO(model)
         assert runner.quantized_io and runner.inputs[0].dtype == "float32" and runner.outputs[0].dtype == "float32"
@@ -73,6 +73,15 @@ def test_float_in_float_out_matches_manual_quantization(int8_tflite, publisher, 
         assert out_raw.dtype == np.int8 and np.array_equal(out_raw, raw_ref)
         with pytest.raises(InvalidInput, match="int8"):
             raw.run(x)
+        assert np.array_equal(next(iter(model.run(xq).values())), raw_ref)  # raw=True: the integers as they are
+    # the Python API's default: float in, float out, with the model's own scales (int8 still passes through)
+    with edgeseal.runtime.load(package, key=device, trusted=[publisher.public_key()]) as model:
+        assert not model.raw and model.inputs[0].dtype == "float32" and model.outputs[0].dtype == "float32"
+        assert model.model_inputs[0].dtype == "int8"  # what the backend runs
+        (out,) = model.run(x).values()
+        assert out.dtype == np.float32 and np.array_equal(out, float_ref)
+        assert np.array_equal(next(iter(model.run(xq).values())), float_ref)
+        assert np.array_equal(next(iter(FloatIO(model).run(x).values())), float_ref)  # wrapping again: no-op
 
 
 def test_float_model_untouched(tflite_model, publisher, device):
