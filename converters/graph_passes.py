@@ -4,6 +4,10 @@
   "same"-padding layers and TF-ported models put before every strided conv) becomes the Convs'
   own ``pads``. A separate Pad sits between DequantizeLinear and Conv in a QDQ graph, so ONNX
   Runtime cannot fuse the pair into one int8 ``QLinearConv`` and runs the conv in float.
+* ``float_graph_outputs``: the QuantizeLinear -> DequantizeLinear pair a QDQ quantizer puts on a
+  graph output (a classifier's logits) goes; the last op still runs as an int8 kernel with a
+  float output (``QGemm``), and the logits keep float resolution instead of 256 levels over their
+  whole range (two close top logits could otherwise become a tie or swap).
 * ``strip_debug_info``: drops the exporter's per-node ``metadata_props`` (stack traces, source
   class paths) and ``doc_string`` fields; they are not needed to run the model and cost
   hundreds of kilobytes in a 5 MB int8 model. Node and tensor names stay.
@@ -17,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fold_pad_into_conv", "strip_debug_info", "drop_zero_weight_zero_points"]
+__all__ = ["fold_pad_into_conv", "strip_debug_info", "drop_zero_weight_zero_points", "float_graph_outputs"]
 
 
 def _const(g: Any, name: str) -> np.ndarray | None:
@@ -151,3 +155,45 @@ def drop_zero_weight_zero_points(model: bytes) -> tuple[bytes, int]:
     del g.initializer[:]
     g.initializer.extend(keep)
     return proto.SerializeToString(), removed
+
+
+def float_graph_outputs(model: bytes) -> tuple[bytes, int]:
+    """Remove each QuantizeLinear -> DequantizeLinear pair whose DequantizeLinear produces a graph output.
+
+    The tensor the QuantizeLinear read becomes the graph output itself (under the output's name).
+    A pair is left alone when the QuantizeLinear's output or input has other readers. Returns the
+    new model and how many pairs went.
+    """
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    g = proto.graph
+    readers = consumers(g)
+    producer = {o: n for n in g.node for o in n.output}
+    graph_inputs = {i.name for i in g.input} | {i.name for i in g.initializer}
+    outputs = {o.name for o in g.output}
+    drop, rename = set(), {}
+    for name in outputs:
+        dq = producer.get(name)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or len(readers.get(q.output[0], [])) != 1:
+            continue
+        src = q.input[0]
+        if src in graph_inputs or src in outputs or len(readers.get(src, [])) != 1:
+            continue
+        drop.update((id(q), id(dq)))
+        rename[src] = name
+    if not drop:
+        return model, 0
+    keep = [n for n in g.node if id(n) not in drop]
+    for n in keep:
+        n.output[:] = [rename.get(o, o) for o in n.output]
+        n.input[:] = [rename.get(i, i) for i in n.input]
+    del g.node[:]
+    g.node.extend(keep)
+    for vi in list(g.value_info):
+        if vi.name in rename:
+            g.value_info.remove(vi)
+    return proto.SerializeToString(), len(rename)

@@ -16,7 +16,7 @@ from edgeseal.runtime.errors import ConfigError
 
 from ._common import Device, as_enum, progress, resolve_device, seed_everything
 
-__all__ = ["TrainConfig", "fit", "predict_logits", "accuracy"]
+__all__ = ["TrainConfig", "fit", "predict_logits", "accuracy", "keep_zeros"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -92,6 +92,24 @@ def fit(
                     after_step(step, total)
                 bar.advance()
     return model.cpu().eval()
+
+
+def keep_zeros(model: Any, after_step: Callable[[int, int], None] | None = None) -> Callable[[int, int], None]:
+    """An ``after_step`` hook that sets the weights that are exactly zero now (pruned) back to zero after
+    every optimizer step, then calls ``after_step``: fine-tuning a pruned model keeps its sparsity.
+    Masks attached with ``torch.nn.utils.prune`` need no help (their weights are not parameters)."""
+    import torch
+
+    masks = [(p, p.detach() != 0) for p in model.parameters() if p.dim() > 1 and bool((p == 0).any())]
+
+    def hook(step: int, total: int) -> None:
+        with torch.no_grad():
+            for p, m in masks:
+                p.mul_(m.to(p.device))
+        if after_step is not None:
+            after_step(step, total)
+
+    return hook
 
 
 def predict_logits(model: Any, x: np.ndarray, *, batch_size: int = 256, device: str | Device = "auto") -> np.ndarray:

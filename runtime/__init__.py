@@ -26,6 +26,7 @@ from .errors import (
 from .format import Codec, Cipher, Kind, Manifest, Package
 from .keys import BytesKey, EnvKey, FileKey, KeyProvider, Passphrase, RawKey
 from .loader import Inspection, SealedModel, inspect, load, open_payload
+from .quantio import FloatIO
 from .tensors import QuantParams, TensorSpec
 
 from ._version import __version__
@@ -36,6 +37,7 @@ __all__ = [
     "inspect",
     "Inspection",
     "SealedModel",
+    "FloatIO",
     "Manifest",
     "Package",
     "Kind",

@@ -115,27 +115,28 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, 
 
 
 def quantize_input(x: np.ndarray, spec: Any) -> np.ndarray:
-    """Float data for an integer (fully quantized) input: ``q = round(x / scale) + zero_point``, clipped."""
-    want = np.dtype(spec.dtype)
-    q = spec.quant
-    if q is None or len(q.scale) != 1 or not np.issubdtype(want, np.integer):
+    """Float data for an integer (fully quantized) input, with the input's own parameters (``quantio.quantize``)."""
+    from .quantio import is_quantized, quantize
+
+    if not is_quantized(spec):
+        want = np.dtype(spec.dtype)
         raise InvalidInput(
             f"evaluation data {spec.name!r} is {x.dtype} but the model input is {want}; "
             f"save it as {want} (e.g. x.astype(np.{want.name}))"
         )
-    info = np.iinfo(want)
-    return np.clip(np.round(x / q.scale[0]) + q.zero_point[0], info.min, info.max).astype(want)
+    return quantize(x, spec)
 
 
 def dequantize_outputs(outputs: Mapping[str, np.ndarray], specs: tuple) -> dict[str, np.ndarray]:
-    """Integer outputs with per-tensor quantization back to float32 (``scale * (q - zero_point)``)."""
+    """Quantized integer outputs back to float32 with their own parameters (``quantio.dequantize``)."""
+    from .quantio import dequantize, is_quantized
+
     by_name = {s.name: s for s in specs}
     out = {}
     for name, value in outputs.items():
         spec = by_name.get(name)
-        q = getattr(spec, "quant", None)
-        if q is not None and len(q.scale) == 1 and np.issubdtype(value.dtype, np.integer):
-            value = (q.scale[0] * (value.astype(np.float32) - q.zero_point[0])).astype(np.float32)
+        if spec is not None and is_quantized(spec) and isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.integer):
+            value = dequantize(value, spec)
         out[name] = value
     return out
 
@@ -237,7 +238,10 @@ def evaluate(
     from .format import Kind
 
     started = time.perf_counter()
-    sealed = load(model, key=key, trusted=trusted, allow_unsigned=allow_unsigned, backend=backend, threads=threads)
+    # raw: the evaluation maps float data onto integer inputs and dequantizes outputs itself (split_dataset,
+    # dequantize_outputs), the same on the device and on the host, so their outputs compare bit for bit
+    sealed = load(model, key=key, trusted=trusted, allow_unsigned=allow_unsigned, backend=backend, threads=threads,
+                  raw=True)
     try:
         manifest, plain = open_payload(data, key=key, trusted=trusted, allow_unsigned=allow_unsigned)
         try:

@@ -73,20 +73,34 @@ def _open(
 
 
 class SealedModel:
-    """A model opened from a sealed package. ``run`` may be called from many threads at once."""
+    """A model opened from a sealed package. ``run`` may be called from many threads at once.
+
+    Models whose inputs or outputs are quantized integers (full-integer TFLite) take and return
+    float32 by default, converted with each tensor's own scale and zero point
+    (:class:`edgeseal.runtime.FloatIO`); ``inputs``/``outputs`` then say float32, and an input
+    already in the integer dtype passes unchanged. ``load(..., raw=True)`` exchanges the integer
+    tensors as they are.
+    """
 
     def __init__(self, manifest: Manifest, session: Any, backend: str, publisher: str | None,
-                 load_seconds: float, plain: PlainBuffer | None) -> None:
+                 load_seconds: float, plain: PlainBuffer | None, raw: bool = False) -> None:
+        from .quantio import FloatIO
+
         self.manifest = manifest
         self.backend = backend
         self.publisher = publisher
         self.load_seconds = load_seconds
+        self.raw = raw
         self._session = session
-        self._plain = plain  # kept only while the backend reads from it (LiteRT)
+        self._plain = plain  # kept only while the backend reads from it (LiteRT, ONNX weights in place)
         # The backend's specs are what it runs (load checked them against the manifest's); they
         # also know what an older manifest could not say (optional feeds, unknown rank).
-        self.inputs: tuple[TensorSpec, ...] = session.inputs or manifest.inputs
-        self.outputs: tuple[TensorSpec, ...] = session.outputs or manifest.outputs
+        self.model_inputs: tuple[TensorSpec, ...] = session.inputs or manifest.inputs
+        self.model_outputs: tuple[TensorSpec, ...] = session.outputs or manifest.outputs
+        io = FloatIO(_Backend(self), raw=raw)
+        self._io = io if io.quantized_io and not raw else None
+        self.inputs: tuple[TensorSpec, ...] = io.inputs  # what callers exchange: float32 for quantized tensors
+        self.outputs: tuple[TensorSpec, ...] = io.outputs
         self._state = threading.Condition()
         self._running = 0  # runs in flight; close() waits for them
 
@@ -96,7 +110,11 @@ class SealedModel:
         Raises :class:`ModelClosed` once :meth:`close` has begun, from any thread; a run
         already in flight when ``close`` is called finishes first.
         """
-        arrays = validate_inputs(inputs, self.inputs)
+        if self._io is not None:
+            return self._io.run(inputs)  # quantizes, validates against model_inputs, calls _run, dequantizes
+        return self._run(validate_inputs(inputs, self.model_inputs))
+
+    def _run(self, arrays: dict[str, Any]) -> dict[str, Any]:
         with self._state:
             session = self._session
             if session is None:
@@ -135,6 +153,13 @@ class SealedModel:
                 f"inputs=[{ins}], outputs=[{outs}])")
 
 
+class _Backend:
+    """The loaded model as FloatIO sees it: the backend's own specs, and a run that honours close()."""
+
+    def __init__(self, model: SealedModel) -> None:
+        self.inputs, self.outputs, self.run = model.model_inputs, model.model_outputs, model._run
+
+
 def load(
     source: Source,
     *,
@@ -148,6 +173,7 @@ def load(
     max_plaintext: int = DEFAULT_MAX_PLAINTEXT,
     scrypt_budget: int = DEFAULT_SCRYPT_BUDGET,
     weights_in_place: bool = True,
+    raw: bool = False,
 ) -> SealedModel:
     """Verify, decrypt in memory and load a sealed model.
 
@@ -165,6 +191,9 @@ def load(
     buffer, which is kept (and wiped at :meth:`SealedModel.close`): a faster load, but the buffer
     stays in memory beside any weights ORT repacks (bench/results/seal_load.md, memory table). False:
     ORT copies the weights and the plaintext is wiped as soon as the session is built.
+
+    ``raw``: exchange quantized integer inputs/outputs (full-integer TFLite) as integers instead of
+    float32 (:class:`SealedModel`).
     """
     started = time.perf_counter()
     package, publisher, plain = _open(source, key, trusted, allow_unsigned, min_version, now, max_plaintext,
@@ -190,7 +219,7 @@ def load(
         plain.wipe()  # LiteRT's buffer, when the manifest and the model disagree
         raise
     return SealedModel(manifest, session, module.NAME, publisher, time.perf_counter() - started,
-                       plain if keeps_buffer else None)
+                       plain if keeps_buffer else None, raw=raw)
 
 
 def _check_specs(manifest: Manifest, session: Any) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, UnsupportedError
+from .quantio import FloatIO
 
 __all__ = ["open_image", "ImagePreprocess", "METADATA_KEY", "LABELS_KEY", "labels_metadata", "manifest_labels", "top_k", "classify"]
 
@@ -190,8 +191,9 @@ def classify(model: Any, image: Any, *, k: int = 5) -> list[dict[str, Any]]:
         x = pre.load(image)
     else:
         x = pre.apply(image)[None]
-    spec = model.inputs[0]
-    outputs = model.run({spec.name: x})
+    runner = FloatIO(model)  # a full-integer model gets its input quantized and its logits dequantized
+    spec = runner.inputs[0]
+    outputs = runner.run({spec.name: x})
     logits = next(iter(outputs.values()))
     return top_k(np.asarray(logits)[0], k, manifest_labels(model.manifest))
 

@@ -35,8 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .audit.artifacts import ArtifactBase
-from .compress import _resolve_callable, compress, load_model, load_npz
+from .compress import resolve_callable, compress, load_model, load_npz, manifest_summary
 from .release import ReleaseConfig, TargetEntry, load_release
 from .verify import _sha256
 from .runtime.errors import ConfigError, EdgesealError
@@ -181,7 +180,7 @@ def _load_data(cfg: ReleaseConfig) -> dict[str, Any]:
     """``{"train": (x, y), "calibration": x, "eval": (x, y), "test": (x, y)}`` from the recipe's [data]."""
     d = cfg.data
     if d.source is not None:
-        got = _resolve_callable(d.source, "[data] source")()
+        got = resolve_callable(d.source, "[data] source")()
         if not isinstance(got, dict) or "train" not in got or "eval" not in got:
             raise ConfigError(f"[data] source {d.source} must return a dict with 'train' and 'eval' (x, y) pairs")
         splits = {k: got.get(k) for k in ("train", "calibration", "eval", "test")}
@@ -311,7 +310,7 @@ class _Build:
                 module = load_model(None, factory=m.factory, state_dict=str(weights))
             else:
                 torch.manual_seed(m.train.seed)
-                module = _resolve_callable(m.factory, "[model] factory")()
+                module = resolve_callable(m.factory, "[model] factory")()
                 tc = TrainConfig(epochs=m.train.epochs, lr=m.train.lr, batch_size=m.train.batch_size,
                                  seed=m.train.seed, show_progress=self.show_progress)
                 module = fit(module, *data["train"], tc, description="train fp32 model")
@@ -321,7 +320,7 @@ class _Build:
             return {"model.pt": buf.getvalue(), "fp32.onnx": fp32}
 
         files = self.stage("all", "model", inputs, run, main="fp32.onnx")
-        module = _resolve_callable(m.factory, "[model] factory")()
+        module = resolve_callable(m.factory, "[model] factory")()
         module.load_state_dict(torch.load(io.BytesIO(files["model.pt"]), weights_only=True))
         return files, module.eval()
 
@@ -342,10 +341,11 @@ class _Build:
             tables["model"] = {"input_shape": list(m_shape)}
         seed = self.cfg.model.train.seed if self.cfg.model.train else 0
         # [budget] max_drop is the budget of the whole compress recipe (pruning and int8 together) vs fp32
-        recipe = recipe_from_dict({**tables, "seed": seed, "max_drop": self.cfg.budget.max_drop})
+        bud = self.cfg.budget
+        recipe = recipe_from_dict({**tables, "seed": seed, "max_drop": bud.max_drop, **bud.robust_fields()})
         # The key holds what compression does, not the target's name: targets with the same
         # format and int8 scheme share one compressed model.
-        inputs = {"recipe": tables, "seed": seed, "max_drop": self.cfg.budget.max_drop,
+        inputs = {"recipe": tables, "seed": seed, "max_drop": bud.max_drop, "robust": bud.robust_fields(),
                   "model": _sha256(model_files["model.pt"]),
                   "data": [_arrays_digest(*data["train"]), _arrays_digest(data["calibration"]), _arrays_digest(*data["eval"])]}
 
@@ -418,11 +418,9 @@ class _Build:
             from .runtime.keys import FileKey
             from .verify import sign_report
 
-            shape = data["train"][0].shape[1:]
-            ref = _Shaped(name="fp32", kind="fp32", inner=OnnxArtifact(name="fp32", kind="fp32", model=fp32), shape=shape)
-            sealed = SealedArtifact(name=target.name, kind="int8", package=package,
-                                    load_options={"key": FileKey(device_key), "trusted": [keys.publisher_pub], "threads": 1})
-            art = _Shaped(name=target.name, kind="int8", inner=sealed, shape=shape, size_bytes=len(package))
+            ref = OnnxArtifact(name="fp32", kind="fp32", model=fp32)  # audit_artifacts handles image-shaped inputs
+            art = SealedArtifact(name=target.name, kind="int8", package=package, size_bytes=len(package),
+                                 load_options={"key": FileKey(device_key), "trusted": [keys.publisher_pub], "threads": 1})
             ucfg = UserAuditConfig(epsilons=spec.epsilons, lo=spec.lo, hi=spec.hi, queries=spec.queries,
                                    examples=spec.examples, radius=spec.radius,
                                    explanation_examples=spec.explanation_examples, seed=spec.seed)
@@ -435,17 +433,6 @@ class _Build:
             return {"audit.json": body, "audit.json.sig": (json.dumps(signature, indent=2) + "\n").encode()}
 
         return self.stage(target.name, "audit", inputs, run, main="audit.json")
-
-
-@dataclasses.dataclass(kw_only=True)
-class _Shaped(ArtifactBase):
-    """The audit works on flat feature rows; the model takes images: reshape on the way in."""
-
-    inner: Any = None
-    shape: tuple[int, ...] = ()
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return self.inner.predict(x.reshape(len(x), *self.shape))
 
 
 # --------------------------------------------------------------------------- the build
@@ -529,8 +516,14 @@ def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict
         drop = 100 * ((first["classification"] or {}).get("accuracy", 0) - (last["classification"] or {}).get("accuracy", 0))
         entry["checks"].append(_check("compression budget", drop <= cfg.budget.max_drop + 1e-9,
                                       f"eval accuracy drop {drop:.2f} points vs fp32, budget {cfg.budget.max_drop}"))
-        summary = {"stages": [s["stage"] for s in creport["stages"]], "fp32_bytes": first["size_bytes"],
-                   "bytes": last["size_bytes"], "eval_accuracy": (last["classification"] or {}).get("accuracy")}
+        robust = creport["budget"].get("robust")
+        if robust is not None:  # [budget] min_robust_accuracy: checked by compress on the returned model
+            entry["checks"].append(_check("robust accuracy budget", robust["met"] is True, robust["verdict"]))
+        if creport.get("privacy"):
+            p = creport["privacy"]
+            entry["privacy"] = {"epsilon": p["epsilon"], "delta": p["delta"], "mode": p["mode"], "covers": p["covers"],
+                                "not_covered": p["not_covered"]}
+        summary = manifest_summary(creport)  # stages, sizes, accuracy; (epsilon, delta) and robust accuracy when measured
         package = b.seal(target, model, fmt, keys, pems, summary)
         entry["package"] = {"bytes": len(package), "sha256": _sha256(package), "format": fmt, "devices": len(pems),
                             "cipher": Package.parse(package).manifest.payload.cipher.value}

@@ -175,6 +175,7 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
         content_format=args.format,
         kind="dataset" if args.dataset else "model",
         mask=None if mask.empty else mask,
+        compression_summary=_compress_summary(args.compress_report),
         out=Path(args.out),
     )
     import hashlib
@@ -190,6 +191,25 @@ def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
                 f"sha256 {digest[:16]}…)" + ("; masked before sealing (edgeseal inspect shows what)"
                                             if not mask.empty else ""),
     }
+
+
+def _compress_summary(path: str | None) -> dict[str, Any] | None:
+    """``--compress-report``: the manifest's compression summary from ``edgeseal compress``'s JSON report
+    (stages, sizes, accuracy; (epsilon, delta) and its scope, robust accuracy when the recipe measured them)."""
+    if path is None:
+        return None
+    import json
+
+    from .compress import manifest_summary
+
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        return manifest_summary(report)
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read --compress-report {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise errors.ConfigError(f"--compress-report {path} is not an edgeseal compress report (the .report.json "
+                                 "that edgeseal compress writes next to the model)") from None
 
 
 def _publisher_required(args: argparse.Namespace) -> None:
@@ -219,6 +239,11 @@ def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     lines += [f"  output {_safe(s.describe())}" for s in m.outputs]
     if m.metadata.get("masking"):
         lines.append(f"  masked before sealing: {_safe(m.metadata['masking'])}")
+    privacy = m.compression.get("privacy") if isinstance(m.compression, dict) else None
+    if isinstance(privacy, dict) and "epsilon" in privacy:
+        lines.append(f"  differential privacy: epsilon {_safe(str(privacy['epsilon']))}, delta "
+                     f"{_safe(str(privacy.get('delta')))} ({_safe(str(privacy.get('mode')))}); covers "
+                     f"{_safe(str(privacy.get('covers')))}")
     lines += [f"  slot   {_safe(s)}" for s in info.slots]
     lines.append(f"  signed by {info.publisher or '-'}: signature {info.signature}")
     result = {**info.to_dict(), "text": "\n".join(lines)}
@@ -330,6 +355,7 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         threads=args.threads,
         max_plaintext=args.max_plaintext,
         scrypt_budget=args.scrypt_budget,
+        raw=args.raw,  # full-integer models: float in/out with their own scales unless --raw
     )
     if args.image:
         return _run_image(model, args)
@@ -435,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codebook", action="store_true",
                    help="store the ONNX model's clustered weights as codebook records (content format onnx+codebook, "
                         "docs/format.md §11; needs edgeseal[compress]); the JVM reader refuses such packages")
+    p.add_argument("--compress-report", metavar="REPORT.json",
+                   help="edgeseal compress's report: its summary (stages, accuracy, DP epsilon/delta and scope, robust "
+                        "accuracy) goes into the manifest")
     g = p.add_argument_group("data sets (an .npz of input arrays and 'labels', e.g. for edgeseal verify --data)")
     g.add_argument("--dataset", action="store_true", help="seal an .npz data set (manifest kind 'dataset')")
     g.add_argument("--mask-columns", action="append", metavar="ARRAY:COLS",
@@ -457,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="a photo (JPEG, PNG, ...): apply the manifest's preprocessing, print the top classes")
     p.add_argument("--top", type=int, default=5, help="with --image: how many classes to print (default 5)")
     p.add_argument("--output", "-o", help="write outputs to this .npz (default: print them)")
+    p.add_argument("--raw", action="store_true",
+                   help="full-integer (int8) models: feed and return their integer tensors as they are "
+                        "(default: float in, float out, converted with the model's own scales)")
     p.add_argument("--threads", type=int, help="intra-op threads for the backend")
     _add_key_options(p)
     p.set_defaults(func=cmd_run)

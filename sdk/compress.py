@@ -5,10 +5,13 @@
     >>> print(result.report.render())
     >>> open("model.int8.onnx", "wb").write(result.model)
 
-Stages run in a fixed order — load, (distill a new student), prune + fine-tune,
-export, quantize — and each one that runs is measured the same way: exported
-file size (raw and zlib), accuracy / macro-F1 / per-class precision, recall and
-F1 on the eval set, and latency (batch 1, one thread, this machine).
+Stages run in a fixed order — load, (distill a new student), prune + fine-tune
+(DP-SGD with [dp]), defensive pruning, adversarial fine-tuning, export, quantize —
+and each one that runs is measured the same way: exported file size (raw and
+zlib), accuracy / macro-F1 / per-class precision, recall and F1 on the eval set,
+latency (batch 1, one thread, this machine), and robust accuracy under PGD when
+the recipe asks for it. With [dp] the report's ``privacy`` section holds the spent
+(epsilon, delta) and what it covers; ``manifest_summary`` carries it into a package.
 
 CLI: ``edgeseal compress MODEL --recipe r.toml`` (see ``add_parser``).
 """
@@ -30,7 +33,7 @@ from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
-__all__ = ["StageReport", "CompressReport", "CompressResult", "compress", "validate_recipe", "load_model", "load_npz", "add_parser"]
+__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "add_parser"]
 
 
 # --------------------------------------------------------------------------- reports
@@ -49,10 +52,13 @@ class StageReport:
     latency: Any  # edgeseal.converters.metrics.Latency
     notes: tuple[str, ...] = ()
     speed_vs_original: float | None = None  # original time / this stage's time, measured side by side (> 1 faster)
+    robust_accuracy: tuple[float, ...] | None = None  # fraction correct under PGD at each report.robustness epsilon
+    fidelity: Any = None  # edgeseal.runtime.fidelity.Fidelity of this stage's outputs against the original's
     encoded_bytes: int | None = None  # codebook-encoded weights + zlib graph (converters.cluster.encoded_size); not sealed
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "robust_accuracy": None if self.robust_accuracy is None else list(self.robust_accuracy),
             "stage": self.stage,
             "format": self.format,
             "size_bytes": self.size_bytes,
@@ -61,6 +67,7 @@ class StageReport:
             "classification": None if self.classification is None else self.classification.to_dict(),
             "latency": self.latency.to_dict(),
             "speed_vs_original": self.speed_vs_original,
+            "fidelity": None if self.fidelity is None else self.fidelity.to_dict(),
             "encoded_bytes": self.encoded_bytes,
             "notes": list(self.notes),
         }
@@ -87,12 +94,20 @@ class CompressReport:
     verdict: str = ""
     float_ops: Any = None  # edgeseal.converters.float_ops.FloatOps of the returned model
     speed: Any = None  # edgeseal.converters.latency.SideBySide
+    privacy: dict[str, Any] | None = None  # [dp]: spent (epsilon, delta), DP-SGD settings, what epsilon covers
+    robustness: dict[str, Any] | None = None  # robust accuracy of every stage under PGD
+    robust_requirement: dict[str, Any] | None = None  # min_robust_accuracy at robust_epsilon, checked on the result
+    defense: dict[str, Any] | None = None  # [defensive_prune]: the channels masked
     clustering: Any = None  # ClusterReport when [cluster] ran
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "budget": {"max_drop_points": self.budget, "reference_accuracy": self.reference_accuracy,
-                       "final_drop_points": self.final_drop, "met": self.met, "verdict": self.verdict},
+                       "final_drop_points": self.final_drop, "met": self.met, "verdict": self.verdict,
+                       "robust": self.robust_requirement},
+            "privacy": self.privacy,
+            "robustness": self.robustness,
+            "defensive_pruning": self.defense,
             "stages": [s.to_dict() for s in self.stages],
             "float_ops": None if self.float_ops is None else self.float_ops.to_dict(),
             "speed": None if self.speed is None else self.speed.to_dict(),
@@ -106,23 +121,48 @@ class CompressReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+    def manifest_summary(self) -> dict[str, Any]:
+        """What a sealed package's manifest carries about this compression (see ``manifest_summary``)."""
+        return manifest_summary(self.to_dict())
+
     def render(self) -> str:
         """A plain-text table for people: one row per stage, then per-class metrics of the last stage."""
-        head = (f"{'stage':<22}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'p50 ms':>9}"
-                f"{'p95 ms':>9}{'speed':>8}")
+        head = (f"{'stage':<24}{'format':<8}{'size':>12}{'zlib':>12}{'acc %':>8}{'macro F1':>10}{'agree %':>9}"
+                f"{'top-5 %':>9}{'SQNR dB':>9}{'p50 ms':>9}{'p95 ms':>9}{'speed':>8}")
         lines = [head, "-" * len(head)]
         for s in self.stages:
             c = s.classification
             acc = f"{100 * c.accuracy:.2f}" if c else "-"
             f1 = f"{c.macro_f1:.4f}" if c else "-"
             speed = "-" if s.speed_vs_original is None else f"{s.speed_vs_original:.2f}x"
+            fid = s.fidelity
+            agree = "-" if fid is None else f"{100 * fid.top1_agreement:.2f}"
+            top5 = "-" if fid is None else f"{100 * fid.top5_overlap:.2f}"
+            sqnr = "-" if fid is None else ("inf" if fid.sqnr_db == float("inf") else f"{fid.sqnr_db:.1f}")
             lines.append(
-                f"{s.stage:<22}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}"
-                f"{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}{speed:>8}"
+                f"{s.stage:<24}{s.format:<8}{s.size_bytes:>12,}{s.zlib_bytes:>12,}{acc:>8}{f1:>10}{agree:>9}{top5:>9}"
+                f"{sqnr:>9}{s.latency.p50_ms:>9.3f}{s.latency.p95_ms:>9.3f}{speed:>8}"
             )
+        if any(st.fidelity is not None for st in self.stages):
+            n = next(st.fidelity.n for st in self.stages if st.fidelity is not None)
+            lines.append(f"agree / top-5 / SQNR: top-1 agreement, top-5 overlap and logit SQNR against the original "
+                         f"model's outputs on the same {n} evaluation inputs (no labels needed)")
         if self.speed is not None:
             lines.append(f"speed: original time / stage time, all stages timed side by side in one run "
                          f"({self.speed.rounds} rounds; {self.speed.timed})")
+        if self.robustness is not None:
+            r = self.robustness
+            lines += ["", f"robust accuracy % ({r['attack']}; {r['examples']} eval inputs):",
+                      f"{'stage':<26}" + "".join(f"{'eps ' + format(e, 'g'):>11}" for e in r["epsilons"])]
+            for s in self.stages:
+                if s.robust_accuracy is not None:
+                    lines.append(f"{s.stage:<26}" + "".join(f"{100 * a:>11.2f}" for a in s.robust_accuracy)
+                                 + f"  ({r['stages'][s.stage]['attacked']})")
+        if self.privacy is not None:
+            p = self.privacy
+            lines += ["", f"privacy: (epsilon {p['epsilon']:.3g}, delta {p['delta']:.2g}) by DP-SGD ({p['mode']}), "
+                      f"{p['accountant'].upper()} accountant, {p['steps']} steps, noise {p['noise_multiplier']:.3g}",
+                      f"  covers: {p['covers']}"] + [f"  does NOT cover: {n}" for n in p["not_covered"]]
         last = self.stages[-1].classification if self.stages else None
         if last is not None:
             lines += ["", f"per class ({self.stages[-1].stage}):", f"{'class':>6}{'precision':>11}{'recall':>9}{'F1':>8}{'n':>6}"]
@@ -143,6 +183,26 @@ class CompressReport:
         return "\n".join(lines)
 
 
+def manifest_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The compression summary a sealed package's manifest carries, from a compress report's JSON form:
+    stages, sizes and eval accuracy, and — when the recipe measured them — the spent (epsilon, delta)
+    with what it covers and does not, and the returned model's robust accuracy. ``edgeseal build`` and
+    ``edgeseal seal --compress-report`` both write it."""
+    stages = report["stages"]
+    first, last = stages[0], stages[-1]
+    out: dict[str, Any] = {"stages": [s["stage"] for s in stages], "fp32_bytes": first["size_bytes"],
+                           "bytes": last["size_bytes"], "eval_accuracy": (last["classification"] or {}).get("accuracy")}
+    p = report.get("privacy")
+    if p:
+        out["privacy"] = {k: p[k] for k in ("mechanism", "mode", "epsilon", "delta", "accountant", "noise_multiplier",
+                                             "max_grad_norm", "steps", "sample_rate", "records", "covers", "not_covered")}
+    r = report.get("robustness")
+    if r and last.get("robust_accuracy") is not None:
+        out["robustness"] = {"attack": r["attack"], "epsilons": r["epsilons"], "examples": r["examples"],
+                             "robust_accuracy": last["robust_accuracy"]}
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class CompressResult:
     model: bytes = dataclasses.field(repr=False)
@@ -154,7 +214,8 @@ class CompressResult:
 # --------------------------------------------------------------------------- inputs
 
 
-def _resolve_callable(ref: str, what: str) -> Any:
+def resolve_callable(ref: str, what: str) -> Any:
+    """The callable named by ``'package.module:attr'`` (recipes, ``--train-fn``); ``ConfigError`` naming ``what``."""
     mod_name, _, attr = ref.partition(":")
     try:
         obj = importlib.import_module(mod_name)
@@ -174,7 +235,7 @@ def load_model(path: str | Path | None = None, *, factory: str | None = None, st
     if path is None:
         if factory is None:
             raise ConfigError("no model: give a TorchScript/torch.export file, or [model] factory = 'module:callable'")
-        model = _resolve_callable(factory, "[model] factory")()
+        model = resolve_callable(factory, "[model] factory")()
         if not isinstance(model, torch.nn.Module):
             raise ConfigError(f"[model] factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
         if state_dict is not None:
@@ -335,6 +396,9 @@ class _Candidate:
     classification: Any
     notes: list[str]
     quantized: bool = False
+    module: Any = None  # the torch module PGD attacks for this model: its own, or (int8) the float model it came from
+    attack_from: str | None = None  # int8: the float candidate whose PGD examples it is measured on
+    robust: list[float] | None = None  # robust accuracy (fraction) at each [robustness] epsilon
     encoded: int | None = None
 
 
@@ -393,6 +457,7 @@ def compress(
 
     from edgeseal.converters import distill as dist
     from edgeseal.converters import prune as pr
+    from edgeseal.converters.dp import dp_distill
     from edgeseal.converters.train import TrainConfig, fit
     from edgeseal.converters.zoo import count_params
 
@@ -419,13 +484,15 @@ def compress(
     sample = eval_xy[0] if eval_xy[0] is not None else cal_x
     fmt = recipe.export.format.value
     budget = recipe.budget
-    needs_training = recipe.prune is not None or (recipe.distill is not None and recipe.distill.student is not None)
+    needs_training = (recipe.prune is not None or (recipe.distill is not None and recipe.distill.student is not None)
+                      or recipe.dp is not None or recipe.adversarial is not None or recipe.defensive_prune is not None)
     if needs_training and (train_xy[0] is None or train_xy[1] is None):
-        raise ConfigError("pruning and distillation fine-tune the model: give labelled train data ([data] train)")
+        raise ConfigError("pruning, distillation, DP and adversarial fine-tuning train the model: give labelled train "
+                          "data ([data] train)")
     if needs_training and (isinstance(model, torch.jit.ScriptModule) or type(model).__name__ == "Wrapped"):
         raise UnsupportedError(
-            "pruning and distillation need the model's Python class; a TorchScript or torch.export file can only be "
-            "exported and quantized. Use [model] factory + state_dict instead"
+            "pruning, distillation, DP and adversarial fine-tuning need the model's Python class; a TorchScript or "
+            "torch.export file can only be exported and quantized. Use [model] factory + state_dict instead"
         )
     if isinstance(model, torch.jit.ScriptModule):
         model = _script_to_module(model, sample)
@@ -434,25 +501,36 @@ def compress(
     teacher = model
     first = last_export = _export(model, sample, recipe)
     names = dict(first.layer_names)
-    cands.append(_Candidate("original", first.model, _params(model), _accuracy(first.model, eval_xy), []))
+    cands.append(_Candidate("original", first.model, _params(model), _accuracy(first.model, eval_xy), [], module=model))
     ref = None if cands[0].classification is None else 100 * cands[0].classification.accuracy
     current = model
     plan = None
+    dp_result = None
+    dp = recipe.dp
     if recipe.distill is not None and recipe.distill.student is not None:
         ds = recipe.distill
         torch.manual_seed(recipe.seed)
-        student = _resolve_callable(ds.student, "[distill] student")()
-        tc = TrainConfig(epochs=ds.epochs, lr=ds.lr, batch_size=ds.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
-        current = dist.distill(teacher, student, *train_xy, dist.DistillConfig(temperature=ds.temperature, alpha=ds.alpha, train=tc))
+        student = resolve_callable(ds.student, "[distill] student")()
+        if dp is not None:  # DP distillation of a new student (validated: no [prune] follows)
+            current, dp_result = dp_distill(teacher, student, train_xy[0], _dp_config(recipe, show_progress),
+                                            temperature=dp.temperature)
+            name, note = "DP-distilled student", [dp_result.summary()]
+        else:
+            tc = TrainConfig(epochs=ds.epochs, lr=ds.lr, batch_size=ds.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
+            current = dist.distill(teacher, student, *train_xy, dist.DistillConfig(temperature=ds.temperature, alpha=ds.alpha, train=tc))
+            name, note = "distilled student", []
         last_export = _export(current, sample, recipe)
         names.update(last_export.layer_names)
-        cands.append(_Candidate("distilled student", last_export.model, count_params(current), _accuracy(last_export.model, eval_xy), []))
+        cands.append(_Candidate(name, last_export.model, count_params(current), _accuracy(last_export.model, eval_xy), note, module=current))
+    dp_after_prune = dp is not None and dp_result is None  # DP-SGD is the training after pruning (or of the model)
     if recipe.prune is not None:
         p = recipe.prune
         current = copy.deepcopy(current)
         tc = TrainConfig(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
 
         def fine_tune(m: Any, hook: Any = None) -> Any:
+            if dp_after_prune:
+                return m  # trained with DP-SGD below, once pruning is done
             if recipe.distill is not None and recipe.distill.student is None:
                 dc = dist.DistillConfig(temperature=recipe.distill.temperature, alpha=recipe.distill.alpha, train=tc)
                 return _distill_with_hook(teacher, m, train_xy, dc, hook)
@@ -472,23 +550,71 @@ def compress(
                 warn_list.append("structured pruning left these layers whole: " + ", ".join(
                     f"{lp.layer} ({lp.kind}, {lp.params:,} params = {lp.params / plan.params_before:.1%})" for lp in big))
             current = fine_tune(current)
-            note = f"{plan.channels_removed:.0%} of channels removed ({plan.params_before:,} -> {plan.params_after:,} params), then fine-tuned {p.epochs} epochs"
+            note = f"{plan.channels_removed:.0%} of channels removed ({plan.params_before:,} -> {plan.params_after:,} params)"
+            note += "" if dp_after_prune else f", then fine-tuned {p.epochs} epochs"
         else:
             skipped = pr.unprunable_layers(current)
             total = count_params(current)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pr.SparsityWarning)
-                cfg = pr.UnstructuredPruneConfig(amount=p.amount, scope=p.scope, gradual=p.gradual)
+                # under DP, pruning happens once before DP-SGD (a gradual schedule would need non-private steps)
+                cfg = pr.UnstructuredPruneConfig(amount=p.amount, scope=p.scope, gradual=p.gradual and not dp_after_prune)
                 current = pr.prune_unstructured(current, cfg, fine_tune=fine_tune)
             warn_list += [str(w.message) for w in caught if issubclass(w.category, pr.SparsityWarning)]
             if skipped:
                 warn_list.append("unstructured pruning masks Conv/Linear weights only; not pruned: " + ", ".join(
                     f"{lp.layer} ({lp.kind}, {lp.params:,} params = {lp.params / total:.1%})" for lp in skipped))
-            note = f"{pr.sparsity(current):.0%} of Conv/Linear weights zero ({p.scope.value}, {'gradual' if p.gradual else 'one-shot'})"
+            note = f"{pr.sparsity(current):.0%} of Conv/Linear weights zero ({p.scope.value}, {'gradual' if cfg.gradual else 'one-shot'})"
+        stage = "pruned + fine-tuned"
+        if dp_after_prune:
+            current, dp_result = _dp_train(recipe, teacher, current, train_xy, show_progress)
+            note += f", then {dp_result.summary()}"
+            stage = "pruned + DP-distilled" if dp.mode.value == "distill" else "pruned + DP fine-tuned"
         last_export = _export(current, sample, recipe)
         names.update(last_export.layer_names)
         cls = _accuracy(last_export.model, eval_xy)
-        cands.append(_Candidate("pruned + fine-tuned", last_export.model, count_params(current), cls, [note]))
+        cands.append(_Candidate(stage, last_export.model, count_params(current), cls, [note], module=current))
+    elif dp_after_prune:  # [dp] mode = "finetune" without [prune]: DP fine-tuning of the model itself
+        current, dp_result = _dp_train(recipe, teacher, copy.deepcopy(current), train_xy, show_progress)
+        last_export = _export(current, sample, recipe)
+        names.update(last_export.layer_names)
+        cands.append(_Candidate("DP fine-tuned", last_export.model, count_params(current),
+                                _accuracy(last_export.model, eval_xy), [dp_result.summary()], module=current))
+    rspec = recipe.robustness_spec()
+    lo, hi = (None, None) if rspec is None else (rspec.lo, rspec.hi)
+    defense = None
+    if recipe.defensive_prune is not None:
+        from edgeseal.converters.adversarial import DefensivePruneConfig, defensive_prune
+        from edgeseal.converters.train import keep_zeros
+
+        dps = recipe.defensive_prune
+        tc = TrainConfig(epochs=dps.epochs, lr=dps.lr, batch_size=dps.batch_size, seed=recipe.seed, device=recipe.device,
+                         show_progress=show_progress)
+        dcfg = DefensivePruneConfig(ratio=dps.ratio, epsilon=dps.epsilon, steps=dps.steps, samples=dps.samples, lo=lo,
+                                    hi=hi, seed=recipe.seed)
+        ft = None if dps.epochs == 0 else (
+            lambda m: fit(m, *train_xy, tc, after_step=keep_zeros(m), description="fine-tune (defensive pruning)"))
+        current, defense = defensive_prune(copy.deepcopy(current), *train_xy, dcfg, fine_tune=ft)
+        last_export = _export(current, sample, recipe)
+        names.update(last_export.layer_names)
+        cands.append(_Candidate("defensive pruned", last_export.model, count_params(current),
+                                _accuracy(last_export.model, eval_xy),
+                                [defense.summary() + (f", then fine-tuned {dps.epochs} epochs" if dps.epochs else "")],
+                                module=current))
+    if recipe.adversarial is not None:
+        from edgeseal.converters.adversarial import AdversarialConfig, adversarial_finetune
+
+        a = recipe.adversarial
+        tc = TrainConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, seed=recipe.seed, device=recipe.device,
+                         show_progress=show_progress)
+        acfg = AdversarialConfig(epsilon=a.epsilon, steps=a.steps, step_ratio=a.step_ratio, mix=a.mix, lo=lo, hi=hi, train=tc)
+        current = adversarial_finetune(copy.deepcopy(current), *train_xy, acfg)
+        last_export = _export(current, sample, recipe)
+        names.update(last_export.layer_names)
+        cands.append(_Candidate("adversarial fine-tuned", last_export.model, count_params(current),
+                                _accuracy(last_export.model, eval_xy),
+                                [f"PGD-{a.steps} adversarial fine-tuning at eps {a.epsilon:g}, {a.epochs} epochs, "
+                                 f"{a.mix:.0%} of the loss on PGD examples"], module=current))
     creport = None
     if recipe.cluster is not None:
         if eval_xy[0] is None or eval_xy[1] is None:
@@ -518,7 +644,8 @@ def compress(
             check_ops(ops, recipe.target.supported_ops, target=f"target {recipe.target.name!r}")
         label = "int4 weights" if recipe.quantize.bits == 4 else f"int8 {recipe.quantize.mode.value}"
         cands.append(_Candidate(label, model_bytes, None, _accuracy(model_bytes, eval_xy), notes, True,
-                                _encoded(model_bytes) if creport is not None else None))
+                                module=current, attack_from=float_before_int8.name,
+                                encoded=_encoded(model_bytes) if creport is not None else None))
         qs = recipe.quantize
         if qreport is not None and not qreport.met and qs.qat_epochs > 0:
             if train_xy[0] is None or train_xy[1] is None or type(current).__name__ == "Wrapped" or isinstance(current, torch.jit.ScriptModule):
@@ -532,7 +659,8 @@ def compress(
                 names.update(qat_export.layer_names)
                 qat_bytes, qat_report, qat_notes = _quantize(qat_export.model, fmt, recipe, cal_x, eval_xy, show_progress, ref, True)
                 qat_notes = [f"after {qs.qat_epochs} epochs of quantization-aware fine-tuning"] + qat_notes
-                cands.append(_Candidate(f"int8 {qs.mode.value} + QAT", qat_bytes, None, _accuracy(qat_bytes, eval_xy), qat_notes, True))
+                cands.append(_Candidate(f"int8 {qs.mode.value} + QAT", qat_bytes, None, _accuracy(qat_bytes, eval_xy), qat_notes, True,
+                                            module=qat_model, attack_from="the QAT float model"))
                 if qat_report is not None and (qat_report.met or qat_report.chosen_step.drop < qreport.chosen_step.drop):
                     model_bytes, qreport, final_export, current = qat_bytes, qat_report, qat_export, qat_model
     if profile is not None:  # a target profile from edgeseal.targets checks format and ops
@@ -540,28 +668,39 @@ def compress(
 
         require_supported(model_bytes, recipe.target.name)
     chosen = next(c for c in reversed(cands) if c.model is model_bytes)
+    extra = {"eval_xy": eval_xy, "dp_result": dp_result, "defense": defense,
+             "calibration_is_train": calibration is None and d.calibration is None, "creport": creport}
     return _finish(recipe, cands, chosen, sample, names, ref, budget, plan, qreport, final_export, warn_list, current,
-                   creport)
+                   **extra)
 
 
 def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate, sample: np.ndarray,
             names: dict[str, str], ref: float | None, budget: float, plan: Any, qreport: Any, final_export: Any,
-            warn_list: list[str], current: Any, creport: Any = None) -> CompressResult:
-    """Measure every candidate side by side, read what stayed float off the final graph, and judge the budget."""
+            warn_list: list[str], current: Any, *, eval_xy: Any = (None, None), dp_result: Any = None,
+            defense: Any = None, calibration_is_train: bool = False, creport: Any = None) -> CompressResult:
+    """Measure every candidate side by side, read what stayed float off the final graph, and judge the budget
+    (clean accuracy, and robust accuracy when the recipe requires one)."""
     from edgeseal.converters.float_ops import float_ops
     from edgeseal.converters.latency import time_side_by_side
+
+    robustness = _robustness(cands, recipe.robustness_spec(), eval_xy)
+    privacy = None if dp_result is None else _privacy(dp_result, recipe, calibration_is_train)
+    if privacy is not None and privacy["not_covered"][0].startswith("the int8 calibration"):
+        warn_list.append("[dp]: " + privacy["not_covered"][0])
 
     runs = recipe.latency_runs
     models = {c.name: c.model for c in cands}
     speed = time_side_by_side(models, sample[:1], baseline="original", rounds=max(5, runs // 10),
                               calls_per_round=min(10, runs), warmup=min(20, runs))
     fops = float_ops(chosen.model, sample, names=names)
+    fids = _fidelities(cands, sample)
     for c in cands:
         if c.quantized and c is not chosen:  # the returned model's line is printed once, below the table
             c.notes.append(float_ops(c.model, sample, names=names).summary())
     stages = tuple(
         StageReport(c.name, recipe.export.format.value, len(c.model), len(zlib.compress(c.model, 9)), c.params, c.classification, speed.latency[c.name],
-                    tuple(c.notes), speed.ratio[c.name], c.encoded)
+                    tuple(c.notes), speed.ratio[c.name], None if c.robust is None else tuple(c.robust),
+                    fids.get(c.name), encoded_bytes=c.encoded)
         for c in cands
     )
     final_acc = None if chosen.classification is None else 100 * chosen.classification.accuracy
@@ -591,11 +730,54 @@ def _finish(recipe: CompressRecipe, cands: list[_Candidate], chosen: _Candidate,
                 "recurrent layers stayed float (no int8 kernel for them here): "
                 + ", ".join(f"{o.name} ({o.op_type}, {o.params / max(1, fops.params):.1%} of parameters)" for o in rec))
     verdict = _verdict(cands, chosen, ref, drop, budget, met, qreport)
+    robust_req = _robust_requirement(recipe, chosen, robustness)
+    if robust_req is not None:
+        verdict += "; " + robust_req["verdict"]
+        if robust_req["met"] is False:
+            met = False
     if met is False:
         warn_list.append(verdict)
     report = CompressReport(stages, plan, qreport, final_export, tuple(warn_list), budget=budget, reference_accuracy=ref,
-                            final_drop=drop, met=met, verdict=verdict, float_ops=fops, speed=speed, clustering=creport)
+                            final_drop=drop, met=met, verdict=verdict, float_ops=fops, speed=speed, privacy=privacy,
+                            robustness=robustness, robust_requirement=robust_req,
+                            defense=None if defense is None else defense.to_dict(), clustering=creport)
     return CompressResult(chosen.model, stages[0].format, report, current)
+
+
+def _fidelities(cands: list[_Candidate], x: np.ndarray) -> dict[str, Any]:
+    """Each candidate's top-1 agreement / top-5 overlap / logit SQNR against the original on ``x``; {} when the
+    outputs are not (samples, classes) scores (e.g. one value per sample)."""
+    from edgeseal.converters.infer import runner_for
+    from edgeseal.runtime.fidelity import fidelity
+
+    ref = runner_for(cands[0].model).run_batched(x)
+    if ref.ndim < 2 or ref.reshape(len(ref), -1).shape[1] < 2:
+        return {}
+    out = {}
+    for c in cands:
+        try:
+            out[c.name] = fidelity(ref, ref if c is cands[0] else runner_for(c.model).run_batched(x))
+        except ConfigError:  # a stage whose outputs changed shape: nothing to compare
+            continue
+    return out
+
+
+def _robust_requirement(recipe: CompressRecipe, chosen: _Candidate, robustness: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``min_robust_accuracy`` at ``robust_epsilon`` checked on the returned model (None when not required)."""
+    if recipe.min_robust_accuracy is None:
+        return None
+    need, eps = float(recipe.min_robust_accuracy), float(recipe.robust_epsilon)
+    req = {"min_robust_accuracy": need, "epsilon": eps, "robust_accuracy": None, "met": None}
+    if robustness is None or chosen.robust is None:
+        req["verdict"] = (f"the robust-accuracy requirement ({need:g}% at eps {eps:g}) was not checked: it needs "
+                          "labelled eval data and a model PGD can differentiate")
+        return req
+    got = 100 * chosen.robust[robustness["epsilons"].index(eps)]
+    req.update(robust_accuracy=got, met=got + 1e-9 >= need)
+    req["verdict"] = (f"{chosen.name} keeps {got:.2f}% robust accuracy under PGD at eps {eps:g}: "
+                      + ("meets" if req["met"] else "MISSES") + f" the required {need:g}%"
+                      + ("" if req["met"] else " (add [adversarial] fine-tuning, or lower min_robust_accuracy)"))
+    return req
 
 
 def _verdict(cands: list[_Candidate], chosen: _Candidate, ref: float | None, drop: float | None, budget: float,
@@ -661,6 +843,67 @@ def _params(model: Any) -> int | None:
         return int(sum(p.numel() for p in model.parameters()))
     except Exception:
         return None
+
+
+def _dp_config(recipe: CompressRecipe, show_progress: bool) -> Any:
+    from edgeseal.converters.dp import DpConfig
+
+    d = recipe.dp
+    return DpConfig(epsilon=d.epsilon, delta=d.delta, max_grad_norm=d.max_grad_norm, epochs=d.epochs, lr=d.lr,
+                    batch_size=d.batch_size, seed=recipe.seed, device=recipe.device, show_progress=show_progress)
+
+
+def _dp_train(recipe: CompressRecipe, teacher: Any, model: Any, train_xy: Any, show_progress: bool) -> Any:
+    """The [dp] stage on ``model`` (pruned, or the model itself): DP fine-tuning or DP distillation from ``teacher``."""
+    from edgeseal.converters.dp import dp_distill, dp_finetune
+
+    cfg = _dp_config(recipe, show_progress)
+    if recipe.dp.mode.value == "distill":
+        return dp_distill(teacher, model, train_xy[0], cfg, temperature=recipe.dp.temperature)
+    return dp_finetune(model, *train_xy, cfg)
+
+
+def _privacy(dp_result: Any, recipe: CompressRecipe, calibration_is_train: bool) -> dict[str, Any]:
+    """The report's (and the manifest's) privacy section: what DP-SGD spent and exactly what it covers."""
+    d = dp_result.to_dict()
+    not_covered = list(d.pop("not_covered"))
+    quantized = recipe.quantize is not None and recipe.quantize.mode is not QuantMode.NONE
+    if quantized and calibration_is_train:
+        not_covered.insert(0, "the int8 calibration of this model, which read activation ranges of the train records "
+                              "(no separate [data] calibration was given): give public calibration data")
+    return {"mechanism": "DP-SGD (Opacus, Poisson sampling, per-example clipping, Gaussian noise)", **d,
+            "not_covered": not_covered}
+
+
+def _robustness(cands: list[_Candidate], spec: Any, eval_xy: Any) -> dict[str, Any] | None:
+    """Robust accuracy of every candidate's exported model under PGD; None without labelled eval data."""
+    from edgeseal.converters.adversarial import pgd, robust_accuracy
+    from edgeseal.converters.infer import runner_for
+
+    x, y = eval_xy
+    if spec is None or x is None or y is None:
+        return None
+    xs, ys = x[: spec.examples], y[: spec.examples]
+    examples: dict[int, list[np.ndarray]] = {}  # id(module) -> PGD examples per epsilon
+    stages: dict[str, Any] = {}
+    for c in cands:
+        if c.module is None:
+            continue
+        key = id(c.module)
+        if key not in examples:
+            try:
+                examples[key] = [pgd(c.module, xs, ys, e, steps=spec.steps, step=spec.step_ratio * e, lo=spec.lo,
+                                     hi=spec.hi, seed=0) for e in spec.epsilons]
+            except Exception as exc:  # noqa: BLE001 - e.g. a torch.export graph without gradients
+                c.notes.append(f"robust accuracy not measured: PGD needs gradients of the model ({str(exc).splitlines()[0]})")
+                continue
+        run = runner_for(c.model).run_batched
+        c.robust = [robust_accuracy(run, xa, ys) for xa in examples[key]]
+        stages[c.name] = {"accuracy": c.robust, "attacked": "transferred from " + c.attack_from if c.attack_from
+                          else "white-box on this model"}
+    return {"attack": f"PGD, L-inf, {spec.steps} steps of {spec.step_ratio:g} * eps, random start (seed 0), "
+                      "cross-entropy", "epsilons": list(spec.epsilons), "examples": int(len(xs)),
+            "input_range": None if spec.lo is None else [spec.lo, spec.hi], "stages": stages}
 
 
 def _distill_with_hook(teacher: Any, student: Any, train_xy: Any, config: Any, hook: Any) -> Any:
@@ -820,7 +1063,8 @@ def _cluster(export: Any, torch_model: Any, recipe: CompressRecipe, cal_x: np.nd
     notes.append(f"codebook-encoded: {size.tensor_bytes:,} B of weights + {size.graph_bytes:,} B graph (zlib) = "
                  f"{size.total:,} B (the ONNX file itself stays float32: {size.onnx_bytes:,} B)")
     cls = _accuracy(model, eval_xy)
-    return export, torch_model, report, _Candidate("clustered", model, None, cls, notes, False, size.total)
+    return export, torch_model, report, _Candidate("clustered", model, None, cls, notes, False, module=torch_model,
+                                                   encoded=size.total)
 
 
 def _init(model: bytes, name: str) -> np.ndarray:

@@ -123,7 +123,7 @@ class Progress:
             return
         if self._bar is not None:
             if self._detail is None:
-                self._detail = self._start("", None)
+                self._detail = self.start("", None)
             self._detail.update(0, description=f"[dim]{_escape(text[:160])}[/dim]")
             return
         now = time.perf_counter()
@@ -140,7 +140,7 @@ class Progress:
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Task]:
-        task = self._start(description, total)
+        task = self.start(description, total)
         try:
             yield task
         finally:
@@ -148,12 +148,13 @@ class Progress:
 
     def update(self, label: str, i: int, n: int) -> None:
         """Callback form: task ``label`` has done ``i`` of ``n``."""
-        task = self._tasks.get(label) or self._start(label, n, completed=i)
+        task = self._tasks.get(label) or self.start(label, n, completed=i)
         task.update(i)
         if i >= n:
             self._finish(task)
 
-    def _start(self, description: str, total: int | None, completed: int = 0) -> Task:
+    def start(self, description: str, total: int | None, completed: int = 0) -> Task:
+        """A counted task that lasts until :meth:`close` (or use :meth:`task` as a context manager)."""
         task = Task(self, description, total)
         task.completed = completed
         self._tasks[description] = task
@@ -194,6 +195,8 @@ class Progress:
 
     def close(self) -> None:
         self._end_detail()
+        for task in list(self._tasks.values()):
+            self._finish(task)
         if self._bar is not None and self._bar.live.is_started:
             self._bar.stop()
 

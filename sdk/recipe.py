@@ -26,6 +26,23 @@ loads with ``load_recipe(path)`` or is built in Python directly:
     [cluster]                       # ClusterStage: k-means weight sharing (ONNX), 2..256 centroids per layer
     bits = [2, 3, 4, 5, 6, 8]       # candidate index widths; the budget picks one per layer
     epochs = 2                      # centroid fine-tuning (needs [data] train)
+    [dp]                            # DpStage: DP-SGD (Opacus) for the training after pruning, or DP distillation
+    mode = "finetune"               # or "distill": learn the teacher's soft labels of [data] train with DP-SGD
+    epsilon = 4.0
+    delta = 1e-5                    # default 1 / (10 * train records)
+
+    [defensive_prune]               # DefensivePruneStage: mask the channels PGD examples move most, then fine-tune
+    ratio = 0.2
+    epsilon = 0.1
+
+    [adversarial]                   # AdversarialStage: PGD adversarial fine-tuning
+    epsilon = 0.1
+    epochs = 3
+
+    [robustness]                    # RobustnessSpec: robust accuracy (PGD, L-inf) of every stage in the report
+    epsilons = [0.05, 0.1]
+    lo = 0.0                        # valid input range (pixels), or leave both out
+    hi = 1.0
 
     [quantize]                      # QuantizeStage
     mode = "static"
@@ -39,6 +56,13 @@ loads with ``load_recipe(path)`` or is built in Python directly:
     [target]                        # TargetSpec: a target profile and/or an explicit op list
     name = "rpi4"
     supported_ops = ["Conv", "Gemm", "Relu", "MaxPool", "Reshape", "QuantizeLinear", "DequantizeLinear"]
+
+    max_drop = 1.0                  # top level: clean accuracy budget (points vs the original model)
+    min_robust_accuracy = 60.0      # top level: robust accuracy (percent) the final model must keep ...
+    robust_epsilon = 0.1            # ... under PGD at this L-inf radius
+
+Stages run in this order: distill a new student, prune + fine-tune (DP-SGD with [dp]),
+defensive pruning, adversarial fine-tuning, export, int8.
 
 Relative paths in a recipe file are resolved against the file's folder.
 """
@@ -70,6 +94,11 @@ __all__ = [
     "DistillStage",
     "QuantizeStage",
     "ClusterStage",
+    "DpMode",
+    "DpStage",
+    "AdversarialStage",
+    "DefensivePruneStage",
+    "RobustnessSpec",
     "ExportStage",
     "TargetSpec",
     "CompressRecipe",
@@ -87,6 +116,11 @@ class QuantMode(str, enum.Enum):
     STATIC = "static"
     DYNAMIC = "dynamic"
     NONE = "none"
+
+
+class DpMode(str, enum.Enum):
+    FINETUNE = "finetune"  # DP-SGD on the labelled train data (after pruning, or of the whole model)
+    DISTILL = "distill"  # DP-SGD on the teacher's soft labels of the train inputs (labels unused)
 
 
 
@@ -255,6 +289,104 @@ class QuantizeStage:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DpStage:
+    """Differential privacy for the training edgeseal does (Opacus DP-SGD, RDP accountant).
+
+    ``finetune``: the fine-tuning after pruning (or of the model itself without [prune]) runs as
+    DP-SGD on [data] train. ``distill``: a student — ``[distill] student``, else the pruned model —
+    learns the original model's soft labels of the train inputs with DP-SGD. Epsilon covers the
+    train records for that training only (see ``edgeseal.converters.dp``); the report and the
+    sealed package's manifest say so.
+    """
+
+    mode: DpMode = DpMode.FINETUNE
+    epsilon: float = 8.0
+    delta: float | None = None  # None: 1 / (10 * train records)
+    max_grad_norm: float = 1.0
+    epochs: int = 10
+    lr: float = 2e-3
+    batch_size: int = 64
+    temperature: float = 1.0  # mode "distill": softmax temperature of the soft labels (T = 4 drowns in DP noise)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", as_enum(DpMode, self.mode, "[dp] mode"))
+        _check(self.temperature > 0, f"[dp] temperature={self.temperature} must be > 0")
+        _check(isinstance(self.epsilon, (int, float)) and self.epsilon > 0, f"[dp] epsilon={self.epsilon!r} must be > 0")
+        if self.delta is not None:
+            _check(0 < self.delta < 1, f"[dp] delta={self.delta} must be in (0, 1), well below 1 / train records")
+        _check(self.max_grad_norm > 0, f"[dp] max_grad_norm={self.max_grad_norm} must be > 0")
+        _check(self.epochs >= 1 and self.batch_size >= 1, f"[dp] epochs={self.epochs} and batch_size={self.batch_size} must be >= 1")
+        _check(self.lr > 0, f"[dp] lr={self.lr} must be > 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdversarialStage:
+    """PGD adversarial fine-tuning (Madry et al.) of the model so far, on [data] train.
+
+    Each batch: ``steps`` PGD steps of ``step_ratio * epsilon`` within the L-inf ball of ``epsilon``
+    (clipped to [robustness] lo/hi); loss ``(1 - mix) * CE(clean) + mix * CE(PGD)``."""
+
+    epsilon: float = 0.1
+    steps: int = 7
+    step_ratio: float = 0.25
+    mix: float = 0.5
+    epochs: int = 3
+    lr: float = 1e-3
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.epsilon > 0, f"[adversarial] epsilon={self.epsilon} must be > 0 (L-inf radius, input units)")
+        _check(self.steps >= 1 and self.step_ratio > 0, f"[adversarial] steps={self.steps} must be >= 1, step_ratio > 0")
+        _check(0 < self.mix <= 1, f"[adversarial] mix={self.mix} must be in (0, 1]")
+        _check(self.epochs >= 1 and self.lr > 0, f"[adversarial] epochs={self.epochs} must be >= 1 and lr > 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DefensivePruneStage:
+    """Defensive pruning: mask ``ratio`` of each Conv/Linear layer's output channels (not the head) —
+    those PGD examples at ``epsilon`` move most — then fine-tune ``epochs`` with the masks on
+    (adversarially when [adversarial] is set). Masked channels stay in the file as zeros."""
+
+    ratio: float = 0.2
+    epsilon: float = 0.1
+    steps: int = 10
+    samples: int = 256
+    epochs: int = 3
+    lr: float = 1e-3
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(0 < self.ratio < 1, f"[defensive_prune] ratio={self.ratio} must be in (0, 1)")
+        _check(self.epsilon > 0, f"[defensive_prune] epsilon={self.epsilon} must be > 0")
+        _check(self.steps >= 1 and self.samples >= 1 and self.epochs >= 0 and self.lr > 0,
+               "[defensive_prune] steps and samples must be >= 1, epochs >= 0 and lr > 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RobustnessSpec:
+    """Robust accuracy in the compress report: PGD (``steps`` of ``step_ratio * eps``, random start)
+    at each of ``epsilons`` on the first ``examples`` eval inputs. Float stages are attacked
+    white-box through their own torch module; int8 models get the examples of the float model
+    they were quantized from (transferred). ``lo``/``hi``: the valid input range."""
+
+    epsilons: tuple[float, ...] = (0.05, 0.1)
+    steps: int = 10
+    step_ratio: float = 0.25
+    examples: int = 300
+    lo: float | None = None
+    hi: float | None = None
+
+    def __post_init__(self) -> None:
+        eps = tuple(float(e) for e in self.epsilons)
+        _check(len(eps) > 0 and all(e > 0 for e in eps), f"[robustness] epsilons={list(eps)} must be numbers > 0")
+        object.__setattr__(self, "epsilons", eps)
+        _check(self.steps >= 1 and self.step_ratio > 0 and self.examples >= 1,
+               "[robustness] steps and examples must be >= 1, step_ratio > 0")
+        _check((self.lo is None) == (self.hi is None) and (self.lo is None or self.lo < self.hi),
+               f"[robustness] give both lo and hi (lo < hi) for the valid input range, or neither (lo={self.lo}, hi={self.hi})")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ExportStage:
     format: ModelFormat = ModelFormat.ONNX
     opset: int = 20
@@ -291,6 +423,10 @@ class CompressRecipe:
     prune: PruneStage | None = None
     distill: DistillStage | None = None
     cluster: ClusterStage | None = None
+    dp: DpStage | None = None
+    defensive_prune: DefensivePruneStage | None = None
+    adversarial: AdversarialStage | None = None
+    robustness: RobustnessSpec | None = None
     quantize: QuantizeStage | None = None
     export: ExportStage = dataclasses.field(default_factory=ExportStage)
     target: TargetSpec = dataclasses.field(default_factory=TargetSpec)
@@ -298,6 +434,8 @@ class CompressRecipe:
     seed: int = 0
     latency_runs: int = 200
     max_drop: float | None = None
+    min_robust_accuracy: float | None = None  # percent, under PGD at robust_epsilon, of the returned model
+    robust_epsilon: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
@@ -314,6 +452,49 @@ class CompressRecipe:
         if q is not None and q.mode is QuantMode.DYNAMIC and self.export.format is ModelFormat.TFLITE:
             raise ConfigError("[quantize] mode = 'dynamic' is offered for ONNX only; use mode = 'static' for "
                               "[export] format = 'tflite'")
+        if (self.min_robust_accuracy is None) != (self.robust_epsilon is None):
+            raise ConfigError("min_robust_accuracy and robust_epsilon go together: the robust accuracy (percent) the "
+                              "returned model must keep under PGD at that L-inf radius; give both or neither")
+        if self.min_robust_accuracy is not None:
+            _check(isinstance(self.min_robust_accuracy, (int, float)) and 0 <= self.min_robust_accuracy <= 100,
+                   f"min_robust_accuracy={self.min_robust_accuracy!r} must be a percentage in [0, 100]")
+            _check(isinstance(self.robust_epsilon, (int, float)) and self.robust_epsilon > 0,
+                   f"robust_epsilon={self.robust_epsilon!r} must be > 0 (L-inf radius in input units)")
+        self._check_privacy()
+
+    def _check_privacy(self) -> None:
+        """DP-SGD's epsilon would not hold if other stages trained on the same data outside it."""
+        if self.dp is None:
+            return
+        outside = [name for name, on in (("[adversarial]", self.adversarial is not None),
+                                         ("[defensive_prune]", self.defensive_prune is not None),
+                                         ("[quantize] qat_epochs", self.quantize is not None and self.quantize.qat_epochs > 0))
+                   if on]
+        if outside:
+            raise ConfigError(f"[dp] cannot be combined with {', '.join(outside)}: they train on [data] train outside "
+                              "DP-SGD, so the reported epsilon would not hold; drop them or drop [dp]")
+        student = self.distill is not None and self.distill.student is not None
+        if self.dp.mode is DpMode.DISTILL and student and self.prune is not None:
+            raise ConfigError("[dp] mode = 'distill' with a [distill] student and [prune]: the pruned student would be "
+                              "fine-tuned outside DP-SGD; drop [prune] (distill a small student) or the student")
+        if self.dp.mode is DpMode.FINETUNE and self.distill is not None:
+            raise ConfigError("[dp] mode = 'finetune' with [distill]: distillation would train on [data] train outside "
+                              "DP-SGD; use [dp] mode = 'distill' (DP distillation) or drop [distill]")
+        if self.dp.mode is DpMode.DISTILL and not student and self.prune is None:
+            raise ConfigError("[dp] mode = 'distill' needs a student: [distill] student = 'module:callable' (a new "
+                              "model), or a [prune] stage (the pruned model learns from the original)")
+
+    def robustness_spec(self) -> RobustnessSpec | None:
+        """What robust accuracy the report measures: [robustness], plus ``robust_epsilon`` and the
+        [adversarial] epsilon when those are set; None when nothing asks for it."""
+        spec = self.robustness
+        extra = [e for e in (self.robust_epsilon, None if self.adversarial is None else self.adversarial.epsilon)
+                 if e is not None]
+        if spec is None and not extra:
+            return None
+        spec = spec or RobustnessSpec(epsilons=tuple(extra[:1]))
+        eps = tuple(dict.fromkeys((*spec.epsilons, *extra)))
+        return dataclasses.replace(spec, epsilons=eps)
 
     @property
     def budget(self) -> float:

@@ -19,9 +19,11 @@
 
     [budget]
     max_drop = 1.0             # accuracy points the released model may lose against the fp32 model
+    min_robust_accuracy = 40.0 # optional: percent the compressed model keeps under PGD ...
+    robust_epsilon = 0.1       # ... at this L-inf radius (eval data); checked before the package is sealed
 
-    [compress.prune]           # [compress.*]: the tables of a compress recipe (prune, distill, quantize, export)
-    ratio = 0.25
+    [compress.prune]           # [compress.*]: the tables of a compress recipe (prune, distill, dp, defensive_prune,
+    ratio = 0.25               # adversarial, robustness, quantize, export)
     [compress.quantize]
     mode = "static"
 
@@ -55,7 +57,7 @@ from .recipe import _build, read_toml, recipe_from_dict
 __all__ = ["ReleaseInfo", "KeysSpec", "TrainSpec", "ReleaseModel", "ReleaseData", "Budget", "TargetEntry",
            "AuditSpec", "ReleaseConfig", "load_release", "release_from_dict"]
 
-_COMPRESS_TABLES = ("prune", "distill", "quantize", "export")
+_COMPRESS_TABLES = ("prune", "distill", "dp", "defensive_prune", "adversarial", "robustness", "quantize", "export")
 
 
 def _check(cond: bool, message: str) -> None:
@@ -139,10 +141,26 @@ class ReleaseData:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Budget:
     max_drop: float = 1.0  # accuracy points, released model vs fp32, on eval (compression) and test (devices)
+    min_robust_accuracy: float | None = None  # percent the compressed model keeps under PGD at robust_epsilon (eval)
+    robust_epsilon: float | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.max_drop, (int, float)) and 0 <= self.max_drop <= 100,
                f"[budget] max_drop={self.max_drop!r} must be accuracy points in [0, 100]")
+        _check((self.min_robust_accuracy is None) == (self.robust_epsilon is None),
+               "[budget] min_robust_accuracy and robust_epsilon go together (percent kept under PGD at that L-inf "
+               "radius); give both or neither")
+        if self.min_robust_accuracy is not None:
+            _check(isinstance(self.min_robust_accuracy, (int, float)) and 0 <= self.min_robust_accuracy <= 100,
+                   f"[budget] min_robust_accuracy={self.min_robust_accuracy!r} must be a percentage in [0, 100]")
+            _check(isinstance(self.robust_epsilon, (int, float)) and self.robust_epsilon > 0,
+                   f"[budget] robust_epsilon={self.robust_epsilon!r} must be > 0 (L-inf radius in input units)")
+
+    def robust_fields(self) -> dict[str, float]:
+        """The compress recipe's top-level robust requirement, when [budget] sets one."""
+        if self.min_robust_accuracy is None:
+            return {}
+        return {"min_robust_accuracy": self.min_robust_accuracy, "robust_epsilon": self.robust_epsilon}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -205,7 +223,7 @@ class ReleaseConfig:
         _check(not unknown, f"[compress] has unknown table(s) {unknown}; known: {list(_COMPRESS_TABLES)}")
         _check("format" not in dict(self.compress.get("export", {})),
                "[compress.export] format comes from each target's profile; remove it")
-        recipe_from_dict(dict(self.compress))  # every table checked now, not halfway through a build
+        recipe_from_dict({**dict(self.compress), **self.budget.robust_fields()})  # checked now, not halfway through a build
 
     def path(self, value: str | None) -> Path | None:
         """A path from the recipe, resolved against the recipe's folder."""

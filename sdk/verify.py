@@ -375,7 +375,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
     finally:
         plain.wipe()
     host_model = load(package_bytes, key=key, trusted=trusted, allow_unsigned=config.allow_unsigned,
-                      threads=config.threads)
+                      threads=config.threads, raw=True)  # as the device's evaluation opens it (runtime.evaluate)
     try:
         feeds, labels = ev.split_dataset(arrays, host_model.inputs)
         n = len(next(iter(feeds.values())))

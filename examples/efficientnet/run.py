@@ -10,8 +10,9 @@ Everything comes from installed wheels, nothing is downloaded: the pretrained mo
 1. Calibration crops come from one set of photos, evaluation crops from another (no photo in
    both): deterministic random-resized crops and flips (``edgeseal.converters.vision``).
 2. Export to ONNX; int8 with edgeseal's recipe (Pad folding, cross-layer equalization where
-   exact, static QDQ with the target's scheme, bias correction, compaction — see
-   ``edgeseal.converters.ptq``); with ``--tflite`` also full-integer TFLite.
+   exact, AdaRound of the weights on the calibration crops, static QDQ with the target's scheme,
+   float logits, compaction — see ``edgeseal.converters.ptq``); with ``--tflite`` also
+   full-integer TFLite.
 3. Fidelity without labels: top-1 agreement with fp32, top-5 overlap and logit SQNR on the
    evaluation crops.
 4. Seal for a fresh device key with the preprocessing (size, mean/std, layout) and the class
@@ -44,6 +45,8 @@ def main() -> int:
     ap.add_argument("--target", default="linux-x86_64", help="target profile to seal for (rpi4, rpi5, ...)")
     ap.add_argument("--device", default="local", help="verify on: local (default), qemu, ssh://user@host")
     ap.add_argument("--tflite", action="store_true", help="also build and measure full-integer TFLite")
+    ap.add_argument("--adaround-iterations", type=int, default=100,
+                    help="AdaRound steps per layer on the calibration crops (default 100; 0: bias correction only)")
     ap.add_argument("--min-agreement", type=float, default=0.95,
                     help="fidelity budget for verify: least top-1 agreement with fp32 (default 0.95)")
     ap.add_argument("--min-sqnr", type=float, default=15.0, help="fidelity budget: least logit SQNR, dB (default 15)")
@@ -52,6 +55,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     import edgeseal
+    from edgeseal.converters.adaround import AdaRoundConfig
     from edgeseal.converters.export import ExportConfig, export_onnx
     from edgeseal.runtime.fidelity import FidelityBudget, fidelity
     from edgeseal.converters.infer import runner_for
@@ -78,7 +82,8 @@ def main() -> int:
     (out / "efficientnet_lite0.onnx").write_bytes(fp32)
     config = OnnxStaticConfig(per_channel=q.per_channel, activation_type=q.activations, weight_type=q.weights,
                               symmetric_weights=q.weight_symmetric, symmetric_activations=q.activation_symmetric)
-    int8, ptq = quantize_onnx_corrected(fp32, calib, config)
+    ada = AdaRoundConfig(iterations=args.adaround_iterations, samples=32) if args.adaround_iterations > 0 else None
+    int8, ptq = quantize_onnx_corrected(fp32, calib, config, adaround=ada)
     (out / "efficientnet_lite0.int8.onnx").write_bytes(int8)
     require_supported(int8, profile)
     print(ptq.summary())

@@ -4,10 +4,14 @@ Measured on the artifacts that ship (the sealed int8 package run by
 ``edgeseal.runtime``), next to the fp32 reference:
 
 - ``membership``   membership inference (loss/confidence thresholds, LiRA with reference models)
-- ``robustness``   FGSM/PGD transferred from fp32, and a black-box attack through the runtime
+- ``robustness``   FGSM/PGD transferred from fp32 (``edgeseal.converters.adversarial``), and a black-box
+                   attack through the runtime
+- ``blackbox``     the Adversarial Robustness Toolbox's square / HopSkipJump / boundary attacks on any artifact
+- ``user``         ``audit_artifacts``: your own files and data, any input shape, LiRA with your train_fn
 - ``disagreement`` inputs near the data where int8 and fp32 disagree
 - ``explain``      occlusion attributions, fp32 vs artifact, Spearman rank correlation
-- ``mitigations``  Opacus DP-SGD training, adversarial fine-tuning after pruning
+- ``mitigations``  DP-SGD training and adversarial fine-tuning after pruning (``edgeseal.converters.dp`` /
+                   ``adversarial``; the compress recipe's [dp] / [adversarial] stages use the same code)
 - ``report``       JSON + self-contained HTML with inline plots; ``gate`` thresholds
 
 Importing this package does not import torch.

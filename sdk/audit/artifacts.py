@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-__all__ = ["Artifact", "ArtifactBase", "TorchArtifact", "OnnxArtifact", "TFLiteArtifact", "SealedArtifact"]
+__all__ = ["Artifact", "ArtifactBase", "TorchArtifact", "OnnxArtifact", "TFLiteArtifact", "SealedArtifact", "Reshaped"]
 
 
 @runtime_checkable
@@ -170,3 +170,24 @@ class SealedArtifact(ArtifactBase):
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         return self._model.run({self._input: x})[self._output]
+
+
+@dataclass(kw_only=True)
+class Reshaped(ArtifactBase):
+    """An artifact whose model takes samples of ``shape`` (images, sequences), seen as flat feature rows.
+
+    The attacks that perturb features one by one (random search, disagreement search, occlusion,
+    LIME/SHAP) work on rows ``(N, prod(shape))``; ``predict`` reshapes them to ``(N, *shape)`` for
+    ``inner``. Name, kind, size and metadata are the inner artifact's; queries are counted here.
+    """
+
+    inner: Any = None
+    shape: tuple[int, ...] = ()
+
+    @classmethod
+    def wrap(cls, inner: ArtifactBase, shape: tuple[int, ...]) -> "Reshaped":
+        return cls(name=inner.name, kind=inner.kind, size_bytes=inner.size_bytes, metadata=inner.metadata,
+                   inner=inner, shape=tuple(shape))
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self.inner.predict(x.reshape(len(x), *self.shape))

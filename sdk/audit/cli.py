@@ -65,9 +65,16 @@ def _audit_artifacts(args: argparse.Namespace, gate_cfg, gate_index: int) -> dic
     artifacts = [artifact_from_path(a, name=n, **opts) for a, n in zip(args.artifact, names)]
     xm, ym, xn, yn = load_npz(args.data)
     lo, hi = (args.clip if args.clip else (None, None))
-    cfg = UserAuditConfig(epsilons=tuple(args.epsilons), lo=lo, hi=hi, radius=args.radius)
+    cfg = UserAuditConfig(epsilons=tuple(args.epsilons), lo=lo, hi=hi, radius=args.radius, queries=args.queries,
+                          examples=args.examples, reference_models=args.reference_models,
+                          decision_attack=args.decision_attack)
+    train_fn = None
+    if args.train_fn:
+        from edgeseal.compress import resolve_callable
+
+        train_fn = resolve_callable(args.train_fn, "--train-fn")
     report = audit_artifacts(reference, artifacts, x_members=xm, y_members=ym, x_nonmembers=xn, y_nonmembers=yn,
-                             config=cfg)
+                             config=cfg, train_fn=train_fn)
     from .gate import evaluate_gate
 
     report["gate"] = evaluate_gate(report, gate_cfg, gate_epsilon_index=min(gate_index, len(cfg.epsilons) - 1))
@@ -141,7 +148,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-seal", action="store_true", help="attack plain ONNX files instead of sealed packages")
     p.add_argument("--quick", action="store_true", help="one seed, small models and budgets (smoke run, ~1 min)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    g = p.add_argument_group("audit your own artifacts (black-box; threshold attacks, no LiRA)")
+    g = p.add_argument_group("audit your own artifacts (black-box, any input shape; LiRA with --train-fn)")
     g.add_argument("--artifact", action="append", default=[],
                    help="an artifact that ships: sealed package, .onnx or .tflite (repeat for several)")
     g.add_argument("--reference", help="the fp32 reference model (.onnx, .tflite or sealed)")
@@ -153,4 +160,13 @@ def add_parser(subparsers) -> None:
                    help="L-inf budgets for the robustness curves (default: 0 0.05 0.1 0.2)")
     g.add_argument("--clip", nargs=2, type=float, metavar=("LO", "HI"), help="valid input range, e.g. 0 1 for pixels")
     g.add_argument("--radius", type=float, default=0.1, help="L-inf radius of the disagreement search (default 0.1)")
+    g.add_argument("--queries", type=int, default=200,
+                   help="black-box budget: square-attack iterations / disagreement-search steps (default 200)")
+    g.add_argument("--examples", type=int, default=200, help="non-members attacked for robustness (default 200)")
+    g.add_argument("--train-fn", metavar="MODULE:CALLABLE",
+                   help="your training recipe, f(x, y, seed) -> predict callable or torch module: adds LiRA with "
+                        "reference models it trains")
+    g.add_argument("--reference-models", type=int, default=8, help="LiRA reference models (even, default 8)")
+    g.add_argument("--decision-attack", choices=["hopskipjump", "boundary"],
+                   help="also a labels-only ART attack (HopSkipJump or boundary) on every artifact")
     p.set_defaults(func=cmd_audit)

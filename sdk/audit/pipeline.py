@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..progress import Progress, Task
 from . import membership as MI
 from .artifacts import ArtifactBase, TorchArtifact
 from .config import AuditConfig, Variant, config_to_dict
@@ -30,28 +31,6 @@ __all__ = ["run_audit", "SCHEMA", "COMBINED"]
 SCHEMA = "edgeseal.audit/1"
 COMBINED = "combined"  # pseudo-artifact: an attacker combining the shipped compressed variants
 _SHIPPED_TOGETHER = (Variant.INT8, Variant.PRUNED, Variant.DISTILLED)
-
-
-class _Progress:
-    """A rich progress bar when ``show``; a no-op otherwise (tests, --quiet)."""
-
-    def __init__(self, show: bool, total: int) -> None:
-        self._bar = None
-        if show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(TextColumn("[bold]audit[/] {task.description}"), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=False)
-            self._task = self._bar.add_task("", total=total)
-            self._bar.start()
-
-    def step(self, description: str, advance: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=advance, description=description)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -133,7 +112,7 @@ def _robustness(cfg: AuditConfig, ds: Dataset, ref: TorchArtifact, artifacts: li
 
 
 def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int, sealer: Sealer,
-              progress: _Progress) -> dict[str, Any]:
+              progress: Task) -> dict[str, Any]:
     split = member_split(len(ds.y), seed=seed, member_fraction=cfg.member_fraction)
     is_member = np.zeros(len(ds.y), bool)
     is_member[split.members] = True
@@ -143,21 +122,21 @@ def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int
     fp32_onnx = export_onnx_checked(fp32, ds.x[split.members][:64])
     ref.size_bytes = len(fp32_onnx)
     ref.metadata["deflated_bytes"] = len(zlib.compress(fp32_onnx, 9))
-    progress.step(f"{ds.name} seed {seed}: fp32 target trained")
+    progress.advance(description=f"audit: {ds.name} seed {seed}: fp32 target trained")
     artifacts: list[ArtifactBase] = [ref]
     for v in cfg.variants:
         built = build_variant(v, fp32, ds, split.members, opts=cfg.variant_options, train=cfg.train,
                               epsilons=cfg.robustness.epsilons_for(ds.name), sealer=sealer, seed=seed,
                               fp32_onnx=fp32_onnx)
         artifacts.append(built.artifact)
-        progress.step(f"{ds.name} seed {seed}: built {v.value}")
+        progress.advance(description=f"audit: {ds.name} seed {seed}: built {v.value}")
     mia, combined = _membership(artifacts, ds, is_member, refs)
-    progress.step(f"{ds.name} seed {seed}: membership inference")
+    progress.advance(description=f"audit: {ds.name} seed {seed}: membership inference")
     rng = np.random.default_rng(seed)
     eval_idx = rng.permutation(split.nonmembers)
     rob_idx = eval_idx[: cfg.robustness.examples]
     robustness = _robustness(cfg, ds, ref, artifacts, ds.x[rob_idx], ds.y[rob_idx], seed)
-    progress.step(f"{ds.name} seed {seed}: robustness")
+    progress.advance(description=f"audit: {ds.name} seed {seed}: robustness")
     disagreement = {}
     if any(a.name == Variant.INT8.value for a in artifacts):
         int8 = next(a for a in artifacts if a.name == Variant.INT8.value)
@@ -165,15 +144,15 @@ def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int
         disagreement[int8.name] = search_disagreements(
             ref, int8, ds.x[dis_idx], ds.x, radius=cfg.disagreement.radius.get(ds.name, 0.1),
             queries=cfg.disagreement.queries, lo=ds.lo, hi=ds.hi, seed=seed).to_dict()
-    progress.step(f"{ds.name} seed {seed}: disagreement search")
+    progress.advance(description=f"audit: {ds.name} seed {seed}: disagreement search")
     groups = feature_groups(ds.n_features, ds.image_shape, cfg.explanation.patch)
     baseline = np.zeros(ds.n_features, np.float32) if ds.image_shape else ds.x.mean(axis=0)
     exp_idx = eval_idx[: cfg.explanation.examples]
     explanation = {a.name: explanation_drift(ref, a, ds.x[exp_idx], groups=groups, baseline=baseline).to_dict()
                    for a in artifacts[1:]}
-    progress.step(f"{ds.name} seed {seed}: explanation drift")
+    progress.advance(description=f"audit: {ds.name} seed {seed}: explanation drift")
     attribution = _attribution(cfg, ds, ref, artifacts[1:], exp_idx, groups, baseline, seed)
-    progress.step(f"{ds.name} seed {seed}: LIME/SHAP attribution drift")
+    progress.advance(description=f"audit: {ds.name} seed {seed}: LIME/SHAP attribution drift")
     return {"seed": seed, "split": split.to_dict(),
             "indices": {"robustness": rob_idx.tolist(), "disagreement": eval_idx[: cfg.disagreement.examples].tolist(),
                         "explanation": exp_idx.tolist()},
@@ -272,7 +251,8 @@ def run_audit(cfg: AuditConfig, *, progress: bool = True) -> dict[str, Any]:
     torch.set_num_threads(1)
     started = time.perf_counter()
     steps_per_seed = 6 + len(cfg.variants)
-    bar = _Progress(progress, total=len(cfg.datasets) * (cfg.membership.reference_models + len(cfg.seeds) * steps_per_seed))
+    sink = Progress(quiet=not progress)
+    bar = sink.start("audit", len(cfg.datasets) * (cfg.membership.reference_models + len(cfg.seeds) * steps_per_seed))
     sealer = Sealer(enabled=cfg.sealed)
     datasets: dict[str, Any] = {}
     try:
@@ -285,7 +265,7 @@ def run_audit(cfg: AuditConfig, *, progress: bool = True) -> dict[str, Any]:
 
             refs = MI.train_reference_models(ds.x, ds.y, count=cfg.membership.reference_models,
                                              seed=cfg.membership.reference_seed, train_fn=train_fn,
-                                             progress=lambda _n=ds.name: bar.step(f"{_n}: reference models"))
+                                             progress=lambda _n=ds.name: bar.advance(description=f"audit: {_n}: reference models"))
             seeds = [_run_seed(cfg, ds, refs, s, sealer, bar) for s in cfg.seeds]
             datasets[ds.name] = {
                 "n_records": int(len(ds.y)), "pool_seed": cfg.pool_seed,
@@ -298,7 +278,7 @@ def run_audit(cfg: AuditConfig, *, progress: bool = True) -> dict[str, Any]:
                 "summary": _summarize(seeds),
             }
     finally:
-        bar.close()
+        sink.close()
         torch.set_num_threads(previous_threads)
     return {
         "schema": SCHEMA,

@@ -1,6 +1,9 @@
 """Adversarial robustness: white-box FGSM/PGD on the fp32 reference, transferred to every
 artifact, and a black-box score-based attack run on the artifact itself.
 
+FGSM and PGD are ``edgeseal.converters.adversarial``'s (one implementation for the audit and
+the compress recipe's adversarial stages); ART's attacks for user artifacts are in ``blackbox``.
+
 All attacks are L-infinity bounded. ``lo``/``hi`` clip to the valid input range
 (pixels) when the data has one. Robust accuracy = fraction of examples still
 classified correctly (as their true label) after the attack.
@@ -11,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgeseal.converters.adversarial import fgsm, pgd
 
 from . import metrics as M
 from .artifacts import Artifact
@@ -26,45 +31,6 @@ class RobustCurve:
 
     def to_dict(self) -> dict:
         return {"attack": self.attack, "epsilons": self.epsilons, "accuracy": self.accuracy}
-
-
-def _clip(x, x0, eps, lo, hi):
-    import torch
-
-    x = torch.max(torch.min(x, x0 + eps), x0 - eps)
-    if lo is not None:
-        x = x.clamp(lo, hi)
-    return x
-
-
-def fgsm(module, x: np.ndarray, y: np.ndarray, eps: float, *, lo=None, hi=None) -> np.ndarray:
-    """Fast Gradient Sign Method (Goodfellow et al. 2015) on a torch module."""
-    return pgd(module, x, y, eps, steps=1, step=eps, lo=lo, hi=hi, random_start=False)
-
-
-def pgd(module, x: np.ndarray, y: np.ndarray, eps: float, *, steps: int, step: float, lo=None, hi=None,
-        random_start: bool = True, seed: int = 0) -> np.ndarray:
-    """Projected Gradient Descent (Madry et al. 2018) on cross-entropy, L-infinity ball of radius ``eps``."""
-    import torch
-    import torch.nn.functional as F
-
-    x0 = torch.from_numpy(np.asarray(x, np.float32))
-    if eps == 0:
-        return x0.numpy().copy()
-    yt = torch.from_numpy(np.asarray(y, np.int64))
-    xa = x0.clone()
-    if random_start:
-        g = torch.Generator().manual_seed(seed)
-        xa = _clip(xa + (torch.rand(xa.shape, generator=g) * 2 - 1) * eps, x0, eps, lo, hi)
-    was_training = module.training
-    module.eval()
-    for _ in range(steps):
-        xa.requires_grad_(True)
-        loss = F.cross_entropy(module(xa), yt)
-        (grad,) = torch.autograd.grad(loss, xa)
-        xa = _clip(xa.detach() + step * grad.sign(), x0, eps, lo, hi)
-    module.train(was_training)
-    return xa.detach().numpy()
 
 
 def random_search_attack(artifact: Artifact, x: np.ndarray, y: np.ndarray, eps: float, *, queries: int,

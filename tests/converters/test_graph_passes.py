@@ -3,7 +3,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgeseal.converters.graph_passes import drop_zero_weight_zero_points, fold_pad_into_conv, strip_debug_info
+from edgeseal.converters.graph_passes import (drop_zero_weight_zero_points, float_graph_outputs, fold_pad_into_conv,
+                                              strip_debug_info)
 from edgeseal.converters.quantize import OnnxStaticConfig, quantize_onnx_static
 
 from cnn_graphs import conv_block, run
@@ -79,3 +80,17 @@ def test_zero_points_feeding_a_gemm_stay():
     kept, dropped = drop_zero_weight_zero_points(q)
     assert dropped == 0
     assert all(len(n.input) == 3 for n in onnx.load_from_string(kept).graph.node if n.op_type == "DequantizeLinear")
+
+
+def test_graph_outputs_leave_the_8_bit_grid(int8_block):
+    q, x = int8_block
+    g = onnx.load_from_string(q).graph
+    out_q = next(n for n in g.node if n.op_type == "QuantizeLinear" and any(
+        m.op_type == "DequantizeLinear" and m.input[0] == n.output[0] and m.output[0] == "y" for m in g.node))
+    scale = float(numpy_helper.to_array(next(i for i in g.initializer if i.name == out_q.input[1])))
+    new, removed = float_graph_outputs(q)
+    assert removed == 1 and len(_ops(new)) == len(_ops(q)) - 2
+    assert float_graph_outputs(new) == (new, 0)  # nothing left to remove
+    before, after = run(q, x[:4]), run(new, x[:4])
+    assert len(np.unique(before)) <= 256 < len(np.unique(after))  # 8-bit levels before, float after
+    assert np.abs(after - before).max() <= scale / 2 + 1e-5  # the old output is the new one rounded to that grid

@@ -56,6 +56,12 @@ def test_int8_is_small_and_follows_fp32(flagship):
     fp32, int8, ev = flagship["fp32"], flagship["int8"], flagship["evaluation"]
     assert len(int8) <= 0.27 * len(fp32)
     assert flagship["report"].bias_correction.final_residual < flagship["report"].bias_correction.residual[0]
+    assert flagship["report"].float_outputs == 1  # the logits are not re-quantized to 8 bits
+    import onnx
+
+    g = onnx.load_from_string(int8).graph
+    producer = {o: n for n in g.node for o in n.output}
+    assert producer[g.output[0].name].op_type == "Gemm"
     f = fidelity(OnnxRunner(fp32).run_batched(ev), OnnxRunner(int8).run_batched(ev))
     assert f.top1_agreement >= 0.75 and f.sqnr_db > 12.0  # a handful of crops and 20 calibration crops
 

@@ -70,6 +70,21 @@ def test_compress_static_onnx(setup):
     assert d_json["quantization"]["mode"] == "static" and d_json["stages"][1]["latency"]["runs"] == 50
     table = result.report.render()
     assert "int8 static" in table and "precision" in table and "kept in float" in table
+    # fidelity to the original, without labels: checked against bare ONNX Runtime sessions on the same inputs
+    import onnxruntime as ort
+
+    def logits(model: bytes) -> np.ndarray:
+        sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        return np.concatenate([sess.run(None, {name: d.x_test[i:i + 1]})[0] for i in range(len(d.x_test))])
+
+    ref, q = logits(result.report.export.model), logits(result.model)  # the original float export, the int8 model
+    assert stages[0].fidelity.top1_agreement == 1.0 and stages[0].fidelity.n == len(d.x_test)
+    assert stages[1].fidelity.top1_agreement == pytest.approx(np.mean(ref.argmax(1) == q.argmax(1)))
+    sqnr = 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref.astype(np.float64) - q) ** 2))
+    assert stages[1].fidelity.sqnr_db == pytest.approx(sqnr, rel=1e-4)
+    assert d_json["stages"][1]["fidelity"]["top1_agreement"] == stages[1].fidelity.top1_agreement
+    assert "agree %" in table and f"{100 * stages[1].fidelity.top1_agreement:.2f}" in table
 
 
 def test_calibration_data_of_the_wrong_shape(setup):

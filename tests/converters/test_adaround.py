@@ -1,0 +1,95 @@
+"""AdaRound: weights land on the int8 grid ONNX Runtime uses, the learned rounding beats nearest on the data."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from edgeseal.converters.adaround import AdaRoundConfig, adaround_onnx, int8_grid
+from edgeseal.converters.quantize import OnnxStaticConfig, quantize_onnx_static
+from edgeseal.runtime.errors import ConfigError, UnsupportedError
+
+from cnn_graphs import conv_block, run
+
+WEIGHTS = ("w1", "w2", "w3")
+
+
+def _inits(model: bytes) -> dict[str, np.ndarray]:
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer}
+
+
+def _nearest(model: bytes) -> bytes:
+    """The model with each Conv weight rounded to nearest on the per-channel symmetric int8 grid (numpy)."""
+    proto = onnx.load_from_string(model)
+    for t in proto.graph.initializer:
+        if t.name in WEIGHTS:
+            w = numpy_helper.to_array(t).astype(np.float64)
+            s = np.abs(w).max(axis=(1, 2, 3), keepdims=True) / 127
+            t.CopyFrom(numpy_helper.from_array((np.round(w / s) * s).astype(np.float32), t.name))
+    return proto.SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def block():
+    rng = np.random.default_rng(7)
+    model = conv_block(rng, act="Clip", spread=2.0, channels=8)
+    calib = (rng.normal(size=(32, 3, 12, 12)) + 0.5).astype(np.float32)
+    held_out = (rng.normal(size=(32, 3, 12, 12)) + 0.5).astype(np.float32)
+    return model, calib, held_out
+
+
+def test_no_iterations_is_round_to_nearest(block):
+    model, calib, _ = block
+    rounded, report = adaround_onnx(model, calib, AdaRoundConfig(iterations=0, bias_correction=False))
+    got, want = _inits(rounded), _inits(_nearest(model))
+    for name in WEIGHTS:
+        np.testing.assert_array_equal(got[name], want[name])
+    assert [x.node for x in report.layers] == ["conv1", "dw", "pw"]
+    assert all(x.mse_adaround == x.mse_nearest for x in report.layers)
+
+
+def test_learned_rounding_stays_on_the_grid_that_onnx_runtime_reproduces(block):
+    model, calib, _ = block
+    rounded, report = adaround_onnx(model, calib, AdaRoundConfig(iterations=200, samples=32))
+    before, after = _inits(model), _inits(rounded)
+    int8 = quantize_onnx_static(rounded, calib, OnnxStaticConfig(preprocess=False))
+    q_inits = _inits(int8)
+    flipped = 0
+    for name in WEIGHTS:
+        w = before[name].astype(np.float64)
+        s = int8_grid(w)
+        q = after[name] / s
+        np.testing.assert_allclose(q, np.round(q), atol=1e-3)  # on the grid
+        q = np.round(q)
+        assert np.all((q == np.floor(w / s)) | (q == np.ceil(w / s)))  # only ever rounded up or down
+        assert np.array_equal(np.abs(q).max(axis=(1, 2, 3)), np.full(len(q), 127.0))  # scale unchanged
+        flipped += int(np.sum(q != np.round(w / s)))
+        # ONNX Runtime's quantizer computes the same scale and stores exactly these integers
+        np.testing.assert_array_equal(q_inits[name + "_quantized"].astype(np.float64), q)
+    assert flipped > 0
+    assert report.median_error_ratio < 1.0 and "AdaRound on 3 layers" in report.summary()
+
+
+def test_output_closer_to_float_than_round_to_nearest(block):
+    model, calib, held_out = block
+    rounded, _ = adaround_onnx(model, calib, AdaRoundConfig(iterations=300, samples=32))
+    for x in (calib, held_out):  # on the calibration data, and on inputs it never saw
+        ref = run(model, x).astype(np.float64)
+        err_nearest = np.mean((run(_nearest(model), x) - ref) ** 2)
+        err_ada = np.mean((run(rounded, x) - ref) ** 2)
+        assert err_ada < 0.8 * err_nearest
+
+
+def test_bad_configs_and_unsupported_graphs(block):
+    model, calib, _ = block
+    with pytest.raises(ConfigError, match="iterations=-1"):
+        AdaRoundConfig(iterations=-1)
+    with pytest.raises(ConfigError, match="beta_start"):
+        AdaRoundConfig(beta_start=1.0, beta_end=2.0)
+    with pytest.raises(ConfigError, match="not Conv/Gemm"):
+        adaround_onnx(model, calib, AdaRoundConfig(layers=("nope",)))
+    proto = onnx.load_from_string(model)
+    proto.graph.node.append(helper.make_node("Softmax", ["y"], ["p"], name="softmax"))
+    proto.graph.output[0].name = "p"
+    with pytest.raises(UnsupportedError, match="Softmax"):
+        adaround_onnx(proto.SerializeToString(), calib, AdaRoundConfig(iterations=1))
