@@ -9,6 +9,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import edgeseal  # noqa: E402
+from edgeseal.seal import seal  # noqa: E402  (the function; `edgeseal.seal` is also the module's name)
 from edgeseal.runtime import codebook  # noqa: E402
 from edgeseal.runtime.errors import ConfigError, InvalidPackage  # noqa: E402
 
@@ -49,7 +50,7 @@ def test_sealed_codebook_model_runs_bit_identically(parties) -> None:
     assert payload[:4] == b"ESCM" and len(payload) < len(fp32) / 4
     graph, records = codebook.unpack_model(payload)
     assert set(codebook.decode_tensors(records)) == {"conv_w", "fc_w"}  # the bias has 16 values: stays in the graph
-    sealed = edgeseal.seal(payload, publisher=publisher, devices=[device.public_key()], compression="zlib")
+    sealed = seal(payload, publisher=publisher, devices=[device.public_key()], compression="zlib")
     model = edgeseal.load(sealed, key=device, trusted=[publisher.public_key()])
     try:
         assert model.manifest.content_format == "onnx+codebook"
@@ -108,7 +109,7 @@ def test_malformed_container_in_an_authentic_package_is_invalid(parties, damage)
     else:
         payload = payload[:-3]
     with pytest.raises(ConfigError, match="not a valid onnx\\+codebook payload"):  # seal refuses to write it
-        edgeseal.seal(bytes(payload), publisher=publisher, devices=[device.public_key()])
+        seal(bytes(payload), publisher=publisher, devices=[device.public_key()])
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     from edgeseal.runtime.format import DeviceRecipient, Manifest, write_package
