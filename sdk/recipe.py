@@ -283,6 +283,8 @@ class QuantizeStage:
         _check(self.bits in (4, 8), f"[quantize] bits={self.bits!r} must be 8 (int8) or 4 (int4 block-wise weights)")
         _check(self.fallback in ("int8", "float"), f"[quantize] fallback={self.fallback!r} must be 'int8' or 'float'")
         if self.bits == 4:
+            _check(self.qat_epochs == 0, "[quantize] qat_epochs fine-tunes for int8; it does not apply to bits = 4 "
+                                         "(remove qat_epochs, or use bits = 8)")
             from edgeseal.converters.int4 import Int4Config
 
             Int4Config(algorithm=self.algorithm, block_size=self.block_size)  # validates both now

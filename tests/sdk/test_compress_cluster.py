@@ -28,6 +28,7 @@ def digits():
     ({"quantize": {"bits": 4, "algorithm": "awq"}}, r"\[quantize\] algorithm='awq' is not valid"),
     ({"quantize": {"bits": 4, "fallback": "int2"}}, r"\[quantize\] fallback='int2'"),
     ({"quantize": {"bits": 4, "mode": "none"}}, r"bits = 4 with mode = 'none'"),
+    ({"quantize": {"bits": 4, "qat_epochs": 2}}, r"qat_epochs fine-tunes for int8"),
     ({"cluster": {}, "export": {"format": "tflite"}}, r"work on ONNX models"),
 ])
 def test_recipe_fields_are_checked_before_any_work(table: dict, message: str) -> None:
