@@ -389,10 +389,12 @@ def bench_run(name: str, model: bytes, runs: int) -> dict:
     import edgeseal
 
     publisher, device = edgeseal.generate_publisher_key(), edgeseal.generate_device_key()
-    sealed = edgeseal.load(edgeseal.seal(model, publisher=publisher, devices=[device]), key=device,
-                           trusted=[publisher])
+    package = edgeseal.seal(model, publisher=publisher, devices=[device])
+    # Sessions created later run a little faster here (measured: 1-4 % per position, allocator and
+    # page placement), so the sealed session is created between two bare ones and compared with their mean.
     bare = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    control = ort.InferenceSession(model, providers=["CPUExecutionProvider"])  # a second bare session
+    sealed = edgeseal.load(package, key=device, trusted=[publisher])
+    control = ort.InferenceSession(model, providers=["CPUExecutionProvider"])  # a second bare session, created after
     rng = np.random.default_rng(0)
     feeds = {"input_ids": rng.integers(100, 30000, (1, 32), dtype=np.int64),
              "attention_mask": np.ones((1, 32), dtype=np.int64)}
@@ -435,6 +437,8 @@ def bench_run(name: str, model: bytes, runs: int) -> dict:
         "model": name, "runs": len(bare_s), "input": "batch 1, 32 tokens",
         "bare_ms_median": median_ms(bare_s), "sealed_ms_median": median_ms(sealed_s),
         "ratio_sealed_over_bare": round(statistics.median(sealed_s) / statistics.median(bare_s), 4),
+        "ratio_sealed_over_bare_sessions": round(statistics.median(sealed_s) / statistics.mean(
+            [statistics.median(bare_s), statistics.median(control_s)]), 4),
         "control_ratio_second_bare_session_over_bare": round(statistics.median(control_s) / statistics.median(bare_s), 4),
     }
 
@@ -606,12 +610,16 @@ def render(r: dict) -> str:
                      f"{e['v2_chacha_sha256_pass_ms_4_cores']} | {e['v2_chacha_blake3_pass_ms_1_core']} | "
                      f"{e['plain_load_ms_needed_for_1.10']} |")
     lines += ["", "## Steady state: run latency", "",
-              "| model | bare run ms | sealed run ms | sealed ÷ bare | edgeseal's own cost per run, µs | "
-              "control: 2nd bare session ÷ bare |", "|---|---|---|---|---|---|"]
+              "The sealed session is created between two bare ones (sessions created later run a little faster "
+              "here); **sealed ÷ bare sessions** compares it with the mean of the two.", "",
+              "| model | bare (created first) run ms | sealed run ms | **sealed ÷ bare sessions** | sealed ÷ first bare | "
+              "edgeseal's own cost per run, µs | 2nd bare session (created after) ÷ first |",
+              "|---|---|---|---|---|---|---|"]
     for x in r["run"]:
         lines.append(f"| {x['model']} ({x['input']}, {x['runs']} runs) | {x['bare_ms_median']} | "
-                     f"{x['sealed_ms_median']} | **{x['ratio_sealed_over_bare']}** | "
-                     f"{x['wrapper_overhead_us_per_run']} | {x['control_ratio_second_bare_session_over_bare']} |")
+                     f"{x['sealed_ms_median']} | **{x['ratio_sealed_over_bare_sessions']}** | "
+                     f"{x['ratio_sealed_over_bare']} | {x['wrapper_overhead_us_per_run']} | "
+                     f"{x['control_ratio_second_bare_session_over_bare']} |")
     if "runtime_install" in r:
         i = r["runtime_install"]
         lines += ["", f"Runtime-only install (`pip install edgeseal[onnx]` in a fresh venv): "

@@ -228,4 +228,4 @@ def test_readme_and_results_page_state_the_recorded_seal_load_figures():
     assert row("sealed ÷ plain load, v1 (the previous format, same run)") == [
         str(load[m]["sealed_v1"]["ratio_over_plain"]) for m in models]
     assert row("steady-state `run`, sealed ÷ bare (batch 1, 32 tokens)") == [
-        str(run[m]["ratio_sealed_over_bare"]) for m in models]
+        str(run[m]["ratio_sealed_over_bare_sessions"]) for m in models]
