@@ -14,6 +14,8 @@ imports neither torch nor onnx; the compression recipes do, when called.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 # name -> module that defines it (relative to this package)
@@ -49,6 +51,22 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
+
+
+# Public names that are also submodule names (``edgeseal.seal`` the function, ``edgeseal/seal.py`` its
+# module). Importing a submodule makes the import system bind it on the package; for these names that
+# binding would shadow the function for everyone once any code ran ``from edgeseal.seal import ...``.
+_SHADOWED = frozenset(name for name, home in _EXPORTS.items() if home == "." + name)
+
+
+class _Namespace(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the module stays reachable as sys.modules["edgeseal.seal"]; the name stays the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Namespace
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed

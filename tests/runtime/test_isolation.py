@@ -158,3 +158,15 @@ def test_the_lazy_top_level_resolves_every_public_name_and_one_version():
     assert edgeseal.__version__ == runtime_version == metadata.version("edgeseal")
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         edgeseal.nope
+
+
+def test_importing_the_seal_module_first_does_not_shadow_the_seal_function():
+    """`from edgeseal.seal import ...` before anyone touched `edgeseal.seal` used to bind the module over the
+    function (the import system sets submodules on their package): a fresh interpreter shows the order."""
+    code = ("import edgeseal.seal as module_first, edgeseal, sys\n"
+            "from edgeseal.seal import detect_format\n"
+            "assert callable(edgeseal.seal) and edgeseal.seal.__module__ == 'edgeseal.seal', edgeseal.seal\n"
+            "assert sys.modules['edgeseal.seal'].seal is edgeseal.seal\n"
+            "from edgeseal import seal\n"
+            "assert seal is edgeseal.seal\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
