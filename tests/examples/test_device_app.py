@@ -74,7 +74,7 @@ def test_service_holds_under_concurrent_load_with_runtime_only(built):
     assert after["requests_served"] == 480 + 40 and after["errors"] == 0  # the service counted the same
     assert after["torch_loaded"] is False
     # the whole third-party footprint of the app process: the runtime and its backend, nothing else
-    assert after["third_party_modules"] == ["cryptography", "edgeseal", "numpy", "onnxruntime"]
+    assert after["third_party_modules"] == ["blake3", "cryptography", "edgeseal", "numpy", "onnxruntime"]
     lat = result["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"] < 10_000
     # a keep-alive reply stalled by Nagle + delayed ACK takes >= 40 ms; the service sets TCP_NODELAY
