@@ -154,18 +154,22 @@ def test_declared_size_over_the_limit_is_refused_before_allocating() -> None:
     assert peak < 1 << 20
 
 
-@pytest.mark.parametrize("coding", [1, 2, 3])
-def test_decompression_bombs_stop_at_the_declared_size(coding: int) -> None:
-    bomb = bytes(256 << 20)  # 256 MiB of zeros compresses to a few hundred KiB
-    stream = lzma.compress(bomb, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE) if coding == 3 else zlib.compress(bomb, 9)
-    blob = _record(shape=(64,), coding=coding, stream=stream)
+def _peak_while_refused(blob: bytes) -> int:
+    """Peak traced allocation while decode_bytes refuses ``blob`` with InvalidPackage."""
     tracemalloc.start()
     try:
         with pytest.raises(InvalidPackage):
             cb.decode_bytes(blob)
-        peak = tracemalloc.get_traced_memory()[1]
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+@pytest.mark.parametrize("coding", [1, 2, 3])
+def test_decompression_bombs_stop_at_the_declared_size(coding: int) -> None:
+    bomb = bytes(256 << 20)  # 256 MiB of zeros compresses to a few hundred KiB
+    stream = lzma.compress(bomb, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE) if coding == 3 else zlib.compress(bomb, 9)
+    peak = _peak_while_refused(_record(shape=(64,), coding=coding, stream=stream))
     # the declared 64 symbols plus the input (xz: plus the stream's dictionary, at most 8 MiB for so few symbols)
     assert peak < (10 << 20 if coding == 3 else 3 << 20)
 
@@ -173,14 +177,8 @@ def test_decompression_bombs_stop_at_the_declared_size(coding: int) -> None:
 def test_xz_dictionary_beyond_the_bound_is_refused_not_allocated() -> None:
     symbols = bytes(64)
     filters = [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 32 << 20}]  # 32 MiB for 64 symbols
-    blob = _record(shape=(64,), coding=3, stream=lzma.compress(symbols, format=lzma.FORMAT_XZ, filters=filters))
-    tracemalloc.start()
-    try:
-        with pytest.raises(InvalidPackage):
-            cb.decode_bytes(blob)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _peak_while_refused(_record(shape=(64,), coding=3,
+                                       stream=lzma.compress(symbols, format=lzma.FORMAT_XZ, filters=filters)))
     assert peak < 10 << 20
     ok = _record(shape=(64,), coding=3, stream=lzma.compress(symbols, format=lzma.FORMAT_XZ))  # xz's default: 8 MiB
     assert cb.decode_bytes(ok).tolist() == [0.0] * 64
