@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
+from _minilm import embed, setup
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.994, 0.991)
@@ -27,22 +28,11 @@ def main() -> None:
     import edgeseal
     from edgeseal.converters import cluster as cl
     from edgeseal.converters.quantize import preprocess_onnx
-    from edgeseal.converters.text import (OnnxEmbedder, cosine_fidelity, export_embedder, load_minilm, load_sentences,
-                                          sentence_feeds)
+    from edgeseal.converters.text import cosine_fidelity
 
     warnings.simplefilter("ignore")
     t_start = time.time()
-    sentences = load_sentences(ROOT / "examples" / "minilm" / "sentences.txt")
-    evaluation, calibration = sentences[:200], sentences[200:]
-    model, tok = load_minilm()
-    fp32, _ = export_embedder(model, tok, evaluation[:8])
-    fe, fc = sentence_feeds(tok, evaluation), sentence_feeds(tok, calibration)
-
-    def embed(m: bytes, feeds: list[dict]):
-        import numpy as np
-
-        e = OnnxEmbedder(m)
-        return np.concatenate([e.run(f) for f in feeds])
+    evaluation, calibration, fp32, _, fe, fc = setup(export_samples=8)
 
     ref_c = embed(fp32, fc)
     score = lambda m: float(cosine_fidelity(ref_c, embed(m, fc)).mean())  # noqa: E731

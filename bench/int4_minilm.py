@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
+from _minilm import embed, setup
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_COS = 0.99
@@ -38,20 +39,11 @@ def main() -> None:
     import edgeseal
     from edgeseal.converters.int4 import Int4Config, int4_within_budget, quantize_onnx_int4
     from edgeseal.converters.quantize import OnnxDynamicConfig, preprocess_onnx, quantize_onnx_dynamic
-    from edgeseal.converters.text import (OnnxEmbedder, cosine_fidelity, export_embedder, load_minilm, load_sentences,
-                                          sentence_feeds)
+    from edgeseal.converters.text import OnnxEmbedder, cosine_fidelity
 
     warnings.simplefilter("ignore")
     t_start = time.time()
-    sentences = load_sentences(ROOT / "examples" / "minilm" / "sentences.txt")
-    evaluation, calibration = sentences[:200], sentences[200:]
-    model, tok = load_minilm()
-    fp32, export_err = export_embedder(model, tok, evaluation[:8])
-    fe, fc = sentence_feeds(tok, evaluation), sentence_feeds(tok, calibration)
-
-    def embed(m: bytes, feeds: list[dict]) -> np.ndarray:
-        e = OnnxEmbedder(m)
-        return np.concatenate([e.run(f) for f in feeds])
+    evaluation, calibration, fp32, export_err, fe, fc = setup(export_samples=8)
 
     ref_cal = embed(fp32, fc)
     mean_cos = lambda m: float(cosine_fidelity(ref_cal, embed(m, fc)).mean())  # noqa: E731

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from _machine import cpu_name  # bench/_machine.py (the script's folder is on sys.path)
+from _minilm import embed, setup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,18 +57,10 @@ def main() -> None:
     from edgeseal.converters.localize import quantize_within_budget
     from edgeseal.converters.quantize import OnnxDynamicConfig, OnnxStaticConfig, preprocess_onnx, quantize_onnx_dynamic
     from edgeseal.converters.smooth import SmoothConfig, smooth_onnx
-    from edgeseal.converters.text import OnnxEmbedder, sentence_feeds, cosine_fidelity, export_embedder, load_minilm, load_sentences
+    from edgeseal.converters.text import OnnxEmbedder, cosine_fidelity
 
     t_start = time.time()
-    sentences = load_sentences(ROOT / "examples" / "minilm" / "sentences.txt")
-    evaluation, calibration = sentences[:200], sentences[200:]
-    model, tok = load_minilm()
-    fp32, export_err = export_embedder(model, tok, evaluation[:16])
-    fe, fc = sentence_feeds(tok, evaluation), sentence_feeds(tok, calibration)
-
-    def embed(m: bytes, feeds: list[dict]) -> np.ndarray:
-        e = OnnxEmbedder(m)
-        return np.concatenate([e.run(f) for f in feeds])
+    evaluation, calibration, fp32, export_err, fe, fc = setup(export_samples=16)
 
     ref_cal = embed(fp32, fc)
     mean_cos = lambda m: float(cosine_fidelity(ref_cal, embed(m, fc)).mean())  # noqa: E731
