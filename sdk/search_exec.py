@@ -188,6 +188,18 @@ def gpus_for_trials(cluster_gpus: float, requested: float | None, device: str) -
     return float(requested)
 
 
+CONNECT_ATTEMPTS = 3
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for an error message: the exception's first line, plus its last one when they differ (Ray's
+    client puts the server's traceback after "Initialization failure from server:", the cause at its end)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+
+
 def _connect(ray: Any, address: str, workers: int | None) -> int:
     """Connect (or start, for 'local'); returns how many attempts it took."""
     kwargs: dict[str, Any] = {"log_to_driver": False}
@@ -195,23 +207,24 @@ def _connect(ray: Any, address: str, workers: int | None) -> int:
         kwargs.update(num_cpus=workers or os.cpu_count(), include_dashboard=False)
     else:
         kwargs["address"] = address
-    for attempt in (1, 2):
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
             ray.init(**kwargs)
             return attempt
         except Exception as exc:
-            if isinstance(exc, ConnectionAbortedError) and attempt == 1:
-                # The head's client server sometimes fails to start its per-client server on a first
-                # connection (ray_client_server_<port>.err stays empty); a second connection succeeds.
+            if isinstance(exc, ConnectionAbortedError) and attempt < CONNECT_ATTEMPTS:
+                # The head reached us but its per-client server did not come up (the head's proxy gives
+                # it 30 s; on a busy head its start sometimes stalls); each attempt starts a new one.
                 ray.shutdown()
-                time.sleep(1.0)
+                time.sleep(2.0 * attempt)
                 continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            tried = f" after {attempt} attempts" if attempt > 1 else ""
             raise ConfigError(
-                f"cannot reach the Ray cluster at {address!r} ({type(exc).__name__}: {first}); check that "
-                "`ray status` works on the head, that the address is ray://HEAD:10001 (its client server port), "
-                "that Ray and Python versions match the cluster's, and, if the cluster uses token authentication, "
-                "that RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) are set here"
+                f"cannot reach the Ray cluster at {address!r}{tried} ({type(exc).__name__}: {_reason(exc)}); "
+                "check that `ray status` works on the head, that the address is ray://HEAD:10001 (its client "
+                "server port), that Ray and Python versions match the cluster's, and, if the cluster uses token "
+                "authentication, that RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) "
+                "are set here; the head's ray_client_server*.err logs (session_latest/logs) say more"
             ) from None
 
 
@@ -280,6 +293,16 @@ class RayHead:
     address: str  # ray://127.0.0.1:PORT
     env: dict[str, str]  # what a client (driver) needs in its environment: the head's auth token
     log: Any  # pathlib.Path of the head's output
+
+    def client_server_logs(self, tail: int = 2000) -> str:
+        """The last lines of the head's Ray client server logs (its proxy and each per-client server):
+        what to read when a client could not connect."""
+        parts = []
+        for path in sorted(self.log.parent.glob("session_*/logs/ray_client_server*")):
+            text = path.read_text(errors="replace").strip()
+            if text:
+                parts.append(f"== {path.name}\n{text[-tail:]}")
+        return "\n".join(parts) or "(no client server log written)"
 
 
 def _free_port() -> int:

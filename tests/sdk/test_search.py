@@ -326,6 +326,38 @@ def test_cli_errors(digits, tmp_path):
     assert err["error"] == "ConfigError" and f"cannot reach the Ray cluster at 'ray://127.0.0.1:{port}'" in err["message"]
 
 
+class _FlakyRay:
+    """Stands in for ``ray``: ``init`` fails the way a head whose per-client server stalls does."""
+
+    def __init__(self, failures: int):
+        self.failures, self.inits, self.shutdowns = failures, 0, 0
+
+    def init(self, **kwargs):
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback (most recent call last):\n"
+                                         "  File proxier.py\nRuntimeError: Proxy failed to Connect to backend!")
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_connect_retries_a_stalled_head_then_names_the_servers_reason(monkeypatch):
+    from edgeseal import search_exec
+
+    monkeypatch.setattr(search_exec.time, "sleep", lambda s: None)
+    ray = _FlakyRay(failures=search_exec.CONNECT_ATTEMPTS - 1)
+    assert search_exec._connect(ray, "ray://h:1", None) == search_exec.CONNECT_ATTEMPTS
+    assert ray.shutdowns == search_exec.CONNECT_ATTEMPTS - 1
+    ray = _FlakyRay(failures=search_exec.CONNECT_ATTEMPTS)
+    with pytest.raises(ConfigError) as err:
+        search_exec._connect(ray, "ray://h:1", None)
+    assert ray.inits == search_exec.CONNECT_ATTEMPTS
+    message = str(err.value)
+    assert f"after {search_exec.CONNECT_ATTEMPTS} attempts" in message
+    assert "Proxy failed to Connect to backend!" in message  # the server's own reason, not only the first line
+
+
 def test_ray_missing_is_a_clear_error(digits, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     config = dataclasses.replace(load_search(digits["space"]), ray="auto")
@@ -354,7 +386,7 @@ def ray_head():
     from edgeseal.search_exec import local_ray_head
 
     with local_ray_head(num_cpus=2) as head:
-        yield {"address": head.address, "env": head.env, "log": head.log}
+        yield {"address": head.address, "env": head.env, "log": head.log, "head": head}
 
 
 NODES = """
@@ -373,7 +405,8 @@ def test_search_through_a_local_ray_cluster(ray_head, cli_run, digits):
     proc = _edgeseal("--json", "search", "--recipe", digits["recipe"], "--space", digits["space"],
                      "--max-size", MAX_SIZE, "--test", digits["test"], "--ray", ray_head["address"], "--out", out,
                      env=ray_head["env"])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]
+                                  + "\nthe head's client server logs:\n" + ray_head["head"].client_server_logs())
     data = json.loads(proc.stdout)
     trials, front, _, _ = _check_report(data, digits["folder"])
     # ask the cluster itself which nodes it has
