@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,8 @@ from ._common import progress
 from .graph_passes import consumers
 from .quantize import CalibrationData, as_feeds
 
-__all__ = ["AdaRoundConfig", "AdaRoundLayer", "AdaRoundReport", "adaround_onnx", "int8_grid"]
+__all__ = ["AdaRoundConfig", "AdaRoundLayer", "AdaRoundReport", "adaround_onnx", "fake_quant_uint8", "int8_grid",
+           "uint8_params"]
 
 _ZETA, _GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (paper, eq. 23)
 _REPORT_SAMPLES = 8  # samples the per-layer report's errors are measured on
@@ -55,7 +56,10 @@ class AdaRoundConfig:
     batches of ``batch_size`` of them (large feature maps cut to random ``crop`` x ``crop`` output
     windows, the input region they read), regulariser weight ``reg_weight`` with ``β`` annealed from
     ``beta_start`` to ``beta_end`` after the first ``warmup`` fraction of the steps. ``layers`` limits
-    the pass to those node names (default: every Conv and Gemm with a constant weight)."""
+    the pass to those node names (default: every Conv and Gemm with a constant weight).
+    ``quantized_inputs`` asks :func:`edgeseal.converters.ptq.quantize_onnx_corrected` to calibrate the
+    activation ranges first and pass them as ``activation_ranges`` (each layer then learns from inputs
+    rounded as in the int8 model); :func:`adaround_onnx` itself uses whatever ranges it is given."""
 
     samples: int = 64
     iterations: int = 300
@@ -68,6 +72,7 @@ class AdaRoundConfig:
     warmup: float = 0.2
     bias_correction: bool = True
     layers: tuple[str, ...] = ()
+    quantized_inputs: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -295,10 +300,31 @@ class _Graph:
                         env.pop(i, None)
 
 
-def adaround_onnx(model: bytes, calibration: CalibrationData,
-                  config: AdaRoundConfig | None = None) -> tuple[bytes, AdaRoundReport]:
+def fake_quant_uint8(x: Any, lo: float, hi: float) -> Any:
+    """``x`` through a uint8 QuantizeLinear -> DequantizeLinear pair for the range [lo, hi] (torch), the scale
+    and zero point ONNX Runtime derives from that range (the range widened to hold 0)."""
+    import torch
+
+    scale, zero_point = uint8_params(lo, hi)
+    return (torch.clamp(torch.round(x / scale) + zero_point, 0, 255) - zero_point) * scale
+
+
+def uint8_params(lo: float, hi: float) -> tuple[float, int]:
+    """(scale, zero point) of asymmetric uint8 for [lo, hi] as ONNX Runtime computes them (float32 scale)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = float(np.float32((hi - lo) / 255.0)) if hi > lo else 1.0
+    return scale, int(np.clip(round(-lo / scale), 0, 255))
+
+
+def adaround_onnx(model: bytes, calibration: CalibrationData, config: AdaRoundConfig | None = None, *,
+                  activation_ranges: Mapping[str, tuple[float, float]] | None = None) -> tuple[bytes, AdaRoundReport]:
     """Learn the int8 rounding of every Conv/Gemm weight (see the module doc); returns the float model with
-    its weights on the int8 grid (and corrected biases with ``bias_correction``) and a per-layer report."""
+    its weights on the int8 grid (and corrected biases with ``bias_correction``) and a per-layer report.
+
+    ``activation_ranges`` (tensor name -> (lo, hi), e.g. :func:`edgeseal.converters.ranges.activation_ranges`
+    of the static int8 model) puts each of those tensors through its uint8 quantize -> dequantize in the
+    rounded model's pass: every layer then learns its rounding, and its bias correction, from inputs that
+    carry the activation rounding the int8 model will have, against the float model's output."""
     import onnx
     import torch
     from onnx import numpy_helper
@@ -329,7 +355,12 @@ def adaround_onnx(model: bytes, calibration: CalibrationData,
     x0 = torch.from_numpy(np.concatenate([f[name_in] for f in feeds]).astype(np.float32))
     graph = _Graph(g, inits)
     todo_names = {n.name for n in todo}
-    env_q, env_f = {name_in: x0}, {name_in: x0}  # earlier layers rounded / the float model
+    ranges = dict(activation_ranges or {})
+
+    def requantize(name: str, t: Any) -> Any:
+        return fake_quant_uint8(t, *ranges[name]) if name in ranges else t
+
+    env_q, env_f = {name_in: requantize(name_in, x0)}, {name_in: x0}  # earlier layers rounded / the float model
     rounded: dict[str, Any] = {}
     with progress("adaround", len(todo)) as bar, torch.no_grad():
         for node in g.node:
@@ -352,6 +383,9 @@ def adaround_onnx(model: bytes, calibration: CalibrationData,
                             inits[node.input[2]] = b_new
                         rounded[node.input[2]] = torch.from_numpy(b_new)
             graph.step(node, env_q, rounded)
+            for o in node.output:
+                if o in ranges and o in env_q:
+                    env_q[o] = requantize(o, env_q[o])
             graph.step(node, env_f)
             graph.release(node, env_q, env_f)
     model = proto.SerializeToString()

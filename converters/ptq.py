@@ -10,17 +10,24 @@ Steps, each its own module so they can be used alone:
    Conv fuses to an int8 kernel;
 3. ``equalize.equalize_onnx`` — cross-layer equalization of Conv pairs joined by ReLU or nothing
    (exact; ReLU6 pairs are left alone);
-4. optionally ``adaround.adaround_onnx`` — AdaRound (Nagel et al., ICML 2020): each Conv/Gemm
+4. with ``float_input_conv``, the Conv that reads the graph input stays float, so the image is
+   not rounded to 8 bits: on EfficientNet-Lite0 that rounding, amplified by the stem's large
+   BatchNorm-folded weights, is the largest single loss of any tensor (logit SQNR 20.2 -> 24.9 dB
+   with it alone kept float, measured in ``bench/results/efficientnet_int8.md``); the stem is
+   ~3 % of the network's multiply-adds and no slower within noise;
+5. optionally ``adaround.adaround_onnx`` — AdaRound (Nagel et al., ICML 2020): each Conv/Gemm
    weight's rounding up or down is learned on the calibration data so the layer's output stays
    closest to float, with the mean shift left folded into the bias; the weights are left on the
-   int8 grid so step 5 reproduces those integers exactly;
-5. static QDQ int8 with ONNX Runtime's tool (``OnnxStaticConfig``: per-channel symmetric int8
+   int8 grid so step 6 reproduces those integers exactly. With ``AdaRoundConfig.quantized_inputs``
+   a first MinMax calibration gives every activation's uint8 range (``ranges.activation_ranges``)
+   and each layer learns its rounding and bias from inputs that carry that rounding;
+6. static QDQ int8 with ONNX Runtime's tool (``OnnxStaticConfig``: per-channel symmetric int8
    weights, uint8 activations by default);
-6. without AdaRound, ``bias_correction.correct_bias`` — the per-channel output-mean shift that
+7. without AdaRound, ``bias_correction.correct_bias`` — the per-channel output-mean shift that
    int8 weights cause, folded into the float biases, then quantized again;
-7. ``graph_passes.float_graph_outputs`` — the logits are not re-quantized to 8 bits (the last
+8. ``graph_passes.float_graph_outputs`` — the logits are not re-quantized to 8 bits (the last
    Gemm still runs as int8 ``QGemm``, with a float output);
-8. ``graph_passes.strip_debug_info`` and ``drop_zero_weight_zero_points`` — the exporter's
+9. ``graph_passes.strip_debug_info`` and ``drop_zero_weight_zero_points`` — the exporter's
    stack traces and all-zero weight zero points go; the function does not change.
 """
 
@@ -29,13 +36,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 from .adaround import AdaRoundConfig, AdaRoundReport, adaround_onnx
 from .bias_correction import BiasCorrectionReport, correct_bias
 from .equalize import EqualizeReport, equalize_onnx
-from .graph_passes import drop_zero_weight_zero_points, float_graph_outputs, fold_pad_into_conv, strip_debug_info
+from .graph_passes import consumers, drop_zero_weight_zero_points, float_graph_outputs, fold_pad_into_conv, strip_debug_info
 from .quantize import CalibrationData, OnnxStaticConfig, preprocess_onnx, quantize_onnx_static
+from .ranges import activation_ranges
 
-__all__ = ["PtqReport", "quantize_onnx_corrected"]
+__all__ = ["PtqReport", "input_convs", "load_onnx_weights", "quantize_onnx_corrected"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +59,10 @@ class PtqReport:
     size_bytes: int
     adaround: AdaRoundReport | None = None
     float_outputs: int = 0  # graph outputs whose Q/DQ pair was removed (logits kept float)
+    float_nodes: tuple[str, ...] = ()  # nodes left float by the recipe (float_input_conv)
+    # the float model whose weights lie on the int8 grid (after CLE and AdaRound), for re-use by
+    # another format (e.g. TFLite: ``load_onnx_weights``); not part of the printed report
+    rounded_model: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,10 +73,13 @@ class PtqReport:
             "size_bytes": self.size_bytes,
             "adaround": None if self.adaround is None else self.adaround.to_dict(),
             "float_outputs": self.float_outputs,
+            "float_nodes": list(self.float_nodes),
         }
 
     def summary(self) -> str:
         lines = [f"folded {self.pads_folded} Pad(s) into Conv pads", self.equalization.summary()]
+        if self.float_nodes:
+            lines.append(f"kept float (input not rounded to 8 bits): {', '.join(self.float_nodes)}")
         if self.adaround is not None:
             lines.append(self.adaround.summary())
         if self.bias_correction is not None:
@@ -73,16 +90,27 @@ class PtqReport:
         return "\n".join(lines)
 
 
+def input_convs(model: bytes) -> tuple[str, ...]:
+    """Names of the Conv nodes that read a graph input directly (the stem of a convolutional network)."""
+    import onnx
+
+    g = onnx.load_from_string(model).graph
+    inits = {i.name for i in g.initializer}
+    readers = consumers(g)
+    return tuple(n.name for i in g.input if i.name not in inits for n in readers.get(i.name, []) if n.op_type == "Conv")
+
+
 def quantize_onnx_corrected(model: bytes, calibration: CalibrationData, config: OnnxStaticConfig | None = None,
                             *, adaround: AdaRoundConfig | None = None, bias_correction: bool = True,
                             bias_samples: int = 64, bias_rounds: int = 1,
-                            float_outputs: bool = True) -> tuple[bytes, PtqReport]:
+                            float_outputs: bool = True, float_input_conv: bool = False) -> tuple[bytes, PtqReport]:
     """Static int8 of a convolutional ONNX model with edgeseal's recipe (see the module doc).
 
     ``adaround`` (a config) learns the weights' rounding first; it brings its own per-layer bias
-    correction, so ``bias_correction`` (the statistical pass, step 6) then does not run: with the
+    correction, so ``bias_correction`` (the statistical pass, step 7) then does not run: with the
     float weights already on the int8 grid it would see no weight error to correct.
-    ``float_outputs`` removes the Q/DQ pair on the graph outputs (step 7).
+    ``float_outputs`` removes the Q/DQ pair on the graph outputs (step 8); ``float_input_conv``
+    keeps the Conv(s) reading the graph input float (step 4).
     """
     config = config or OnnxStaticConfig()
     if config.preprocess:
@@ -90,13 +118,26 @@ def quantize_onnx_corrected(model: bytes, calibration: CalibrationData, config: 
         config = config.replace(preprocess=False)
     model, pads = fold_pad_into_conv(model)
     model, eq = equalize_onnx(model)
-    ar = None
-    if adaround is not None:
-        model, ar = adaround_onnx(model, calibration, adaround)
-        bias_correction = False
+    float_nodes: tuple[str, ...] = ()
+    if float_input_conv:
+        float_nodes = tuple(n for n in input_convs(model) if n not in config.exclude_nodes)
+        config = config.replace(exclude_nodes=config.exclude_nodes + float_nodes)
 
     def quantize(m: bytes) -> bytes:
         return quantize_onnx_static(m, calibration, config)
+
+    ar = None
+    if adaround is not None:
+        if not adaround.layers and config.exclude_nodes:
+            import onnx
+
+            keep = tuple(n.name for n in onnx.load_from_string(model).graph.node
+                         if n.op_type in ("Conv", "Gemm") and n.name not in config.exclude_nodes)
+            adaround = dataclasses.replace(adaround, layers=keep)  # nodes that stay float are not rounded
+        ranges = activation_ranges(quantize(model)) if adaround.quantized_inputs else None
+        model, ar = adaround_onnx(model, calibration, adaround, activation_ranges=ranges)
+        bias_correction = False
+    rounded = model
 
     bc = None
     if bias_correction:
@@ -108,4 +149,86 @@ def quantize_onnx_corrected(model: bytes, calibration: CalibrationData, config: 
     if float_outputs:
         int8, n_float = float_graph_outputs(int8)
     int8, dropped = drop_zero_weight_zero_points(strip_debug_info(int8))
-    return int8, PtqReport(pads, eq, bc, dropped, len(int8), ar, n_float)
+    return int8, PtqReport(pads, eq, bc, dropped, len(int8), ar, n_float, float_nodes, rounded)
+
+
+def load_onnx_weights(net: Any, model: bytes, sample: Any, *, atol: float = 1e-3) -> Any:
+    """Put the Conv/Gemm weights and biases of an ONNX model exported from ``net`` (e.g. the float model
+    with CLE'd, AdaRounded weights, ``PtqReport.rounded_model``) back into ``net``, in place, so another
+    converter (TFLite) starts from the same integers.
+
+    The exporter folds each BatchNorm into the Conv before it (weight ``<conv>.weight``, bias
+    ``<conv>.weight_bias``); here each ``Conv2d`` whose output feeds a ``BatchNorm2d`` (found by running
+    ``sample`` through ``net``) takes the folded weight and bias and its BatchNorm becomes an
+    ``Identity``. Weights are matched by node input name = ``<module>.weight``. The result is checked:
+    ``net`` on ``sample`` must give the ONNX model's output within ``atol`` (relative to its largest
+    value), else :class:`~edgeseal.runtime.errors.InternalError`.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from edgeseal.runtime.errors import ConfigError, InternalError
+
+    from .infer import runner_for
+
+    g = onnx.load_from_string(model).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    modules = dict(net.named_modules())
+    produced: dict[int, str] = {}
+    bn_after: dict[str, str] = {}
+
+    def on_conv(name: str) -> Any:
+        return lambda _m, _i, out: produced.__setitem__(id(out), name)
+
+    def on_bn(name: str) -> Any:
+        def hook(_m: Any, inputs: Any) -> None:
+            if id(inputs[0]) in produced:
+                bn_after[produced[id(inputs[0])]] = name
+        return hook
+
+    hooks = [m.register_forward_hook(on_conv(n)) for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)]
+    hooks += [m.register_forward_pre_hook(on_bn(n)) for n, m in modules.items() if isinstance(m, torch.nn.BatchNorm2d)]
+    x = torch.as_tensor(np.asarray(sample, dtype=np.float32))
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    loaded = 0
+    with torch.no_grad():
+        for node in g.node:
+            if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in inits:
+                continue
+            mod_name = node.input[1].removesuffix(".weight")
+            mod = modules.get(mod_name)
+            if mod is None or not node.input[1].endswith(".weight"):
+                raise ConfigError(f"ONNX weight {node.input[1]!r} names no module of the torch model; "
+                                  "give the model the ONNX file was exported from")
+            w = torch.from_numpy(np.array(inits[node.input[1]]))
+            b = None
+            if len(node.input) > 2 and node.input[2] in inits:
+                b = torch.from_numpy(np.array(inits[node.input[2]]))
+            if tuple(mod.weight.shape) != tuple(w.shape):
+                raise ConfigError(f"{mod_name}: ONNX weight shape {tuple(w.shape)} != torch {tuple(mod.weight.shape)}")
+            mod.weight.copy_(w)
+            if mod_name in bn_after:  # the BatchNorm is already folded into the ONNX weight and bias
+                parent, _, attr = bn_after[mod_name].rpartition(".")
+                setattr(modules[parent] if parent else net, attr, torch.nn.Identity())
+            if b is not None:
+                if mod.bias is None:
+                    mod.bias = torch.nn.Parameter(b.clone())
+                else:
+                    mod.bias.copy_(b)
+            loaded += 1
+    if not loaded:
+        raise ConfigError("the ONNX model has no Conv/Gemm with constant weights to load")
+    want = runner_for(model, threads=1).run(x.numpy())
+    with torch.no_grad():
+        got = net(x).numpy()
+    err = float(np.abs(got - want).max())
+    if err > atol * max(1.0, float(np.abs(want).max())):
+        raise InternalError(f"after loading the ONNX weights the torch model differs from the ONNX model by {err:.3g} "
+                            "(max abs); the module names or the BatchNorm pairing do not match")
+    return net

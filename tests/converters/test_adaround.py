@@ -93,3 +93,35 @@ def test_bad_configs_and_unsupported_graphs(block):
     proto.graph.output[0].name = "p"
     with pytest.raises(UnsupportedError, match="Softmax"):
         adaround_onnx(proto.SerializeToString(), calib, AdaRoundConfig(iterations=1))
+
+
+
+def _conv1_channel_means(model: bytes, x: np.ndarray) -> np.ndarray:
+    """Per-channel mean of the first Conv's output 'c1' (an extra graph output), run by ONNX Runtime."""
+    proto = onnx.load_from_string(model)
+    proto.graph.output.append(helper.make_tensor_value_info("c1", onnx.TensorProto.FLOAT, None))
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return sess.run(["c1"], {"x": x})[0].astype(np.float64).mean(axis=(0, 2, 3))
+
+
+def test_quantized_inputs_bias_correction_matches_the_float_mean_on_rounded_inputs(block):
+    """With ``activation_ranges`` each layer's input carries the int8 model's uint8 rounding (here a range
+    that clips the input); the bias correction then makes the layer's mean output on those rounded
+    inputs equal the float layer's on the float inputs, which it does not without the ranges."""
+    import torch
+
+    from edgeseal.converters.adaround import fake_quant_uint8
+
+    model, calib, _ = block
+    ranges = {"x": (-0.3, 2.5)}  # clips the input's tails: a large mean shift at the first Conv
+    xq = fake_quant_uint8(torch.from_numpy(calib), *ranges["x"]).numpy()
+    want = _conv1_channel_means(model, calib)
+    scale = np.abs(want).max()
+    aware, _ = adaround_onnx(model, calib, AdaRoundConfig(iterations=0, samples=32), activation_ranges=ranges)
+    unaware, _ = adaround_onnx(model, calib, AdaRoundConfig(iterations=0, samples=32))
+    np.testing.assert_allclose(_conv1_channel_means(aware, xq), want, atol=1e-4 * scale)
+    assert np.abs(_conv1_channel_means(unaware, xq) - want).max() > 100 * 1e-4 * scale
