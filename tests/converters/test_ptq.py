@@ -28,7 +28,7 @@ def test_float_input_conv_leaves_the_stem_float_and_quantizes_the_rest(block):
     int8, report = quantize_onnx_corrected(model, calib, adaround=AdaRoundConfig(iterations=20, samples=16,
                                                                                  quantized_inputs=True),
                                            float_input_conv=True)
-    assert report.float_nodes == ("conv1",) and "kept float (input not rounded to 8 bits): conv1" in report.summary()
+    assert report.float_nodes == ("conv1",) and "kept float: conv1" in report.summary()
     g = onnx.load_from_string(int8).graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     producer = {o: n for n in g.node for o in n.output}
@@ -104,3 +104,40 @@ def test_load_onnx_weights_folds_batchnorm_and_reproduces_the_onnx_model():
     np.testing.assert_array_equal(loaded.dw.weight.detach().numpy(), w)
     with pytest.raises(ConfigError, match="names no module"):
         load_onnx_weights(torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3)), changed, x)
+
+
+def test_weight_sensitivity_is_the_sqnr_of_rounding_that_weight_alone(block):
+    from edgeseal.converters.ptq import weight_sensitivity
+
+    model, calib = block
+    ranking = weight_sensitivity(model, calib, samples=16)
+    assert sorted(r.node for r in ranking) == ["conv1", "dw", "pw"]
+    assert [r.sqnr_db for r in ranking] == sorted(r.sqnr_db for r in ranking)
+    ref = run(model, calib[:16]).astype(np.float64)
+    for r in ranking:  # recomputed here: numpy round-to-nearest of that one weight, ONNX Runtime run
+        proto = onnx.load_from_string(model)
+        node = next(n for n in proto.graph.node if n.name == r.node)
+        t = next(i for i in proto.graph.initializer if i.name == node.input[1])
+        w = numpy_helper.to_array(t).astype(np.float64)
+        s = np.abs(w).max(axis=(1, 2, 3), keepdims=True) / 127
+        t.CopyFrom(numpy_helper.from_array((np.round(w / s) * s).astype(np.float32), t.name))
+        got = run(proto.SerializeToString(), calib[:16])
+        want = 10 * np.log10(np.sum(ref ** 2) / np.sum((got - ref) ** 2))
+        assert abs(r.sqnr_db - want) < 1e-3 and r.params == w.size
+
+
+def test_float_sensitive_keeps_the_worst_small_layer_float_with_its_float_weight(block):
+    model, calib = block
+    int8, report = quantize_onnx_corrected(model, calib, float_sensitive=1, float_max_params=100)
+    small = [r for r in report.sensitivity if r.params <= 100]  # dw (72 weights); conv1 has 216, pw 32
+    assert report.float_nodes == (small[0].node,)
+    g = onnx.load_from_string(int8).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    node = next(n for n in g.node if n.name == small[0].node)
+    original = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer}
+    assert node.input[1] in inits and inits[node.input[1]].dtype == np.float32
+    assert not np.allclose(inits[node.input[1]], 0)
+    # bias correction may move the bias, never the float weight of a layer kept float
+    np.testing.assert_array_equal(inits[node.input[1]], original[node.input[1]])
+    with pytest.raises(ConfigError, match="float_sensitive=-1"):
+        quantize_onnx_corrected(model, calib, float_sensitive=-1)
