@@ -14,7 +14,9 @@ Steps, each its own module so they can be used alone:
    not rounded to 8 bits: on EfficientNet-Lite0 that rounding, amplified by the stem's large
    BatchNorm-folded weights, is the largest single loss of any tensor (logit SQNR 20.2 -> 24.9 dB
    with it alone kept float, measured in ``bench/results/efficientnet_int8.md``); the stem is
-   ~3 % of the network's multiply-adds and no slower within noise;
+   ~3 % of the network's multiply-adds and no slower within noise. ``float_sensitive`` keeps float,
+   too, the few tiny layers whose int8 weight alone costs the most output SQNR on calibration data
+   (``weight_sensitivity``; on EfficientNet-Lite0 the first depthwise Conv, 288 weights);
 5. optionally ``adaround.adaround_onnx`` — AdaRound (Nagel et al., ICML 2020): each Conv/Gemm
    weight's rounding up or down is learned on the calibration data so the layer's output stays
    closest to float, with the mean shift left folded into the bias; the weights are left on the
@@ -47,8 +49,8 @@ from .graph_passes import consumers, drop_zero_weight_zero_points, float_graph_o
 from .quantize import CalibrationData, OnnxStaticConfig, as_feeds, preprocess_onnx, quantize_onnx_static
 from .ranges import activation_ranges
 
-__all__ = ["PtqReport", "WeightSensitivity", "input_convs", "load_onnx_weights", "quantize_onnx_corrected",
-           "weight_sensitivity"]
+__all__ = ["PtqReport", "WeightSensitivity", "input_convs", "load_onnx_weights", "matching_tflite_ops",
+           "quantize_onnx_corrected", "weight_sensitivity"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,3 +301,43 @@ def load_onnx_weights(net: Any, model: bytes, sample: Any, *, atol: float = 1e-3
         raise InternalError(f"after loading the ONNX weights the torch model differs from the ONNX model by {err:.3g} "
                             "(max abs); the module names or the BatchNorm pairing do not match")
     return net
+
+
+def matching_tflite_ops(onnx_model: bytes, tflite_model: bytes, nodes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(TFLite op name, output tensor name) of the ops that compute the given ONNX Conv/Gemm ``nodes``, for
+    two exports of one network (e.g. to keep in a TFLite model the layers ``float_nodes`` kept float in
+    the ONNX one, via ``TfliteInt8Config(keep_float=...)``). Layers are matched by position in the chain
+    of Conv/Gemm (ONNX) and CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED (TFLite) ops, and each match is
+    checked: a grouped Conv must be a DEPTHWISE_CONV_2D, another Conv a CONV_2D (either, when it reads
+    one input channel), a Gemm a FULLY_CONNECTED."""
+    import onnx
+
+    from .quantize import tflite_op_outputs
+
+    g = onnx.load_from_string(onnx_model).graph
+    in_per_group = {i.name: (i.dims[1] if len(i.dims) > 1 else 0) for i in g.initializer}
+    layers = [n for n in g.node if n.op_type in ("Conv", "Gemm")]
+    ops = [(op, name) for op, name in tflite_op_outputs(tflite_model)
+           if op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    if len(layers) != len(ops):
+        raise ConfigError(f"the ONNX model has {len(layers)} Conv/Gemm layers but the TFLite model {len(ops)} "
+                          "convolution/fully-connected ops; give two exports of the same network")
+    unknown = sorted(set(nodes) - {n.name for n in layers})
+    if unknown:
+        raise ConfigError(f"{unknown} are not Conv/Gemm nodes of the ONNX model")
+    out = []
+    for n, (op, name) in zip(layers, ops):
+        if n.op_type == "Gemm":
+            want: tuple[str, ...] = ("FULLY_CONNECTED",)
+        elif any(a.name == "group" and a.i > 1 for a in n.attribute):
+            want = ("DEPTHWISE_CONV_2D",)
+        elif in_per_group.get(n.input[1]) == 1:  # one input channel: converters may emit either
+            want = ("CONV_2D", "DEPTHWISE_CONV_2D")
+        else:
+            want = ("CONV_2D",)
+        if op not in want:
+            raise ConfigError(f"ONNX {n.op_type} {n.name!r} lines up with TFLite {op} {name!r}; the two models "
+                              "do not hold the same chain of layers")
+        if n.name in nodes:
+            out.append((op, name))
+    return tuple(out)

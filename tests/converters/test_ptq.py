@@ -141,3 +141,24 @@ def test_float_sensitive_keeps_the_worst_small_layer_float_with_its_float_weight
     np.testing.assert_array_equal(inits[node.input[1]], original[node.input[1]])
     with pytest.raises(ConfigError, match="float_sensitive=-1"):
         quantize_onnx_corrected(model, calib, float_sensitive=-1)
+
+
+def test_matching_tflite_ops_lines_up_the_two_exports_layer_by_layer(exported):
+    from edgeseal.converters.ptq import matching_tflite_ops
+    from edgeseal.converters.quantize import tflite_op_outputs
+
+    onnx_model, tfl = exported["onnx"].model, exported["tflite"].model
+    layers = [n for n in onnx.load_from_string(onnx_model).graph.node if n.op_type in ("Conv", "Gemm")]
+    assert len(layers) >= 2
+    got = matching_tflite_ops(onnx_model, tfl, tuple(n.name for n in layers))
+    ops = [x for x in tflite_op_outputs(tfl) if x[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert list(got) == ops
+    assert [op == "FULLY_CONNECTED" for op, _ in got] == [n.op_type == "Gemm" for n in layers]
+    assert matching_tflite_ops(onnx_model, tfl, (layers[-1].name,)) == (ops[-1],)
+    with pytest.raises(ConfigError, match="not Conv/Gemm nodes"):
+        matching_tflite_ops(onnx_model, tfl, ("nope",))
+    proto = onnx.load_from_string(onnx_model)  # one layer fewer: the chains no longer line up
+    first = layers[0]
+    proto.graph.node.remove(next(n for n in proto.graph.node if n.name == first.name))
+    with pytest.raises(ConfigError, match="same network"):
+        matching_tflite_ops(proto.SerializeToString(), tfl, ())
