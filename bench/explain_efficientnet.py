@@ -94,6 +94,8 @@ def notes(r: dict, fid: dict) -> tuple[list[str], list[str]]:
     def rho(a: str, m: str) -> float:
         return float(np.mean(r["per_crop"][a][m]["spearman"]))
 
+    order = {m: sorted(r["artifacts"], key=lambda a: -rho(a, m)) for m in r["methods"]}
+    closer = next(iter(order.values())) if len({tuple(v) for v in order.values()}) == 1 and len(r["artifacts"]) == 2 else None
     kept = {a: sum(c["artifacts"][a]["top1"] == c["fp32_class"] for c in r["crops"]) for a in r["artifacts"]}
     intro = [
         "EfficientNet-Lite0 (ImageNet-pretrained) in fp32 (ONNX, the reference) vs its sealed int8 and sealed "
@@ -108,14 +110,17 @@ def notes(r: dict, fid: dict) -> tuple[list[str], list[str]]:
         f"ρ is Spearman's rank correlation, per crop, between the fp32 model's and the artifact's attributions of "
         f"the fp32 top-1 class over the {r['groups']} superpixels; 1 means the same ordering of what matters. "
         f"Top-{s['top_k']} is the share of the {s['top_k']} most important superpixels the two have in common.",
-        "Noise floor: the fp32 model explained again with other random masks agrees with itself at ρ "
+        "Noise floor: explained again with other random masks, the fp32 model agrees with itself at ρ "
         + " and ".join(f"{floor[m]['spearman_mean']:.3f} ({TITLES[m]})" for m in floor)
-        + f" with {s['lime_samples']} LIME masks / {s['shap_samples']} Kernel SHAP samples on {r['groups']} "
-        "superpixels. The artifacts are explained with the *same* masks as fp32, so their ρ is not lowered by this "
-        "noise directly, but a gap between two models smaller than the floor's distance to 1 is within what the "
-        "method itself cannot resolve at this budget. Occlusion is exact (one call per superpixel).",
+        + f" ({s['lime_samples']} LIME masks / {s['shap_samples']} Kernel SHAP samples on {r['groups']} superpixels): "
+        "at this budget one LIME or SHAP map is only partly fixed by the model, the rest by the masks. The artifacts "
+        "share fp32's masks, so mask noise common to both cancels in part and their ρ can exceed the floor: it "
+        "measures the model change for these masks, and another mask seed gives other values. Occlusion is exact "
+        "(one call per superpixel, no sampling), so its column is the cleanest comparison of the models.",
         "Measured here: " + "; ".join(
-            f"{a}: ρ " + ", ".join(f"{TITLES[m]} {rho(a, m):.3f}" for m in r["methods"]) for a in r["artifacts"]) + ".",
+            f"{a}: ρ " + ", ".join(f"{TITLES[m]} {rho(a, m):.3f}" for m in r["methods"]) for a in r["artifacts"]) + ". "
+        + (f"Every method puts {closer[0]} closer to fp32 than {closer[1]}." if closer
+           else "The methods do not agree on which artifact is closer to fp32."),
         f"Limits: {n} crops from {n} photos (one crop each), one mask seed per crop (seeds {r['mask_seeds']}): the ± is "
         "the spread over these crops, not a confidence interval for other images. The attributions are black-box "
         "(only the packages' outputs): switching a superpixel off paints a flat grey square, an input far from any "
@@ -140,6 +145,8 @@ def main() -> None:
     ap.add_argument("--fidelity-crops", type=int, default=90, help="evaluation crops for top-1 agreement")
     ap.add_argument("--cache", default=str(ROOT / "out" / "explain_efficientnet"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "explain_efficientnet"))
+    ap.add_argument("--render-only", action="store_true",
+                    help="re-write the md/html (and the JSON's text) from the JSON of an earlier run; no model runs")
     args = ap.parse_args()
 
     import torch
@@ -148,11 +155,18 @@ def main() -> None:
     from edgeseal.audit.artifacts import OnnxArtifact
     from edgeseal.audit.attribution import AttributionSettings
     from edgeseal.audit.crops import explain_crops
-    from edgeseal.audit.report import render_crops_html, render_crops_markdown
     from edgeseal.audit.variants import Sealer
     from edgeseal.converters.vision import EVALUATION_PHOTOS, crop_set, imagenet_labels, photo_crops
     from edgeseal.runtime.fidelity import fidelity
 
+    out = Path(args.out)
+    if args.render_only:
+        result = json.loads(out.with_suffix(".json").read_text())
+        crops = np.concatenate([photo_crops(p, 1, seed=result["crops"]["seed"]) for p in result["crops"]["photos"]])
+        fid = {a: v["fidelity"] for a, v in result["artifacts"].items() if a != "fp32"}
+        result["intro"], result["notes"] = notes(result["explanation"], fid)
+        write(out, result, crops)
+        return
     t0 = time.time()
     built = build(args, Path(args.cache))
     sealer = Sealer()
@@ -182,16 +196,24 @@ def main() -> None:
         "fidelity_crops": {"n": len(pool), "photos": list(EVALUATION_PHOTOS), "seed": 2},
         "explanation": r, "intro": intro, "notes": text,
         "machine": {"cpu": cpu_name(), "threads": 1, "shared": "2 cores shared with other jobs"},
-        "build": {"fp32_export_s": built["info"]["fp32_export_s"]}, "wall_s": round(time.time() - t0, 1),
+        "build": {"fp32_export_s": built["info"]["fp32_export_s"]},
+        "command": "python bench/explain_efficientnet.py " + " ".join(sys.argv[1:]), "wall_s": round(time.time() - t0, 1),
     }
-    out = Path(args.out)
+    write(out, result, crops)
+
+
+def write(out: Path, result: dict, crops: np.ndarray) -> None:
+    from edgeseal.audit.report import render_crops_html, render_crops_markdown
+
+    r, intro, text = result["explanation"], result["intro"], result["notes"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     title = "EfficientNet-Lite0: do the explanations survive int8 and pruning?"
     out.with_suffix(".html").write_text(render_crops_html(r, crops, title=title, intro=intro, notes=text),
                                         encoding="utf-8")
     md = render_crops_markdown(r, title=title, intro=intro, notes=text)
-    out.with_suffix(".md").write_text(md + f"\nCommand: `python bench/explain_efficientnet.py` (defaults); "
+    out.with_suffix(".md").write_text(md + f"\nCommand: `{result.get('command', 'python bench/explain_efficientnet.py')}`"
+                                      f"; the whole run took {result['wall_s']} s (building the models included); "
                                       f"pictures in `{out.with_suffix('.html').name}`.\n")
     print(md)
 
