@@ -26,7 +26,7 @@ Image pictures (:func:`group_map`) spread each group's value over its
 pixels.
 
 Images are flat vectors with an ``image_shape``; a larger model (e.g. an
-EfficientNet crop) plugs in with coarser groups (``patch``) and the same calls.
+EfficientNet crop) plugs in with coarser groups (``patch``) and the same calls: :func:`.crops.explain_crops`.
 """
 
 from __future__ import annotations
