@@ -150,13 +150,15 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DataSpec:
-    """``.npz`` files: ``x_key`` holds inputs (N, *input_shape), ``y_key`` integer labels (N,)."""
+    """``.npz`` files in edgeseal's one layout: inputs (N, *input_shape) as ``input`` (or the only other
+    array, e.g. ``x``), integer labels (N,) as ``labels`` (or ``label`` / ``y``); ``x_key`` / ``y_key`` name
+    other arrays."""
 
     train: str | None = None
     calibration: str | None = None
     eval: str | None = None
-    x_key: str = "x"
-    y_key: str = "y"
+    x_key: str | None = None  # None: edgeseal's layout (input + labels; x / y accepted)
+    y_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
