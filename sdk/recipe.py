@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -82,7 +81,7 @@ from edgeseal.converters._common import as_enum
 from edgeseal.converters.prune import Importance, Scope
 from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError
-from edgeseal.targets import ModelFormat
+from edgeseal.targets import ModelFormat, read_toml  # read_toml: re-exported, release/search import it from here
 
 __all__ = [
     "PruneMethod",
@@ -151,13 +150,15 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DataSpec:
-    """``.npz`` files: ``x_key`` holds inputs (N, *input_shape), ``y_key`` integer labels (N,)."""
+    """``.npz`` files in edgeseal's one layout: inputs (N, *input_shape) as ``input`` (or the only other
+    array, e.g. ``x``), integer labels (N,) as ``labels`` (or ``label`` / ``y``); ``x_key`` / ``y_key`` name
+    other arrays."""
 
     train: str | None = None
     calibration: str | None = None
     eval: str | None = None
-    x_key: str = "x"
-    y_key: str = "y"
+    x_key: str | None = None  # None: edgeseal's layout (input + labels; x / y accepted)
+    y_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -554,19 +555,6 @@ def recipe_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -
         **{k: fix(getattr(recipe.data, k)) or getattr(recipe.data, k) for k in ("train", "calibration", "eval")},
     )
     return dataclasses.replace(recipe, model=model, data=data_spec)
-
-
-def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """Parse a TOML file; a missing file or a syntax error is a ``ConfigError`` naming ``what`` it is."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}; check the path") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def load_recipe(path: str | Path) -> CompressRecipe:

@@ -125,8 +125,8 @@ class ReleaseData:
     calibration: str | None = None
     eval: str | None = None
     test: str | None = None
-    x_key: str = "x"
-    y_key: str = "y"
+    x_key: str | None = None  # None: edgeseal's layout (input + labels; x / y accepted)
+    y_key: str | None = None
 
     def __post_init__(self) -> None:
         files = (self.train, self.calibration, self.eval, self.test)

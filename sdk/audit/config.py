@@ -283,20 +283,10 @@ def config_from_mapping(data: Mapping[str, Any]) -> AuditConfig:
 
 def load_recipe(path: str | Path) -> AuditConfig:
     """Read the ``[audit]`` table of a TOML recipe file."""
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise ConfigError("reading TOML recipes on Python 3.10 needs 'tomli': pip install tomli") from None
+    from edgeseal.targets import read_toml
+
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"recipe {p} does not exist; pass the path of a TOML file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"recipe {p} is not valid TOML: {e}") from None
+    data = read_toml(p, "recipe")
     if "audit" not in data:
         raise ConfigError(f"recipe {p} has no [audit] table")
     return config_from_mapping(data["audit"])
