@@ -85,8 +85,7 @@ class CropExplanation:
         study = self.study.to_dict(pictures=len(self.names))
         return {
             "image_shape": list(self.image_shape), "patch": self.patch, "groups": len(self.groups),
-            "grid": [self.image_shape[1] // self.patch + (self.image_shape[1] % self.patch > 0),
-                     self.image_shape[2] // self.patch + (self.image_shape[2] % self.patch > 0)],
+            "grid": [-(-self.image_shape[1] // self.patch), -(-self.image_shape[2] // self.patch)],  # ceil: edge squares
             "baseline": "0 in the model's normalised input space (the normalisation mean colour)",
             "methods": study["methods"],
             "settings": dataclasses.asdict(self.settings), "mask_seeds": [self.settings.seed + i
