@@ -334,7 +334,7 @@ def quantize_within_budget(
         for i, m in enumerate((float_model, first, best.model)):
             r = OnnxRunner(m)
             feed = latency_input if isinstance(latency_input, dict) else {r.input_name: np.asarray(latency_input, np.float32)}
-            lat[i] = measure_latency(lambda: r.session.run(None, feed), runs=100, warmup=10)
+            lat[i] = measure_latency(lambda: r.backend.run(feed), runs=100, warmup=10)
     mode = "dynamic" if isinstance(config, OnnxDynamicConfig) else "static"
     return best.model, _budget_report(mode, metric, max_drop, float_score, steps, layers, (float_model, first, best.model),
                                       lat, best.index, reference_score)
