@@ -17,12 +17,14 @@ data set into the model's own batch.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, InvalidInput
-from edgeseal.runtime.quantio import FloatIO
+from edgeseal.runtime.quantio import FloatIO, is_quantized, quantize
+from edgeseal.runtime.tensors import validate_inputs
 
 __all__ = ["OnnxRunner", "TfliteRunner", "runner_for", "detect_format"]
 
@@ -89,6 +91,19 @@ class _Runner:
         (float32 for a quantized input unless raw); anything else is checked, not cast."""
         want = np.dtype(self._float_input) if self._float_input in ("float16", "float32", "float64") else None
         return np.ascontiguousarray(x, dtype=want)
+
+    def backend_feeds(self, x: np.ndarray | Mapping[str, Any]) -> dict[str, Any]:
+        """The feeds the backend session itself takes for a batch ``x`` of the first input (or a dict of named
+        inputs): quantized with the model's own parameters where an input is integer (``runtime.quantio.quantize``,
+        unless raw) and checked. Timing ``self.backend.run(feeds)`` measures the model call without the adapter."""
+        feeds = dict(x) if isinstance(x, Mapping) else {self.input_name: self.feed(x)}
+        specs = {s.name: s for s in self.backend.inputs}
+        for name, value in feeds.items():
+            spec = specs.get(name)
+            if (not self.io.raw and spec is not None and is_quantized(spec) and isinstance(value, np.ndarray)
+                    and np.issubdtype(value.dtype, np.floating)):
+                feeds[name] = quantize(value, spec)
+        return validate_inputs(feeds, self._view(self.backend).inputs)
 
     def run_feeds(self, feeds: dict[str, Any]) -> dict[str, Any]:
         """Every output, name -> value, for a dict of named inputs (float for quantized tensors unless raw)."""

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ConfigError, InvalidInput, UnsupportedError
+from .metrics import classification_metrics  # the one implementation; re-exported here for its callers
 
 __all__ = [
     "SCHEMA",
@@ -86,31 +87,6 @@ def latency_summary(seconds: list[float]) -> dict[str, float | int]:
         "mean": round(float(ms.mean()), 4),
         "min": round(float(ms.min()), 4),
         "max": round(float(ms.max()), 4),
-    }
-
-
-def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy and macro precision/recall/F1 of ``argmax(scores, -1)`` against integer labels."""
-    scores = np.asarray(scores)
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    pred = scores.reshape(len(labels), -1).argmax(axis=1)
-    classes = np.union1d(np.unique(labels), np.unique(pred))
-    precision, recall, f1 = [], [], []
-    for c in classes:
-        tp = int(np.sum((pred == c) & (labels == c)))
-        fp = int(np.sum((pred == c) & (labels != c)))
-        fn = int(np.sum((pred != c) & (labels == c)))
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        precision.append(p)
-        recall.append(r)
-        f1.append(2 * p * r / (p + r) if p + r else 0.0)
-    return {
-        "n": int(len(labels)),
-        "accuracy": float(np.mean(pred == labels)),
-        "precision_macro": float(np.mean(precision)),
-        "recall_macro": float(np.mean(recall)),
-        "f1_macro": float(np.mean(f1)),
     }
 
 

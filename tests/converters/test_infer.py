@@ -7,8 +7,6 @@ independent reference here is plain ONNX Runtime / LiteRT driven by hand.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 
@@ -21,39 +19,9 @@ from edgeseal.runtime.quantio import quantize
 torch = pytest.importorskip("torch")
 
 
-def _net():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 10),
-    ).eval()
-
-
-@pytest.fixture(scope="module")
-def x():
-    return np.random.default_rng(0).standard_normal((12, 1, 8, 8)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def onnx_fp32():
-    buf = io.BytesIO()
-    torch.onnx.export(_net(), torch.zeros(1, 1, 8, 8), buf, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def tflite_fp32():
-    litert_torch = pytest.importorskip("litert_torch")
-    return bytes(litert_torch.convert(_net(), (torch.zeros(1, 1, 8, 8),)).model_content())
-
-
-@pytest.fixture(scope="module")
-def tflite_int8(tflite_fp32, x):
-    pytest.importorskip("ai_edge_quantizer")
-    from edgeseal.converters.quantize import quantize_tflite_int8
-
-    calib = np.random.default_rng(1).standard_normal((32, 1, 8, 8)).astype(np.float32)
-    return quantize_tflite_int8(tflite_fp32, calib)
+@pytest.fixture()
+def x(small_x):
+    return small_x
 
 
 @pytest.fixture(scope="module")
