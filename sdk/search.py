@@ -10,7 +10,8 @@ structured pruning ratio, distillation on/off, int8 scheme, calibration, layers
 kept in float), runs ``edgeseal.compress`` on a fresh copy of the fp32 model and
 measures size, validation and test accuracy and latency. Trials run in local
 worker processes (one thread each) or as Ray tasks (``ray=``). Afterwards the
-driver re-measures the latency of every budget candidate one after another, and
+driver re-measures the latency of every budget candidate side by side in one run
+(``edgeseal.runtime.timing``: interleaved turns in a rotating order), and
 the front — points no other point beats on size, latency and validation accuracy
 at once — is computed among the points that meet the budget.
 """
@@ -84,7 +85,8 @@ def remeasure_latency(models: dict[int, bytes], sample: np.ndarray, *, runs: int
     The models take turns of ``turn`` timed calls (after one untimed call that brings the model back into
     the caches) in a rotating order, ``runs / turn`` rounds in all, so whatever else the machine does
     meanwhile (other processes, a busy sibling hyperthread, clock changes) falls on all of them alike.
-    ``progress()`` is called once per round.
+    ``progress()`` is called once per round. The harness is ``edgeseal.runtime.timing``; only the backend
+    session's run is timed, with the input prepared before.
     """
     from edgeseal.converters.latency import timed_call
     from edgeseal.runtime.timing import interleaved
