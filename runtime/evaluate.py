@@ -32,7 +32,6 @@ __all__ = [
     "split_dataset",
     "read_npz",
     "features_and_labels",
-    "LABEL_KEYS",
     "outputs_digest",
     "classification_metrics",
     "latency_summary",
@@ -42,7 +41,7 @@ __all__ = [
 ]
 
 SCHEMA = "edgeseal.eval/1"
-LABEL_KEYS = ("labels", "label", "y")
+LABEL_KEYS = ("y", "labels", "label")  # "y": the layout edgeseal writes; the others are read too
 
 
 def peak_rss_mb() -> float | None:
@@ -222,8 +221,9 @@ def read_npz(source: bytes | bytearray | memoryview | str | os.PathLike, what: s
 def features_and_labels(arrays: Mapping[str, np.ndarray], what: str = "the data set", *, x_key: str | None = None,
                         y_key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The input array and the labels (or None) of a one-input data set, by edgeseal's one layout:
-    labels under ``labels`` (or ``label`` / ``y``), the input as the one other array of any name
-    (``input`` or ``x`` when there are several). ``x_key`` / ``y_key`` name them explicitly."""
+    ``x`` (inputs) and ``y`` (integer labels). Also read: labels as ``labels`` / ``label``, the input as
+    the one other array of any name (``x``, then ``input``, when there are several). ``x_key`` /
+    ``y_key`` name them explicitly."""
     if y_key is not None and y_key not in arrays:
         raise ConfigError(f"{what} has no labels {y_key!r} (it has {sorted(arrays)})")
     label_key = y_key if y_key is not None else next((k for k in LABEL_KEYS if k in arrays), None)
@@ -233,14 +233,14 @@ def features_and_labels(arrays: Mapping[str, np.ndarray], what: str = "the data 
         feature_key = x_key
     else:
         features = [k for k in arrays if k != label_key and k not in LABEL_KEYS]
-        named = [k for k in ("input", "x") if k in features]
+        named = [k for k in ("x", "input") if k in features]
         if len(features) == 1:
             feature_key = features[0]
         elif named:
             feature_key = named[0]
         else:
-            raise ConfigError(f"{what} has arrays {sorted(arrays)}: save the inputs as 'input' and the labels as "
-                              "'labels' (numpy.savez(path, input=x, labels=y)), or name them with x_key / y_key")
+            raise ConfigError(f"{what} has arrays {sorted(arrays)}: save the inputs as 'x' and the labels as 'y' "
+                              "(numpy.savez(path, x=inputs, y=labels)), or name them with x_key / y_key")
     x = np.asarray(arrays[feature_key])
     y = None if label_key is None else np.asarray(arrays[label_key])
     if y is not None and len(y) != len(x):

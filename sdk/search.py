@@ -308,10 +308,10 @@ def prepare_digits(folder: Path, *, show_progress: bool = True) -> tuple[Compres
 
         folder.mkdir(parents=True, exist_ok=True)
         d = load_digits_split()
-        np.savez(folder / "train.npz", input=d.x_train, labels=d.y_train)
-        np.savez(folder / "calib.npz", input=d.x_val, labels=d.y_val)
-        np.savez(folder / "eval.npz", input=d.x_val, labels=d.y_val)
-        np.savez(folder / "test.npz", input=d.x_test, labels=d.y_test)
+        np.savez(folder / "train.npz", x=d.x_train, y=d.y_train)
+        np.savez(folder / "calib.npz", x=d.x_val, y=d.y_val)
+        np.savez(folder / "eval.npz", x=d.x_val, y=d.y_val)
+        np.savez(folder / "test.npz", x=d.x_test, y=d.y_test)
         torch.save(train_digits_cnn(d, epochs=15, show_progress=show_progress).state_dict(), folder / "digits.pt")
     return digits_recipe(folder), folder / "test.npz"
 
