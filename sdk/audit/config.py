@@ -89,7 +89,7 @@ class RobustnessConfig:
         "breast_cancer": (0.0, 0.1, 0.2, 0.3, 0.5), "digits": (0.0, 0.05, 0.1, 0.15, 0.2)})
     pgd_steps: int = 20
     pgd_step_ratio: float = 0.25  # step size = ratio * epsilon
-    blackbox_queries: int = 200  # per example, score-based random search (Square-attack style)
+    blackbox_queries: int = 200  # per example: ART square attack iterations on images, own random search on records
     examples: int = 200  # non-member examples attacked
     gate_epsilon_index: int = 2  # which epsilon the gate checks
 
