@@ -106,8 +106,11 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
 
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     from .progress import Progress
+    from .runtime.errors import ConfigError
     from .verify import max_drop_from_args
 
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: the demo trains its CNN for at least 1 epoch (default 12)")
     console = None
     if not args.json:
         try:
