@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeseal.runtime.errors import ConfigError, InvalidInput
+from edgeseal.runtime.errors import ConfigError, InvalidInput, UnsupportedError
 from edgeseal.runtime.quantio import FloatIO, is_quantized, quantize
 from edgeseal.runtime.tensors import validate_inputs
 
@@ -68,13 +68,18 @@ class _Runner:
         self.model = bytes(model)  # the backend may read the weights in place: keep the buffer alive
         self.backend = select(self.format).Session(self.model, self._threads(threads))
         self.io = FloatIO(self._view(self.backend), raw=raw)
-        first = next(s for s in self.io.inputs if not s.optional)
+        first = next((s for s in self.io.inputs if not s.optional), None)
+        if first is None or not self.backend.outputs:
+            raise UnsupportedError(f"this {self.format} model has no required input or no output; a runner maps a "
+                                   "batch of its first input to its first output (use edgeseal.runtime.load)",
+                                   reason="no input/output")
+        own = next(s for s in self.backend.inputs if s.name == first.name)  # as the model itself declares it
         self.input_name: str = first.name
-        self.input_dtype: str = self.backend.inputs[0].dtype  # what the model itself takes (int8 for full integer)
+        self.input_dtype: str = own.dtype  # what the model itself takes (int8 for full integer)
         self.output_name: str = self.backend.outputs[0].name
         self.output_dtype: str = self.backend.outputs[0].dtype
-        self._float_input = first.dtype  # what run(x) converts x to
-        self.input_shape: tuple = self._shape(first)
+        self._float_input = first.dtype  # what run(x) converts x to (float32 for a quantized input unless raw)
+        self.input_shape: tuple = self._shape(own)
 
     @staticmethod
     def _threads(threads: int | None) -> int | None:
@@ -147,7 +152,7 @@ class TfliteRunner(_Runner):
 
     def _shape(self, spec: Any) -> tuple:
         # the shape the interpreter is allocated for now: a free dimension is allocated as 1
-        return tuple(1 if d is None else int(d) for d in self.backend.inputs[0].shape or ())
+        return tuple(1 if d is None else int(d) for d in spec.shape or ())
 
     _fixed_batch = False  # set once the interpreter refused to resize its batch
 

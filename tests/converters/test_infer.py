@@ -133,3 +133,16 @@ def test_fixed_batch_tflite_refuses_a_resize_with_a_clear_error_and_keeps_workin
     _, plain = _litert_by_hand(tflite_fp32, x)
     assert np.array_equal(runner.run(x[:1]), plain[:1])  # back at its own shape after the refusal
     assert np.array_equal(runner.run_all(x), plain)  # run_all falls back to the model's own batch
+
+
+def test_a_model_without_inputs_is_refused_by_name():
+    from onnx import TensorProto, helper
+
+    from edgeseal.runtime.errors import UnsupportedError
+
+    node = helper.make_node("Constant", [], ["y"], value=helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0]))
+    graph = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    with pytest.raises(UnsupportedError, match="no required input"):
+        OnnxRunner(model.SerializeToString())
