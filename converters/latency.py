@@ -11,38 +11,53 @@ timed: ``Session.run(feeds)`` — ONNX Runtime ``run`` / LiteRT ``set_tensor`` +
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
+from edgeseal.runtime.errors import ConfigError
 from edgeseal.runtime.timing import Latency, SideBySide, interleaved
+
+Input = Union[np.ndarray, Mapping[str, np.ndarray]]
 
 __all__ = ["Latency", "SideBySide", "time_side_by_side", "timed_call"]
 
 
-def timed_call(model: bytes, x: np.ndarray | Mapping[str, np.ndarray], *, threads: int = 1) -> Callable[[], Any]:
+def timed_call(model: bytes, x: Input | Sequence[Input], *, threads: int = 1) -> Callable[[], Any]:
     """A zero-argument call that runs ``model`` once on ``x`` (a batch of the first input, or a dict of named
     inputs) through its backend session; all input preparation (float -> int8 for a full-integer model)
-    happens here, not in it."""
+    happens here, not in it. Given a list of inputs, the k-th call takes input ``k mod len``: candidates
+    that get the same number of calls (as in :func:`edgeseal.runtime.timing.interleaved`) run the same inputs
+    in the same rounds."""
     from .infer import runner_for
 
     runner = runner_for(model, threads=threads)
-    feeds = runner.backend_feeds(x if isinstance(x, Mapping) else np.asarray(x))
+    many = isinstance(x, list)
+    prepared = [runner.backend_feeds(_input(v)) for v in (x if many else [x])]
+    if not prepared:
+        raise ConfigError("no input to time the model on: give an array, a dict of named inputs, or a list of them")
     session = runner.backend
-    session.run(feeds)  # a first call: any resize for this batch happens here, and a bad input fails here
+    session.run(prepared[0])  # a first call: any resize for this batch happens here, and a bad input fails here
+    feeds = prepared[0]
+    turn = itertools.cycle(prepared)
 
     def call() -> Any:
-        return session.run(feeds)
+        return session.run(next(turn) if many else feeds)
 
     call.runner = runner  # keeps the session (and the model buffer it reads) alive with the call
-    call.feeds = feeds  # what the backend is given, prepared before any timing
+    call.feeds = prepared if many else feeds  # what the backend is given, prepared before any timing
     return call
+
+
+def _input(v: Any) -> Any:
+    return v if isinstance(v, Mapping) else np.asarray(v)
 
 
 def time_side_by_side(
     models: Mapping[str, bytes],
-    x: np.ndarray | Mapping[str, np.ndarray],
+    x: Input | Sequence[Input],
     *,
     baseline: str,
     rounds: int = 30,
@@ -51,12 +66,13 @@ def time_side_by_side(
     threads: int = 1,
     progress: Callable[[], None] | None = None,
 ) -> SideBySide:
-    """Time every model on the same input ``x`` (batch 1: an array, or a dict of named inputs), interleaved,
-    and compare each with ``baseline``."""
+    """Time every model on the same input ``x`` (batch 1: an array, or a dict of named inputs; or a list of
+    them, taken in turn alike by every model), interleaved, and compare each with ``baseline``."""
     if baseline not in models:
         raise KeyError(f"baseline {baseline!r} is not among the models {list(models)}")
     calls = {n: timed_call(m, x, threads=threads) for n, m in models.items()}
-    first = next(iter(x.values())) if isinstance(x, Mapping) else x
+    one = x[0] if isinstance(x, list) and x else x
+    first = next(iter(one.values())) if isinstance(one, Mapping) else one
     batch = len(first) if np.ndim(first) else 1
     timed = (f"batch {batch}, {threads} thread{'s' if threads != 1 else ''}; the runtime backend session's run() "
              "with prepared feeds (ONNX Runtime run / LiteRT set_tensor+invoke+get_tensor; int8 inputs quantized "

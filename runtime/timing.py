@@ -63,6 +63,14 @@ class SideBySide:
     rounds: int
     calls_per_round: int
     timed: str  # what exactly was timed
+    round_medians: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict, repr=False)  # seconds
+
+    def ratios_to(self, other: str) -> dict[str, float]:
+        """Speed ratios to another candidate than ``baseline``, from the same rounds: median of ``other / candidate``."""
+        if other not in self.round_medians:
+            raise ConfigError(f"{other!r} was not timed here; candidates: {list(self.round_medians)}")
+        base = np.asarray(self.round_medians[other])
+        return {n: float(np.median(base / np.maximum(np.asarray(v), 1e-12))) for n, v in self.round_medians.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,4 +146,5 @@ def interleaved(
         rr = base / np.maximum(np.asarray(per_round[n]), 1e-12)
         ratio[n] = float(np.median(rr))
         iqr[n] = (float(np.percentile(rr, 25)), float(np.percentile(rr, 75)))
-    return SideBySide(baseline, lat, ratio, iqr, rounds, calls_per_round, timed or "the given calls")
+    return SideBySide(baseline, lat, ratio, iqr, rounds, calls_per_round, timed or "the given calls",
+                      {n: tuple(v) for n, v in per_round.items()})

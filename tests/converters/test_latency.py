@@ -37,3 +37,19 @@ def test_side_by_side_names_every_candidate_and_what_was_timed(onnx_fp32, tflite
     assert d["baseline"] == "tflite" and set(d["speed_ratio"]) == {"onnx", "tflite", "int8"}
     with pytest.raises(KeyError, match="baseline"):
         time_side_by_side({"a": onnx_fp32}, small_x[:1], baseline="b")
+
+
+def test_a_list_of_inputs_is_taken_in_turn_alike_by_every_model(onnx_fp32, tflite_int8, small_x):
+    from edgeseal.converters.infer import runner_for
+
+    rows = [small_x[i : i + 1] for i in range(3)]
+    for model in (onnx_fp32, tflite_int8):
+        call = timed_call(model, rows)
+        want = [next(iter(runner_for(model, raw=True).run_feeds(f).values())) for f in call.feeds]
+        got = [next(iter(call().values())) for _ in range(5)]  # inputs 0, 1, 2, 0, 1
+        for k, out in enumerate(got):
+            assert np.array_equal(out, want[k % 3])
+        assert not np.array_equal(want[0], want[1])  # the inputs do differ: the order is observable
+    speed = time_side_by_side({"a": onnx_fp32, "b": onnx_fp32}, rows, baseline="a", rounds=2, calls_per_round=3,
+                              warmup=1)
+    assert speed.latency["b"].runs == 6 and set(speed.ratios_to("b")) == {"a", "b"}

@@ -48,6 +48,9 @@ def test_percentiles_and_ratio_are_exact_for_known_costs():
     assert speed.ratio == pytest.approx({"base": 1.0, "fast": 4.0, "slow": 0.4})
     assert speed.describe("fast").startswith("4.00x faster than base")
     assert speed.describe("slow").startswith("2.50x slower than base")
+    assert speed.ratios_to("fast") == pytest.approx({"base": 0.25, "fast": 1.0, "slow": 0.1})  # same rounds
+    with pytest.raises(ConfigError, match="'nope' was not timed here"):
+        speed.ratios_to("nope")
 
 
 def test_a_machine_that_slows_down_midway_does_not_bias_the_ratio():
