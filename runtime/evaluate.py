@@ -80,14 +80,19 @@ def outputs_digest(outputs: Mapping[str, np.ndarray]) -> str:
 
 
 def latency_summary(seconds: list[float]) -> dict[str, float | int]:
+    """The device evaluation's per-sample call times, summarized by the one harness's percentiles
+    (``runtime.timing.latency``) plus min and max, in ms."""
+    from .timing import latency
+
     if not seconds:
         return {"n": 0}
+    lat = latency(seconds)
     ms = np.asarray(seconds) * 1000.0
     return {
-        "n": int(ms.size),
-        "p50": round(float(np.percentile(ms, 50)), 4),
-        "p95": round(float(np.percentile(ms, 95)), 4),
-        "mean": round(float(ms.mean()), 4),
+        "n": lat.runs,
+        "p50": round(lat.p50_ms, 4),
+        "p95": round(lat.p95_ms, 4),
+        "mean": round(lat.mean_ms, 4),
         "min": round(float(ms.min()), 4),
         "max": round(float(ms.max()), 4),
     }
