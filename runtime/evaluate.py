@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ConfigError, InvalidInput, UnsupportedError
+from .metrics import classification_metrics  # the one implementation; re-exported here for its callers
 
 __all__ = [
     "SCHEMA",
@@ -32,7 +33,6 @@ __all__ = [
     "split_dataset",
     "read_npz",
     "features_and_labels",
-    "LABEL_KEYS",
     "outputs_digest",
     "classification_metrics",
     "latency_summary",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 SCHEMA = "edgeseal.eval/1"
-LABEL_KEYS = ("labels", "label", "y")
+LABEL_KEYS = ("y", "labels", "label")  # "y": the layout edgeseal writes; the others are read too
 
 
 def peak_rss_mb() -> float | None:
@@ -80,41 +80,21 @@ def outputs_digest(outputs: Mapping[str, np.ndarray]) -> str:
 
 
 def latency_summary(seconds: list[float]) -> dict[str, float | int]:
+    """The device evaluation's per-sample call times, summarized by the one harness's percentiles
+    (``runtime.timing.latency``) plus min and max, in ms."""
+    from .timing import latency
+
     if not seconds:
         return {"n": 0}
+    lat = latency(seconds)
     ms = np.asarray(seconds) * 1000.0
     return {
-        "n": int(ms.size),
-        "p50": round(float(np.percentile(ms, 50)), 4),
-        "p95": round(float(np.percentile(ms, 95)), 4),
-        "mean": round(float(ms.mean()), 4),
+        "n": lat.runs,
+        "p50": round(lat.p50_ms, 4),
+        "p95": round(lat.p95_ms, 4),
+        "mean": round(lat.mean_ms, 4),
         "min": round(float(ms.min()), 4),
         "max": round(float(ms.max()), 4),
-    }
-
-
-def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy and macro precision/recall/F1 of ``argmax(scores, -1)`` against integer labels."""
-    scores = np.asarray(scores)
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    pred = scores.reshape(len(labels), -1).argmax(axis=1)
-    classes = np.union1d(np.unique(labels), np.unique(pred))
-    precision, recall, f1 = [], [], []
-    for c in classes:
-        tp = int(np.sum((pred == c) & (labels == c)))
-        fp = int(np.sum((pred == c) & (labels != c)))
-        fn = int(np.sum((pred != c) & (labels == c)))
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        precision.append(p)
-        recall.append(r)
-        f1.append(2 * p * r / (p + r) if p + r else 0.0)
-    return {
-        "n": int(len(labels)),
-        "accuracy": float(np.mean(pred == labels)),
-        "precision_macro": float(np.mean(precision)),
-        "recall_macro": float(np.mean(recall)),
-        "f1_macro": float(np.mean(f1)),
     }
 
 
@@ -222,8 +202,9 @@ def read_npz(source: bytes | bytearray | memoryview | str | os.PathLike, what: s
 def features_and_labels(arrays: Mapping[str, np.ndarray], what: str = "the data set", *, x_key: str | None = None,
                         y_key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The input array and the labels (or None) of a one-input data set, by edgeseal's one layout:
-    labels under ``labels`` (or ``label`` / ``y``), the input as the one other array of any name
-    (``input`` or ``x`` when there are several). ``x_key`` / ``y_key`` name them explicitly."""
+    ``x`` (inputs) and ``y`` (integer labels). Also read: labels as ``labels`` / ``label``, the input as
+    the one other array of any name (``x``, then ``input``, when there are several). ``x_key`` /
+    ``y_key`` name them explicitly."""
     if y_key is not None and y_key not in arrays:
         raise ConfigError(f"{what} has no labels {y_key!r} (it has {sorted(arrays)})")
     label_key = y_key if y_key is not None else next((k for k in LABEL_KEYS if k in arrays), None)
@@ -233,14 +214,14 @@ def features_and_labels(arrays: Mapping[str, np.ndarray], what: str = "the data 
         feature_key = x_key
     else:
         features = [k for k in arrays if k != label_key and k not in LABEL_KEYS]
-        named = [k for k in ("input", "x") if k in features]
+        named = [k for k in ("x", "input") if k in features]
         if len(features) == 1:
             feature_key = features[0]
         elif named:
             feature_key = named[0]
         else:
-            raise ConfigError(f"{what} has arrays {sorted(arrays)}: save the inputs as 'input' and the labels as "
-                              "'labels' (numpy.savez(path, input=x, labels=y)), or name them with x_key / y_key")
+            raise ConfigError(f"{what} has arrays {sorted(arrays)}: save the inputs as 'x' and the labels as 'y' "
+                              "(numpy.savez(path, x=inputs, y=labels)), or name them with x_key / y_key")
     x = np.asarray(arrays[feature_key])
     y = None if label_key is None else np.asarray(arrays[label_key])
     if y is not None and len(y) != len(x):

@@ -328,13 +328,13 @@ def _load_state_dict(path: Path) -> Any:
 def load_npz(path: str | Path, *, x_key: str | None = None, y_key: str | None = None,
              need_y: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Inputs (float32) and integer labels of an ``.npz`` data set, in edgeseal's one layout
-    (``edgeseal.runtime.evaluate.features_and_labels``: ``input`` + ``labels``; ``x`` / ``y`` accepted)."""
+    (``edgeseal.runtime.evaluate.features_and_labels``: ``x`` + ``y``; ``input`` / ``labels`` read too)."""
     from edgeseal.runtime.evaluate import features_and_labels, read_npz
 
     what = f"data set {path}"
     x, y = features_and_labels(read_npz(Path(path), what), what, x_key=x_key, y_key=y_key)
     if need_y and y is None:
-        raise ConfigError(f"{what} has no labels: save them as 'labels' (or name the array with [data] y_key)")
+        raise ConfigError(f"{what} has no labels: save them as 'y' (or name the array with [data] y_key)")
     return x.astype(np.float32), None if y is None else y.astype(np.int64)
 
 

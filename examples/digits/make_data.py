@@ -19,10 +19,10 @@ def main() -> None:
     out = ROOT / "out" / "digits"
     out.mkdir(parents=True, exist_ok=True)
     d = load_digits_split()
-    np.savez(out / "train.npz", input=d.x_train, labels=d.y_train)
-    np.savez(out / "calib.npz", input=d.x_val, labels=d.y_val)  # validation split: calibration and the int8 budget
-    np.savez(out / "eval.npz", input=d.x_val, labels=d.y_val)
-    np.savez(out / "test.npz", input=d.x_test, labels=d.y_test)  # keep for the final number (--eval out/digits/test.npz)
+    np.savez(out / "train.npz", x=d.x_train, y=d.y_train)
+    np.savez(out / "calib.npz", x=d.x_val, y=d.y_val)  # validation split: calibration and the int8 budget
+    np.savez(out / "eval.npz", x=d.x_val, y=d.y_val)
+    np.savez(out / "test.npz", x=d.x_test, y=d.y_test)  # keep for the final number (--eval out/digits/test.npz)
     torch.save(train_digits_cnn(d, epochs=15).state_dict(), out / "digits.pt")
     print(f"wrote {out}")
 

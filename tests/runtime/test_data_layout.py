@@ -22,10 +22,10 @@ def _npz(**arrays) -> bytes:
 
 
 @pytest.mark.parametrize("arrays", [
-    {"input": X, "labels": Y},          # the layout edgeseal writes
-    {"x": X, "y": Y},                   # the one earlier examples wrote
+    {"x": X, "y": Y},                   # the layout edgeseal writes
+    {"input": X, "labels": Y},          # the one demo and build wrote before
     {"image": X, "label": Y},           # any single input name
-    {"input": X, "x": X + 1, "labels": Y},  # several feature arrays: 'input' first
+    {"x": X, "input": X + 1, "labels": Y},  # several feature arrays: 'x' first
 ])
 def test_every_layout_gives_the_same_inputs_and_labels(arrays, tmp_path):
     path = tmp_path / "d.npz"
@@ -45,7 +45,7 @@ def test_unlabelled_and_explicit_keys():
 
 
 @pytest.mark.parametrize("arrays, kwargs, match", [
-    ({"a": X, "b": X}, {}, r"has arrays \['a', 'b'\]: save the inputs as 'input'"),
+    ({"a": X, "b": X}, {}, r"has arrays \['a', 'b'\]: save the inputs as 'x' and the labels as 'y'"),
     ({"input": X, "labels": Y[:5]}, {}, r"6 inputs \('input'\) but 5 labels \('labels'\)"),
     ({"input": X}, {"x_key": "pixels"}, r"no array 'pixels' \(it has \['input'\]\)"),
     ({"input": X}, {"y_key": "t"}, r"no labels 't'"),
@@ -72,7 +72,7 @@ def test_reader_refuses_pickles_and_non_npz(tmp_path):
 
 
 def test_compress_reads_the_layout_verify_and_demo_write(tmp_path):
-    """compress used to need x / y; a file in the layout demo, build and verify use now works too."""
+    """compress used to need x / y; a file in the layout demo and build wrote before works too."""
     from edgeseal.compress import load_npz
 
     for name, arrays in (("new", {"input": X, "labels": Y}), ("old", {"x": X, "y": Y})):
@@ -81,7 +81,7 @@ def test_compress_reads_the_layout_verify_and_demo_write(tmp_path):
         assert x.dtype == np.float32 and y.dtype == np.int64
         np.testing.assert_array_equal(x, X)
         np.testing.assert_array_equal(y, Y)
-    (tmp_path / "cal.npz").write_bytes(_npz(input=X))
-    with pytest.raises(ConfigError, match="has no labels: save them as 'labels'"):
+    (tmp_path / "cal.npz").write_bytes(_npz(x=X))
+    with pytest.raises(ConfigError, match="has no labels: save them as 'y'"):
         load_npz(tmp_path / "cal.npz")
     assert load_npz(tmp_path / "cal.npz", need_y=False)[1] is None

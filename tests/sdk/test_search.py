@@ -270,9 +270,9 @@ def _check_report(data, folder):
             assert _dominated_by_any(point(t), [point(f) for f in front])
     assert any("re-measured" in n for n in data["notes"]) and any("validation" in n for n in data["notes"])
     with np.load(folder / "eval.npz") as z:
-        val = z["input"], z["labels"]
+        val = z["x"], z["y"]
     with np.load(folder / "test.npz") as z:
-        test = z["input"], z["labels"]
+        test = z["x"], z["y"]
     return trials, front, val, test
 
 
