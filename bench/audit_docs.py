@@ -112,14 +112,16 @@ def audit_report_block(r: dict) -> str:
     def at(n, k):
         return cur[n][k]["mean"][gi]
 
+    bb = r["datasets"]["digits"]["seeds"][0]["robustness"]["attacks"]["blackbox"]
     gate = r.get("gate") or {}
     viol = [c for c in gate.get("checks", []) if c["violated"]]
     out += ["",
             f"- Transferred PGD at ε = {e:g}: fp32 {at('fp32', 'pgd'):.2f}, int8 {at('int8', 'pgd'):.2f}, pruned "
             f"{at('pruned', 'pgd'):.2f}: fp32's adversarial examples transfer to the compressed models.",
-            f"- The black-box search at ε = {e:g}: fp32 {at('fp32', 'blackbox'):.2f}, int8 {at('int8', 'blackbox'):.2f}. "
-            "A quantized score surface has flat steps that stall a score-based search: where int8 looks more robust to "
-            "the search while the transferred attack finds it as weak, that is score masking, not robustness.",
+            f"- The black-box attack ({bb}) at ε = {e:g}: fp32 {at('fp32', 'blackbox'):.2f}, int8 "
+            f"{at('int8', 'blackbox'):.2f}, pruned {at('pruned', 'blackbox'):.2f}. A quantized score surface has flat "
+            "steps that stall a score-based attack: where int8 looks more robust to it while the transferred attack "
+            "finds it as weak, that is score masking, not robustness.",
             f"- Adversarial fine-tuning after pruning: PGD robust accuracy at ε = {e:g} {at('pruned', 'pgd'):.2f} → "
             f"{at('pruned-advft', 'pgd'):.2f}; clean accuracy {acc['digits']['pruned']:.1%} → "
             f"{acc['digits']['pruned-advft']:.1%}.",
