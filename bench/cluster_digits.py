@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import json
 import platform
-import statistics
 import time
 import warnings
 from pathlib import Path
@@ -171,25 +170,21 @@ def main() -> None:
     finally:
         loaded.close()
     del runs
-    times = {"codebook": [], "int8": []}
+    from edgeseal.runtime.timing import interleaved
 
     def load(package: bytes) -> None:
         m = edgeseal.load(package, key=device, trusted=trusted, threads=1)
         m.run(d.x_test[:1])
         m.close()
 
-    for _ in range(3):
-        load(cb_package), load(int8_package)
-    for _ in range(40):
-        for k, pkg in (("codebook", cb_package), ("int8", int8_package)):
-            t = time.perf_counter()
-            load(pkg)
-            times[k].append(time.perf_counter() - t)
-    ratios = [a / b for a, b in zip(times["codebook"], times["int8"])]
+    # the one harness: turns in a rotating order, 8 rounds x 5 loads each
+    speed = interleaved({"codebook": lambda: load(cb_package), "int8": lambda: load(int8_package)}, baseline="int8",
+                        rounds=8, calls_per_round=5, warmup=3, settle=0)
     load_res = {"variant": chosen, "codebook_package_bytes": len(cb_package), "int8_package_bytes": len(int8_package),
-                "codebook_ms_median": 1000 * statistics.median(times["codebook"]),
-                "int8_ms_median": 1000 * statistics.median(times["int8"]),
-                "ratio_median": statistics.median(ratios), "runs": 40,
+                "codebook_ms_median": speed.latency["codebook"].p50_ms,
+                "int8_ms_median": speed.latency["int8"].p50_ms,
+                "ratio_median": speed.ratios_to("codebook")["int8"],  # codebook time / int8 time, per round
+                "runs": speed.latency["int8"].runs,
                 "outputs_bit_identical_to_clustered_onnx": identical,
                 "sealed_test_accuracy": sealed_acc, "converter_test_accuracy": variants[chosen]["test_accuracy"],
                 "what": "edgeseal.load (signature, decryption, codebook decoding, session) + one run, codebook package "
@@ -264,7 +259,7 @@ def render(res: dict) -> str:
     g = res["goal"]
     lines += ["", f"Load ({ld['variant']}; {ld['what']}): codebook package ({ld['codebook_package_bytes']:,} B) "
               f"{ld['codebook_ms_median']:.2f} ms vs int8 package ({ld['int8_package_bytes']:,} B) "
-              f"{ld['int8_ms_median']:.2f} ms median; per-run ratio median {ld['ratio_median']:.2f} over {ld['runs']} runs. "
+              f"{ld['int8_ms_median']:.2f} ms median; per-round ratio median {ld['ratio_median']:.2f} over {ld['runs']} loads each. "
               f"Outputs of the loaded codebook package bit-identical to the clustered ONNX model: "
               f"{ld['outputs_bit_identical_to_clustered_onnx']}; its test accuracy {ld['sealed_test_accuracy']:.2f} % "
               f"(converter's evaluation {ld['converter_test_accuracy']:.2f} %).",

@@ -71,14 +71,11 @@ def main() -> None:
     after = fidelity(ref, runner_for(distilled).run_batched(evaluation, 32))
     print(f"distilled ({args.epochs} epochs on {len(train_x)} crops, {distill_s:.0f} s): {after.summary()}", flush=True)
 
-    runners = {"fp32": runner_for(fp32, threads=1), "pruned_distilled": runner_for(distilled, threads=1)}
-    times = {k: [] for k in runners}
-    for i, x in enumerate(evaluation[:150]):
-        for name in (list(runners) if i % 2 == 0 else list(runners)[::-1]):
-            t0 = time.perf_counter()
-            runners[name].run(x[None])
-            times[name].append(time.perf_counter() - t0)
-    p50 = {k: float(np.median(v[5:]) * 1e3) for k, v in times.items()}
+    from edgeseal.converters.latency import time_side_by_side
+
+    speed = time_side_by_side({"fp32": fp32, "pruned_distilled": distilled}, evaluation[:1], baseline="fp32",
+                              rounds=15, calls_per_round=10, warmup=5)
+    p50 = {k: v.p50_ms for k, v in speed.latency.items()}
     result = {
         "model": "EfficientNet-Lite0 (ImageNet-pretrained), structured channel pruning with torch-pruning (L2 group importance)",
         "ratio": args.ratio, "params_before": plan.params_before, "params_after": plan.params_after,
@@ -89,8 +86,8 @@ def main() -> None:
         "evaluation": {"crops": len(evaluation), "photos": list(EVALUATION_PHOTOS)},
         "fidelity_pruned_before_distillation": before.to_dict(),
         "fidelity_after_distillation": after.to_dict(),
-        "p50_ms": p50, "speedup": p50["fp32"] / p50["pruned_distilled"],
-        "timing": "batch 1, one thread, interleaved, 150 crops; shared 2-core machine",
+        "p50_ms": p50, "speedup": speed.ratio["pruned_distilled"],
+        "timing": f"{speed.timed}; {speed.rounds} rounds x {speed.calls_per_round} calls; shared 2-core machine",
         "cpu": cpu_name(), "wall_s": round(time.time() - t_start, 1),
     }
     out = Path(args.out)

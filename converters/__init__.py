@@ -14,7 +14,10 @@ The explicit layer under the ``edgeseal.compress`` recipe. Modules:
 - ``distill``   teacher -> student training with soft targets
 - ``text``      all-MiniLM-L6-v2 sentence embedder: load, export, embed, cosine fidelity
 - ``train``     device-aware fine-tuning loops; ``zoo`` real data (digits) and reference models
-- ``infer``     host-side ONNX Runtime / LiteRT runners; ``metrics`` accuracy/F1 and latency
+- ``infer``     host-side runners: the runtime's backend sessions + its float<->int8 adapter (the one way to run)
+- ``latency``   model files timed side by side by the one harness (``edgeseal.runtime.timing``)
+- ``metrics``   accuracy/F1 (``edgeseal.runtime.metrics``) and single-call latency
+- ``probe``     graph probes that need ORT/LiteRT directly (intermediate tensors, per-run weights, graph reading)
 
 Importing this package does not import torch; each function imports what it needs.
 """

@@ -65,18 +65,9 @@ def _layer_outputs(model: bytes) -> dict[str, str]:
 
 def channel_means(model: bytes, tensors: Sequence[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Per-channel (axis 1) mean of each named tensor over every sample and position, streamed batch by batch."""
-    import onnx
-    import onnxruntime as ort
+    from .probe import intermediate_session
 
-    proto = onnx.load_from_string(model)
-    have = {o.name for o in proto.graph.output}
-    for t in tensors:
-        if t not in have:
-            proto.graph.output.append(onnx.ValueInfoProto(name=t))
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor name
-    sess = ort.InferenceSession(proto.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess = intermediate_session(model, tensors)  # intermediate tensors: ORT directly, optimizations off
     names = list(tensors)
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}

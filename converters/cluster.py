@@ -223,24 +223,11 @@ def apply_clusters(model: bytes, tensors: Mapping[str, np.ndarray]) -> bytes:
 
 
 def _probe_session(model: bytes, names: Sequence[str]) -> Any:
-    """One ORT session in which the named initializers are also graph inputs, so a run can feed other values."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper
+    """One ORT session in which the named initializers are also graph inputs, so a run can feed other values
+    (ORT directly: feeding weights per run is a probe, not how a model is run; see ``converters.probe``)."""
+    from .probe import override_session
 
-    proto = onnx.load_from_string(model)
-    inits = {i.name: i for i in proto.graph.initializer}
-    present = {i.name for i in proto.graph.input}
-    for name in names:
-        if name not in present:
-            proto.graph.input.append(helper.make_tensor_value_info(name, inits[name].data_type, list(inits[name].dims)))
-    if proto.ir_version < 4:
-        proto.ir_version = 4
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3  # overridable initializers are the point here; ORT warns about them
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return override_session(model, names)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -114,10 +114,9 @@ def onnx_ops(model: bytes) -> dict[str, int]:
 
 def tflite_ops(model: bytes) -> dict[str, int]:
     """Builtin operator names of a TFLite model with their counts."""
-    from ai_edge_litert.interpreter import Interpreter
+    from .probe import tflite_graph
 
-    interp = Interpreter(model_content=bytes(model))
-    return dict(collections.Counter(op["op_name"] for op in interp._get_ops_details()))
+    return dict(collections.Counter(op["op_name"] for op in tflite_graph(model)._get_ops_details()))
 
 
 def check_ops(ops: Iterable[str], supported: Iterable[str], *, target: str = "the target") -> None:

@@ -194,21 +194,10 @@ def _onnx_shapes(proto: Any, sample: np.ndarray | None) -> dict[str, tuple[int, 
     for init in proto.graph.initializer:
         shapes[init.name] = tuple(int(d) for d in init.dims)
     if sample is not None:
-        import onnxruntime as ort
+        from .probe import intermediate_session
 
-        p = onnx.ModelProto()
-        p.CopyFrom(proto)
-        have = {o.name for o in p.graph.output}
-        for n in p.graph.node:
-            for o in n.output:
-                if o and o not in have:
-                    p.graph.output.append(onnx.ValueInfoProto(name=o))
-                    have.add(o)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        try:
-            sess = ort.InferenceSession(p.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+        try:  # every node output's shape: ORT directly, optimizations off
+            sess = intermediate_session(proto.SerializeToString(), every_tensor=True)
             inputs = [i for i in sess.get_inputs()]
             if len(inputs) == 1:
                 names = [o.name for o in sess.get_outputs()]
@@ -351,9 +340,9 @@ def onnx_float_ops(model: bytes, sample: np.ndarray | None = None, *, names: dic
 
 def tflite_float_ops(model: bytes) -> FloatOps:
     """Classify every computing op of a TFLite model as int8 or float, with params and MACs (shapes are static)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from .probe import tflite_graph
 
-    interp = Interpreter(model_content=bytes(model))
+    interp = tflite_graph(model)
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     op_details = interp._get_ops_details()
     produced = {int(o) for op in op_details for o in op["outputs"]}

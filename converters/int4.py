@@ -197,10 +197,10 @@ class Int4Report:
 def _noise(model: bytes, feeds: Sequence[Mapping[str, np.ndarray]], base: list[list[np.ndarray]]) -> float:
     from .infer import OnnxRunner
 
-    sess = OnnxRunner(model).session
+    runner = OnnxRunner(model)
     num = den = 0.0
     for feed, ref in zip(feeds, base):
-        for o, r in zip(sess.run(None, dict(feed)), ref):
+        for o, r in zip(runner.run_feeds(dict(feed)).values(), ref):
             num += float(np.sum((np.asarray(o, np.float64) - r) ** 2))
             den += float(np.sum(r ** 2))
     return num / max(den, 1e-30)
@@ -235,8 +235,8 @@ def int4_within_budget(
                                "quantization has nothing to do (Conv models: use [cluster] or int8)",
                                reason="no weight MatMul")
     ref = float(score(model)) if reference_score is None else float(reference_score)
-    sess = OnnxRunner(model).session
-    base = [[np.asarray(o, np.float64) for o in sess.run(None, dict(f))] for f in probe]
+    runner = OnnxRunner(model)
+    base = [[np.asarray(o, np.float64) for o in runner.run_feeds(dict(f)).values()] for f in probe]
 
     def attempt(fall: Sequence[str]) -> tuple[bytes, Int4Step]:
         if fallback is Fallback.INT8:

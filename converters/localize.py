@@ -27,7 +27,7 @@ from edgeseal.runtime.errors import ConfigError
 from edgeseal.runtime.fidelity import sqnr_db  # one SQNR for compress, verify and localization
 
 from ._common import progress
-from .metrics import Latency, measure_latency
+from .metrics import Latency
 from .quantize import (
     CalibrationData,
     OnnxDynamicConfig,
@@ -77,24 +77,10 @@ _DQ = "DequantizeLinear"
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 
 
-def _with_outputs(model: bytes, names: Sequence[str]) -> bytes:
-    import onnx
-
-    proto = onnx.load_from_string(model)
-    have = {o.name for o in proto.graph.output}
-    for name in names:
-        if name not in have:
-            proto.graph.output.append(onnx.ValueInfoProto(name=name))
-    return proto.SerializeToString()
-
-
 def _collect(model: bytes, names: list[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
+    from .probe import intermediate_session
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor name
-    sess = ort.InferenceSession(_with_outputs(model, names), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess = intermediate_session(model, names)  # intermediate tensors: ORT directly, optimizations off
     wanted = set(names)
     outs = [o.name for o in sess.get_outputs() if o.name in wanted]
     acc: dict[str, list[np.ndarray]] = {n: [] for n in outs}
@@ -327,17 +313,23 @@ def quantize_within_budget(
                     break
     elif probe_data is not None:
         layers = layer_errors(float_model, first, probe_data)
-    lat = [None, None, None]
-    if latency_input is not None:
-        from .infer import OnnxRunner
-
-        for i, m in enumerate((float_model, first, best.model)):
-            r = OnnxRunner(m)
-            feed = latency_input if isinstance(latency_input, dict) else {r.input_name: np.asarray(latency_input, np.float32)}
-            lat[i] = measure_latency(lambda: r.session.run(None, feed), runs=100, warmup=10)
+    lat = _side_by_side(latency_input, (float_model, first, best.model))
     mode = "dynamic" if isinstance(config, OnnxDynamicConfig) else "static"
     return best.model, _budget_report(mode, metric, max_drop, float_score, steps, layers, (float_model, first, best.model),
                                       lat, best.index, reference_score)
+
+
+def _side_by_side(latency_input: Any, models: Sequence[bytes]) -> list[Latency | None]:
+    """Latency of the float model, the all-int8 one and the returned one, timed interleaved in one run
+    (``converters.latency``); three Nones when no latency input was given."""
+    if latency_input is None:
+        return [None, None, None]
+    from .latency import time_side_by_side
+
+    x = latency_input if isinstance(latency_input, dict) else np.asarray(latency_input, np.float32)
+    speed = time_side_by_side(dict(zip(("float", "int8_all", "final"), models)), x, baseline="float",
+                              rounds=10, calls_per_round=10, warmup=10)
+    return [speed.latency["float"], speed.latency["int8_all"], speed.latency["final"]]
 
 
 class _Best:
@@ -430,14 +422,7 @@ def tflite_within_budget(
                 bar.advance()
                 if steps[-1].drop <= max_drop:
                     break
-    lat = [None, None, None]
-    if latency_input is not None:
-        from .infer import TfliteRunner
-
-        for i, m in enumerate((float_model, first, best.model)):
-            r = TfliteRunner(m)
-            one = np.asarray(latency_input, np.float32)
-            lat[i] = measure_latency(lambda: r.run(one), runs=100, warmup=10)
+    lat = _side_by_side(latency_input, (float_model, first, best.model))
     return best.model, _budget_report("tflite static", metric, max_drop, float_score, steps, layers,
                                       (float_model, first, best.model), lat, best.index, reference_score)
 

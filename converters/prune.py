@@ -393,13 +393,11 @@ class ModelStats:
 def measure(model: Any, sample: Any, *, runs: int = 300) -> tuple[ModelStats, bytes]:
     """Export ``model`` to ONNX and measure it (ORT, 1 thread, batch 1); returns stats and the ONNX bytes."""
     from .export import ExportConfig, export_onnx
-    from .infer import OnnxRunner
+    from .latency import timed_call
 
     x = np.asarray(sample, dtype=np.float32)
     result = export_onnx(model, x, ExportConfig(check_samples=min(len(x), 64)))
     macs, params = _macs_params(model.cpu().eval(), _example(x))
-    runner = OnnxRunner(result.model)
-    one = x[:1]
-    lat = measure_latency(lambda: runner.run(one), runs=runs, warmup=30)
+    lat = measure_latency(timed_call(result.model, x[:1]), runs=runs, warmup=30)
     stats = ModelStats(params, macs, len(result.model), len(zlib.compress(result.model, 9)), lat)
     return stats, result.model

@@ -342,10 +342,10 @@ def quantize_tflite_int8(model: bytes, representative: np.ndarray, config: Tflit
     float batch shaped like that input (its batch dimension is the model's fixed batch).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ai_edge_litert.interpreter import Interpreter
+    from .probe import tflite_graph
 
     config = config or TfliteInt8Config()
-    interp = Interpreter(model_content=bytes(model))
+    interp = tflite_graph(model)
     sigs = interp.get_signature_list()
     if len(sigs) != 1:
         raise UnsupportedError(f"TFLite model has {len(sigs)} signatures; int8 calibration needs exactly one")
@@ -407,8 +407,8 @@ def quantize_tflite_int8(model: bytes, representative: np.ndarray, config: Tflit
 
 def tflite_op_outputs(model: bytes) -> list[tuple[str, str]]:
     """(builtin op name, first output tensor name) of each op of a TFLite model, in execution order."""
-    from ai_edge_litert.interpreter import Interpreter
+    from .probe import tflite_graph
 
-    interp = Interpreter(model_content=bytes(model))
+    interp = tflite_graph(model)
     tensors = {t["index"]: t["name"] for t in interp.get_tensor_details()}
     return [(op["op_name"], tensors[op["outputs"][0]]) for op in interp._get_ops_details() if len(op["outputs"])]

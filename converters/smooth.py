@@ -50,14 +50,9 @@ class SmoothConfig:
 
 
 def _channel_max(model: bytes, tensors: Sequence[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
+    from .probe import intermediate_session
 
-    from .localize import _with_outputs
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(_with_outputs(model, tensors), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess = intermediate_session(model, tensors)  # intermediate tensors: ORT directly, optimizations off
     names = list(tensors)
     out: dict[str, np.ndarray] = {}
     for feed in feeds:

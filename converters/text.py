@@ -125,20 +125,18 @@ def export_embedder(model: Any, tokenizer: Any, check: Sequence[str], *, opset: 
 
 
 class OnnxEmbedder:
-    """An ONNX Runtime session over an exported embedder; ``embed`` runs sentences one at a time (batch 1)."""
+    """An exported embedder run by the runtime's onnxruntime backend (``converters.infer.OnnxRunner``);
+    ``embed`` runs sentences one at a time (batch 1)."""
 
     def __init__(self, model: bytes, tokenizer: Any = None, *, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from .infer import OnnxRunner
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.runner = OnnxRunner(model, threads=threads)
         self.tokenizer = tokenizer
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, feed)[0]
+        """The first output (the embedding) for one feed of named int64 inputs."""
+        return self.runner.run_feeds(feed)[self.runner.output_name]
 
     def embed(self, sentences: Sequence[str]) -> np.ndarray:
         if self.tokenizer is None:

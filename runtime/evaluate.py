@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import platform
 import sys
 import time
@@ -23,12 +24,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ConfigError, InvalidInput, UnsupportedError
+from .metrics import classification_metrics  # the one implementation; re-exported here for its callers
 
 __all__ = [
     "SCHEMA",
     "LABEL_KEYS",
     "evaluate",
     "split_dataset",
+    "read_npz",
+    "features_and_labels",
     "outputs_digest",
     "classification_metrics",
     "latency_summary",
@@ -38,7 +42,7 @@ __all__ = [
 ]
 
 SCHEMA = "edgeseal.eval/1"
-LABEL_KEYS = ("labels", "label", "y")
+LABEL_KEYS = ("y", "labels", "label")  # "y": the layout edgeseal writes; the others are read too
 
 
 def peak_rss_mb() -> float | None:
@@ -76,41 +80,21 @@ def outputs_digest(outputs: Mapping[str, np.ndarray]) -> str:
 
 
 def latency_summary(seconds: list[float]) -> dict[str, float | int]:
+    """The device evaluation's per-sample call times, summarized by the one harness's percentiles
+    (``runtime.timing.latency``) plus min and max, in ms."""
+    from .timing import latency
+
     if not seconds:
         return {"n": 0}
+    lat = latency(seconds)
     ms = np.asarray(seconds) * 1000.0
     return {
-        "n": int(ms.size),
-        "p50": round(float(np.percentile(ms, 50)), 4),
-        "p95": round(float(np.percentile(ms, 95)), 4),
-        "mean": round(float(ms.mean()), 4),
+        "n": lat.runs,
+        "p50": round(lat.p50_ms, 4),
+        "p95": round(lat.p95_ms, 4),
+        "mean": round(lat.mean_ms, 4),
         "min": round(float(ms.min()), 4),
         "max": round(float(ms.max()), 4),
-    }
-
-
-def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy and macro precision/recall/F1 of ``argmax(scores, -1)`` against integer labels."""
-    scores = np.asarray(scores)
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    pred = scores.reshape(len(labels), -1).argmax(axis=1)
-    classes = np.union1d(np.unique(labels), np.unique(pred))
-    precision, recall, f1 = [], [], []
-    for c in classes:
-        tp = int(np.sum((pred == c) & (labels == c)))
-        fp = int(np.sum((pred == c) & (labels != c)))
-        fn = int(np.sum((pred != c) & (labels == c)))
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        precision.append(p)
-        recall.append(r)
-        f1.append(2 * p * r / (p + r) if p + r else 0.0)
-    return {
-        "n": int(len(labels)),
-        "accuracy": float(np.mean(pred == labels)),
-        "precision_macro": float(np.mean(precision)),
-        "recall_macro": float(np.mean(recall)),
-        "f1_macro": float(np.mean(f1)),
     }
 
 
@@ -190,12 +174,59 @@ def split_dataset(arrays: Mapping[str, np.ndarray], input_specs: tuple) -> tuple
     return feeds, labels
 
 
-def _load_npz(data: bytes) -> dict[str, np.ndarray]:
+def read_npz(source: bytes | bytearray | memoryview | str | os.PathLike, what: str = "the data set") -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (bytes or a path), never unpickling anything: the one reader for every
+    data file edgeseal takes. ConfigError naming ``what`` when it is missing, not an .npz, or empty."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except Exception as exc:  # zipfile/npy format errors: a user file problem
-        raise ConfigError(f"evaluation data is not a readable .npz ({type(exc).__name__}: {exc})") from None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = io.BytesIO(bytes(source))
+        loaded = np.load(source, allow_pickle=False)
+        if not hasattr(loaded, "files"):
+            raise ValueError("it holds a single .npy array, not named arrays")
+        with loaded as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {source} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {source} is a directory; give an .npz file") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # zipfile / npy format errors, pickled objects refused: a user file problem
+        raise ConfigError(f"{what} is not a readable .npz without pickled objects ({type(exc).__name__}: {exc}); "
+                          "save it with numpy.savez") from None
+    if not arrays:
+        raise ConfigError(f"{what} holds no arrays")
+    return arrays
+
+
+def features_and_labels(arrays: Mapping[str, np.ndarray], what: str = "the data set", *, x_key: str | None = None,
+                        y_key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The input array and the labels (or None) of a one-input data set, by edgeseal's one layout:
+    ``x`` (inputs) and ``y`` (integer labels). Also read: labels as ``labels`` / ``label``, the input as
+    the one other array of any name (``x``, then ``input``, when there are several). ``x_key`` /
+    ``y_key`` name them explicitly."""
+    if y_key is not None and y_key not in arrays:
+        raise ConfigError(f"{what} has no labels {y_key!r} (it has {sorted(arrays)})")
+    label_key = y_key if y_key is not None else next((k for k in LABEL_KEYS if k in arrays), None)
+    if x_key is not None:
+        if x_key not in arrays:
+            raise ConfigError(f"{what} has no array {x_key!r} (it has {sorted(arrays)})")
+        feature_key = x_key
+    else:
+        features = [k for k in arrays if k != label_key and k not in LABEL_KEYS]
+        named = [k for k in ("x", "input") if k in features]
+        if len(features) == 1:
+            feature_key = features[0]
+        elif named:
+            feature_key = named[0]
+        else:
+            raise ConfigError(f"{what} has arrays {sorted(arrays)}: save the inputs as 'x' and the labels as 'y' "
+                              "(numpy.savez(path, x=inputs, y=labels)), or name them with x_key / y_key")
+    x = np.asarray(arrays[feature_key])
+    y = None if label_key is None else np.asarray(arrays[label_key])
+    if y is not None and len(y) != len(x):
+        raise ConfigError(f"{what}: {len(x)} inputs ({feature_key!r}) but {len(y)} labels ({label_key!r})")
+    return x, y
 
 
 def _sha256_file(path: str | Path) -> str:
@@ -250,7 +281,7 @@ def evaluate(
                     f"--data package {manifest.name!r} holds a {manifest.kind.value}, not a dataset; "
                     "seal the evaluation .npz with kind='dataset'"
                 )
-            arrays = _load_npz(plain.freeze())
+            arrays = read_npz(plain.freeze(), "evaluation data")
         finally:
             plain.wipe()
         feeds, labels = split_dataset(arrays, sealed.inputs)

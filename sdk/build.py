@@ -392,7 +392,7 @@ class _Build:
                 tmp = Path(tmp)
                 (tmp / f"{self.cfg.release.name}.eseal").write_bytes(package)
                 (tmp / "fp32.onnx").write_bytes(fp32)
-                np.savez(tmp / "test.npz", input=x, labels=y)
+                np.savez(tmp / "test.npz", x=x, y=y)
                 config = VerifyConfig(device=target.device, key=device_key, trusted=(keys.publisher_pub,),
                                       publisher=keys.publisher, reference=tmp / "fp32.onnx",
                                       max_drop=self.cfg.budget.max_drop, target=target.name,

@@ -424,8 +424,24 @@ def _add_key_options(p: argparse.ArgumentParser) -> None:
                    help=f"scrypt work N*r*p one load may spend on passphrase slots (default {DEFAULT_SCRYPT_BUDGET})")
 
 
+class UsageError(Exception):
+    """A command line argparse refuses: ``main`` prints it (as JSON under --json) and exits 2."""
+
+    def __init__(self, usage: str, prog: str, message: str) -> None:
+        super().__init__(f"{prog}: {message}")
+        self.usage, self.prog, self.reason = usage, prog, message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error reaches ``main`` instead of exiting: under ``--json`` it is
+    printed as one JSON object like every other error. Sub-command parsers inherit this class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(self.format_usage(), self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgeseal", description="Compress, seal, run and verify on-device models.")
+    parser = _Parser(prog="edgeseal", description="Compress, seal, run and verify on-device models.")
     parser.add_argument("--version", action="version", version=f"edgeseal {__version__}")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -523,7 +539,17 @@ def main(argv: list[str] | None = None) -> int:
     code; a closed stdout (``| head``) exits 141 quietly; anything else is a bug: one line, exit 70
     (EDGESEAL_TRACEBACK=1 prints the traceback too)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        if "--json" in argv:
+            print(json.dumps({"ok": False, "error": "UsageError", "message": str(exc), "hint": exc.usage.strip()},
+                             indent=2))
+        else:
+            sys.stderr.write(exc.usage)
+            print(f"{exc.prog}: error: {exc.reason}", file=sys.stderr)  # argparse's own form
+        return 2
     if not args.command:
         parser.print_help()
         return 2

@@ -325,21 +325,17 @@ def _load_state_dict(path: Path) -> Any:
     return sd
 
 
-def load_npz(path: str | Path, *, x_key: str = "x", y_key: str = "y", need_y: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Inputs (and labels) from an ``.npz`` file."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            if x_key not in keys:
-                raise ConfigError(f"{path} has no array {x_key!r} (it has {keys}); set [data] x_key")
-            x = np.asarray(z[x_key], dtype=np.float32)
-            y = np.asarray(z[y_key]).astype(np.int64) if y_key in keys else None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path} as .npz: {exc}") from None
+def load_npz(path: str | Path, *, x_key: str | None = None, y_key: str | None = None,
+             need_y: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inputs (float32) and integer labels of an ``.npz`` data set, in edgeseal's one layout
+    (``edgeseal.runtime.evaluate.features_and_labels``: ``x`` + ``y``; ``input`` / ``labels`` read too)."""
+    from edgeseal.runtime.evaluate import features_and_labels, read_npz
+
+    what = f"data set {path}"
+    x, y = features_and_labels(read_npz(Path(path), what), what, x_key=x_key, y_key=y_key)
     if need_y and y is None:
-        raise ConfigError(f"{path} has no labels {y_key!r}; set [data] y_key")
-    return x, y
+        raise ConfigError(f"{what} has no labels: save them as 'y' (or name the array with [data] y_key)")
+    return x.astype(np.float32), None if y is None else y.astype(np.int64)
 
 
 def _as_xy(value: Any, what: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -77,7 +77,7 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
     _step(console, "seal the int8 model for the device key, signed by the publisher")
     package = seal(int8, publisher=publisher, devices=[device.public_key()], name="digits-int8", version=1,
                    content_format="onnx", target="linux-x86_64", out=workdir / "digits.eseal")
-    np.savez(workdir / "digits-test.npz", input=data.x_test, labels=data.y_test)
+    np.savez(workdir / "digits-test.npz", x=data.x_test, y=data.y_test)
     lap("seal")
 
     _step(console, "verify on the local device (a runtime-only venv, created on first use) against fp32")
@@ -106,8 +106,11 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
 
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     from .progress import Progress
+    from .runtime.errors import ConfigError
     from .verify import max_drop_from_args
 
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs}: the demo trains its CNN for at least 1 epoch (default 12)")
     console = None
     if not args.json:
         try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -31,6 +30,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .runtime.errors import ConfigError
+from .runtime.evaluate import read_npz  # re-exported: the one .npz reader
 
 __all__ = ["MaskConfig", "mask_arrays", "prepare_dataset", "read_npz", "write_npz"]
 
@@ -101,19 +101,6 @@ class MaskConfig:
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"--mask-pixels {spec!r}: cannot read {path} as a .npy array ({exc})") from None
         return cls(columns={k: tuple(v) for k, v in cols.items()}, pixels=pix, drop=tuple(drop), fill=fill)
-
-
-def read_npz(data: bytes, what: str = "the data set") -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` (no pickled objects); ConfigError when it is not one."""
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ConfigError(f"{what} is not a readable .npz without pickled objects ({type(exc).__name__}: {exc}); "
-                          "save it with numpy.savez") from None
-    if not arrays:
-        raise ConfigError(f"{what} holds no arrays")
-    return arrays
 
 
 def write_npz(arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -82,9 +81,10 @@ from edgeseal.converters._common import as_enum
 from edgeseal.converters.prune import Importance, Scope
 from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError
-from edgeseal.targets import ModelFormat
+from edgeseal.targets import ModelFormat, read_toml  # read_toml: re-exported, release/search import it from here
 
 __all__ = [
+    "build_config",
     "PruneMethod",
     "QuantMode",
     "ModelFormat",
@@ -151,13 +151,15 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DataSpec:
-    """``.npz`` files: ``x_key`` holds inputs (N, *input_shape), ``y_key`` integer labels (N,)."""
+    """``.npz`` files in edgeseal's one layout: inputs (N, *input_shape) as ``x`` (or the only other
+    array, e.g. ``input``), integer labels (N,) as ``y`` (or ``labels`` / ``label``); ``x_key`` / ``y_key``
+    name other arrays."""
 
     train: str | None = None
     calibration: str | None = None
     eval: str | None = None
-    x_key: str = "x"
-    y_key: str = "y"
+    x_key: str | None = None  # None: edgeseal's layout (x + y; input / labels read too)
+    y_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -520,7 +522,10 @@ def _dataclass_type(tp: Any) -> type | None:
     return None
 
 
-def _build(cls: type, table: Mapping[str, Any], where: str) -> Any:
+def build_config(cls: type, table: Mapping[str, Any], where: str) -> Any:
+    """A frozen config dataclass from a parsed TOML table: the one builder for recipes, releases, searches
+    and audits. Unknown keys are refused naming the valid ones, nested tables become their dataclasses, TOML
+    arrays become tuples, and the dataclass validates its values (``__post_init__``) before any work starts."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where} must be a table, got {type(table).__name__}")
     hints = typing.get_type_hints(cls)
@@ -533,7 +538,7 @@ def _build(cls: type, table: Mapping[str, Any], where: str) -> Any:
             )
         sub = _dataclass_type(hints[key])
         if sub is not None:
-            kwargs[key] = _build(sub, value, f"[{key}]")
+            kwargs[key] = build_config(sub, value, f"[{key}]")
         else:
             kwargs[key] = tuple(value) if isinstance(value, list) else value
     try:
@@ -544,7 +549,7 @@ def _build(cls: type, table: Mapping[str, Any], where: str) -> Any:
 
 def recipe_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> CompressRecipe:
     """Build a ``CompressRecipe`` from parsed TOML; relative file paths are resolved against ``base_dir``."""
-    recipe = _build(CompressRecipe, data, "the recipe (top level)")
+    recipe = build_config(CompressRecipe, data, "the recipe (top level)")
     if base_dir is None:
         return recipe
     fix = lambda p: None if p is None or Path(p).is_absolute() else str(base_dir / p)  # noqa: E731
@@ -554,19 +559,6 @@ def recipe_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -
         **{k: fix(getattr(recipe.data, k)) or getattr(recipe.data, k) for k in ("train", "calibration", "eval")},
     )
     return dataclasses.replace(recipe, model=model, data=data_spec)
-
-
-def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """Parse a TOML file; a missing file or a syntax error is a ``ConfigError`` naming ``what`` it is."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}; check the path") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def load_recipe(path: str | Path) -> CompressRecipe:

@@ -52,7 +52,7 @@ from typing import Any
 from edgeseal.runtime.errors import ConfigError
 
 from .audit.config import GateConfig
-from .recipe import _build, read_toml, recipe_from_dict
+from .recipe import build_config, read_toml, recipe_from_dict
 
 __all__ = ["ReleaseInfo", "KeysSpec", "TrainSpec", "ReleaseModel", "ReleaseData", "Budget", "TargetEntry",
            "AuditSpec", "ReleaseConfig", "load_release", "release_from_dict"]
@@ -125,8 +125,8 @@ class ReleaseData:
     calibration: str | None = None
     eval: str | None = None
     test: str | None = None
-    x_key: str = "x"
-    y_key: str = "y"
+    x_key: str | None = None  # None: edgeseal's layout (x + y; input / labels read too)
+    y_key: str | None = None
 
     def __post_init__(self) -> None:
         files = (self.train, self.calibration, self.eval, self.test)
@@ -246,16 +246,16 @@ def release_from_dict(data: Mapping[str, Any], *, base_dir: Path = Path(".")) ->
     audit = None
     if "audit" in data:
         table = dict(data["audit"])
-        gate = _build(GateConfig, table.pop("gate", {}), "[audit.gate]")
-        audit = dataclasses.replace(_build(AuditSpec, table, "[audit]"), gate=gate)
+        gate = build_config(GateConfig, table.pop("gate", {}), "[audit.gate]")
+        audit = dataclasses.replace(build_config(AuditSpec, table, "[audit]"), gate=gate)
     return ReleaseConfig(
-        release=_build(ReleaseInfo, data["release"], "[release]"),
-        keys=_build(KeysSpec, data.get("keys", {}), "[keys]"),
-        model=_build(ReleaseModel, data["model"], "[model]"),
-        data=_build(ReleaseData, data["data"], "[data]"),
-        budget=_build(Budget, data.get("budget", {}), "[budget]"),
+        release=build_config(ReleaseInfo, data["release"], "[release]"),
+        keys=build_config(KeysSpec, data.get("keys", {}), "[keys]"),
+        model=build_config(ReleaseModel, data["model"], "[model]"),
+        data=build_config(ReleaseData, data["data"], "[data]"),
+        budget=build_config(Budget, data.get("budget", {}), "[budget]"),
         compress=dict(data.get("compress", {})),
-        targets=tuple(_build(TargetEntry, t, f"[[target]] #{i + 1}") for i, t in enumerate(targets)),
+        targets=tuple(build_config(TargetEntry, t, f"[[target]] #{i + 1}") for i, t in enumerate(targets)),
         audit=audit,
         base_dir=base_dir,
     )

@@ -10,7 +10,8 @@ structured pruning ratio, distillation on/off, int8 scheme, calibration, layers
 kept in float), runs ``edgeseal.compress`` on a fresh copy of the fp32 model and
 measures size, validation and test accuracy and latency. Trials run in local
 worker processes (one thread each) or as Ray tasks (``ray=``). Afterwards the
-driver re-measures the latency of every budget candidate one after another, and
+driver re-measures the latency of every budget candidate side by side in one run
+(``edgeseal.runtime.timing``: interleaved turns in a rotating order), and
 the front — points no other point beats on size, latency and validation accuracy
 at once — is computed among the points that meet the budget.
 """
@@ -84,30 +85,19 @@ def remeasure_latency(models: dict[int, bytes], sample: np.ndarray, *, runs: int
     The models take turns of ``turn`` timed calls (after one untimed call that brings the model back into
     the caches) in a rotating order, ``runs / turn`` rounds in all, so whatever else the machine does
     meanwhile (other processes, a busy sibling hyperthread, clock changes) falls on all of them alike.
-    ``progress()`` is called once per round.
+    ``progress()`` is called once per round. The harness is ``edgeseal.runtime.timing``; only the backend
+    session's run is timed, with the input prepared before.
     """
-    from edgeseal.converters.infer import runner_for
+    from edgeseal.converters.latency import timed_call
+    from edgeseal.runtime.timing import interleaved
 
     if not models:
         return {}
     one = np.ascontiguousarray(sample[:1], dtype=np.float32)
-    runners = {k: runner_for(m, threads=1) for k, m in models.items()}
-    times: dict[int, list[float]] = {k: [] for k in runners}
-    for r in runners.values():
-        for _ in range(20):
-            r.run(one)
-    ids = list(runners)
-    for n in range(latency_rounds(runs, turn)):
-        for k in ids[n % len(ids):] + ids[: n % len(ids)]:
-            run = runners[k].run
-            run(one)
-            for _ in range(turn):
-                t0 = time.perf_counter()
-                run(one)
-                times[k].append(time.perf_counter() - t0)
-        if progress is not None:
-            progress()
-    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+    calls = {k: timed_call(m, one, threads=1) for k, m in models.items()}  # the one harness, backend calls only
+    speed = interleaved(calls, rounds=latency_rounds(runs, turn), calls_per_round=turn, warmup=20, settle=1,
+                        progress=progress)
+    return {k: speed.latency[k].p50_ms for k in models}
 
 
 def latency_rounds(runs: int, turn: int) -> int:

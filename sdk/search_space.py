@@ -52,7 +52,7 @@ from .recipe import (
     PruneStage,
     QuantizeStage,
     QuantMode,
-    _build,
+    build_config,
 )
 
 __all__ = [
@@ -233,7 +233,7 @@ class SearchConfig:
 
 def search_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> SearchConfig:
     """A ``SearchConfig`` from parsed TOML; relative ``validation``/``test`` paths resolve against ``base_dir``."""
-    config = _build(SearchConfig, data, "the search file (top level)")
+    config = build_config(SearchConfig, data, "the search file (top level)")
     if base_dir is None:
         return config
     fix = {k: str(base_dir / p) for k in ("validation", "test") if (p := getattr(config, k)) and not Path(p).is_absolute()}

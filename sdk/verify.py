@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -370,8 +369,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
     try:
         if dmanifest.kind is not Kind.DATASET:
             raise ConfigError(f"{data} holds a {dmanifest.kind.value}, not a dataset")
-        with np.load(io.BytesIO(plain.freeze()), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = ev.read_npz(plain.freeze(), f"the data set in {data}")
     finally:
         plain.wipe()
     host_model = load(package_bytes, key=key, trusted=trusted, allow_unsigned=config.allow_unsigned,
@@ -452,8 +450,7 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
                               f"{' | '.join(err)[:400]}", reason="runner")
         if not dev_json.get("ok"):
             raise _device_error(dev_json, config.device)
-        with np.load(io.BytesIO(transport.fetch(transport.remote_path("outputs.npz"))), allow_pickle=False) as npz:
-            dev_out = {k: npz[k] for k in npz.files}
+        dev_out = ev.read_npz(transport.fetch(transport.remote_path("outputs.npz")), f"{config.device}'s outputs.npz")
     finally:
         transport.close()
 

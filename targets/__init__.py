@@ -10,6 +10,7 @@ Transports live in :mod:`edgeseal.targets.transports` (imported on demand).
 
 from .ops import OpCheck, check_model, detect_format, model_ops, require_supported
 from .profile import (
+    read_toml,
     ModelFormat,
     OpSet,
     QuantFormat,
@@ -23,6 +24,7 @@ from .profile import (
 )
 
 __all__ = [
+    "read_toml",
     "ModelFormat",
     "OpCheck",
     "OpSet",

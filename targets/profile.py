@@ -18,15 +18,10 @@ from typing import Any
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-try:  # Python 3.11+
-    import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        _toml = None  # type: ignore[assignment]
+import tomllib
 
 __all__ = [
+    "read_toml",
     "Runtime",
     "ModelFormat",
     "QuantFormat",
@@ -190,25 +185,29 @@ class TargetProfile:
         return out
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    if _toml is None:  # pragma: no cover - Python 3.10 without tomli
-        raise UnsupportedError(
-            "reading target profiles needs TOML support; on Python 3.10 run `pip install tomli`",
-            reason="no tomllib",
-        )
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file: the one reader for every edgeseal file (recipes, release and search files,
+    audit recipes, target profiles, op sets). A missing file or a syntax error is a ``ConfigError``
+    naming ``what`` the file is and where TOML stopped reading."""
+    path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            return _toml.load(fh)
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist; check the path") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read target profile {path}: {exc.strerror}") from None
-    except _toml.TOMLDecodeError as exc:
-        raise ConfigError(f"target profile {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}; check the path") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def load_profile_file(path: str | Path) -> TargetProfile:
     """Load and validate one profile file."""
     path = Path(path)
-    data = _read_toml(path)
+    data = read_toml(path, "target profile")
     known = {f.name for f in fields(TargetProfile)} - {"source"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -273,7 +272,7 @@ def load_opset(name: str) -> OpSet:
     for directory in [d.parent / "opsets" for d in search_path()[:-1]] + [OPSET_DIR]:
         path = directory / f"{name}.toml"
         if path.is_file():
-            data = _read_toml(path)
+            data = read_toml(path, "op set")
             opset = OpSet(
                 name=data.get("name", name),
                 format=data.get("format", ""),

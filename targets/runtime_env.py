@@ -40,9 +40,9 @@ def runtime_requirements() -> tuple[str, ...]:
     reaches every device environment."""
     root = checkout_root()
     if root is not None:
-        import tomllib
+        from .profile import read_toml
 
-        project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+        project = read_toml(root / "pyproject.toml", "edgeseal's pyproject")["project"]
         extras = project.get("optional-dependencies", {})
         return tuple(project.get("dependencies", [])) + tuple(r for e in RUNTIME_EXTRAS for r in extras.get(e, []))
     from importlib.metadata import requires

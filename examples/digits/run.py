@@ -27,12 +27,11 @@ def _acc(model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> float:
     return round(100.0 * float((runner_for(model_bytes).run_batched(x).argmax(-1) == y).mean()), 3)
 
 
-def _lat(model_bytes: bytes, x1: np.ndarray, runs: int = 300) -> float:
-    from edgeseal.converters.infer import runner_for
-    from edgeseal.converters.metrics import measure_latency
+def _speed(models: dict[str, bytes], x1: np.ndarray, baseline: str):
+    """The models timed side by side in one run (the one harness: interleaved turns, ratios to ``baseline``)."""
+    from edgeseal.converters.latency import time_side_by_side
 
-    r = runner_for(model_bytes)
-    return round(measure_latency(lambda: r.run(x1), runs=runs, warmup=30).p50_ms, 4)
+    return time_side_by_side(models, x1, baseline=baseline, rounds=30, calls_per_round=10, warmup=30)
 
 
 def run(out: Path, *, seeds: int = 5) -> dict:
@@ -80,14 +79,16 @@ def run(out: Path, *, seeds: int = 5) -> dict:
     tfl_int8, trep = tflite_within_budget(tfl_fp32.model, d.x_train, score=val, max_drop=0.5, metric="val accuracy (points)")
     res["int8"] = {}
     for name, fp, q, rep in (("onnx", onnx_fp32.model, onnx_int8, qrep), ("tflite", tfl_fp32.model, tfl_int8, trep)):
+        speed = _speed({"fp32": fp, "int8": q}, x1, "fp32")
         res["int8"][name] = {
             "fp32_test_acc": _acc(fp, d.x_test, d.y_test),
             "int8_test_acc": _acc(q, d.x_test, d.y_test),
             "fp32_bytes": len(fp),
             "int8_bytes": len(q),
             "size_ratio": round(len(q) / len(fp), 4),
-            "fp32_p50_ms": _lat(fp, x1),
-            "int8_p50_ms": _lat(q, x1),
+            "fp32_p50_ms": round(speed.latency["fp32"].p50_ms, 4),
+            "int8_p50_ms": round(speed.latency["int8"].p50_ms, 4),
+            "int8_speed_vs_fp32": round(speed.ratio["int8"], 3),  # > 1: int8 faster, measured side by side
             "kept_in_float": list(rep.excluded),
             "budget_met_on_val": rep.met,
         }
@@ -96,7 +97,7 @@ def run(out: Path, *, seeds: int = 5) -> dict:
     (out / "digits.int8.tflite").write_bytes(tfl_int8)
 
     # 4. structured pruning (50% of channels) + fine-tuning by distillation from the unpruned model
-    s0, _ = measure(teacher, d.x_test)
+    s0, teacher_onnx = measure(teacher, d.x_test)
     pruned, plan = prune_structured(copy.deepcopy(teacher), d.x_train, StructuredPruneConfig(ratio=0.5))
     ft = TrainConfig(epochs=20, lr=1e-3, seed=0)
     pruned = distill(teacher, pruned, d.x_train, d.y_train, DistillConfig(train=ft))
@@ -114,12 +115,19 @@ def run(out: Path, *, seeds: int = 5) -> dict:
             copy.deepcopy(teacher), UnstructuredPruneConfig(amount=0.7, scope="global", gradual=True),
             fine_tune=lambda m, hook: fit(m, d.x_train, d.y_train, TrainConfig(epochs=8, lr=5e-4), after_step=hook),
         )
-    s2, _ = measure(sparse, d.x_test)
+    s2, sparse_onnx = measure(sparse, d.x_test)
     res["unstructured_pruning"] = {
         "sparsity": round(sparsity(sparse), 4),
         "after": s2.to_dict() | {"test_acc": round(100 * accuracy(predict_logits(sparse, d.x_test), d.y_test), 3)},
         "warning": [str(w.message) for w in caught][:1],
     }
+    # the latency figures of both pruning results come from one side-by-side run with the unpruned teacher
+    speed = _speed({"teacher": teacher_onnx, "structured": pruned_onnx, "unstructured": sparse_onnx}, x1, "teacher")
+    res["structured_pruning"]["before"]["latency"] = speed.latency["teacher"].to_dict()
+    for key, name in (("structured_pruning", "structured"), ("unstructured_pruning", "unstructured")):
+        res[key]["after"]["latency"] = speed.latency[name].to_dict()
+        res[key]["speed_vs_unpruned"] = round(speed.ratio[name], 3)  # > 1: faster than the teacher
+    res["latency_method"] = speed.timed
 
     # 6. distillation: a student with <= 1/4 of the teacher's parameters, with vs without the teacher.
     #    Both arms get the same data, epochs, lr and initial weights; two data settings: the plain

@@ -126,7 +126,7 @@ class Session:
         self._out = self._it.get_output_details()
         self.inputs = tuple(_spec(d) for d in self._in)
         self.outputs = tuple(_spec(d) for d in self._out)
-        self._shapes = {d["name"]: tuple(d["shape"]) for d in self._in}
+        self._shapes = {d["name"]: tuple(int(v) for v in d["shape"]) for d in self._in}
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock:
@@ -134,14 +134,26 @@ class Session:
                 for detail in self._in:
                     value = feeds[detail["name"]]
                     if tuple(value.shape) != self._shapes[detail["name"]]:
-                        self._it.resize_tensor_input(detail["index"], value.shape)
-                        self._it.allocate_tensors()
-                        self._shapes[detail["name"]] = tuple(value.shape)
+                        self._resize(detail, tuple(value.shape))
                     self._it.set_tensor(detail["index"], value)
                 self._it.invoke()
                 return {d["name"]: self._it.get_tensor(d["index"]).copy() for d in self._out}
             except ValueError as exc:
                 raise InvalidInput(f"LiteRT rejected the inputs: {exc}") from None
+
+    def _resize(self, detail: dict, shape: tuple[int, ...]) -> None:
+        """Reallocate the interpreter for an input of a new shape; if the model cannot take it (a fixed
+        reshape inside, say), go back to the shape it had and raise InvalidInput naming both."""
+        name, before = detail["name"], self._shapes[detail["name"]]
+        try:
+            self._it.resize_tensor_input(detail["index"], shape)
+            self._it.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            self._it.resize_tensor_input(detail["index"], before)
+            self._it.allocate_tensors()
+            raise InvalidInput(f"LiteRT cannot run input {name!r} at shape {shape}: {str(exc).splitlines()[0][:200]}; "
+                               f"this model runs at {before}: feed batches of that shape") from None
+        self._shapes[name] = shape
 
     def close(self) -> None:
         self._it = None

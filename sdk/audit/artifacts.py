@@ -78,65 +78,50 @@ class TorchArtifact(ArtifactBase):
 
 @dataclass(kw_only=True)
 class OnnxArtifact(ArtifactBase):
-    """ONNX bytes run by onnxruntime on the CPU (one thread: the attacks are many small calls)."""
+    """ONNX bytes run by the runtime's onnxruntime backend on the CPU (``converters.infer.OnnxRunner``;
+    one thread: the attacks are many small calls)."""
 
     model: bytes = b""
     threads: int = 1
 
     def __post_init__(self) -> None:
-        import onnxruntime as ort
-
         if not self.model:
             raise ConfigError(f"{self.name}: OnnxArtifact needs model= (the ONNX bytes)")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self._session = ort.InferenceSession(self.model, opts, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
+        self._runner = _runner(self.name, "onnx", self.model, self.threads)
         if self.size_bytes is None:
             self.size_bytes = len(self.model)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: x})[0]
+        return self._runner.run_all(x)
 
 
 @dataclass(kw_only=True)
 class TFLiteArtifact(ArtifactBase):
-    """TFLite flatbuffer run by LiteRT (``ai_edge_litert``); the batch dimension is resized per call."""
+    """TFLite flatbuffer run by the runtime's LiteRT backend (``converters.infer.TfliteRunner``): the batch
+    is resized per call where the model allows it, else run in the model's own batch; a full-integer
+    model takes and returns float, quantized with its own scales (``edgeseal.runtime.quantio``)."""
 
     model: bytes = b""
 
     def __post_init__(self) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as e:  # pragma: no cover - depends on the install
-            raise UnsupportedError("TFLite artifacts need LiteRT: pip install 'edgeseal[tflite]'", reason=str(e))
         if not self.model:
             raise ConfigError(f"{self.name}: TFLiteArtifact needs model= (the .tflite bytes)")
-        self._interp = Interpreter(model_content=self.model, num_threads=1)
-        self._in = self._interp.get_input_details()[0]
-        self._out = self._interp.get_output_details()[0]
-        self._batch = -1
+        self._runner = _runner(self.name, "tflite", self.model, 1)
         if self.size_bytes is None:
             self.size_bytes = len(self.model)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[0] != self._batch:
-            self._interp.resize_tensor_input(self._in["index"], list(x.shape))
-            self._interp.allocate_tensors()
-            self._batch = x.shape[0]
-        dtype = self._in["dtype"]
-        if dtype != np.float32:  # a fully-integer model: quantize with the input's params
-            scale, zp = self._in["quantization"]
-            x = np.clip(np.round(x / scale + zp), np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
-        self._interp.set_tensor(self._in["index"], x)
-        self._interp.invoke()
-        y = self._interp.get_tensor(self._out["index"])
-        if self._out["dtype"] != np.float32:
-            scale, zp = self._out["quantization"]
-            y = (y.astype(np.float64) - zp) * scale
-        return y
+        return self._runner.run_all(x)
+
+
+def _runner(name: str, fmt: str, model: bytes, threads: int) -> Any:
+    """The host-side runner over the runtime's backend session (the one way edgeseal runs a model)."""
+    from edgeseal.converters.infer import OnnxRunner, TfliteRunner
+
+    try:
+        return (OnnxRunner if fmt == "onnx" else TfliteRunner)(bytes(model), threads=threads)
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"{name}: {exc}", reason=exc.reason) from None
 
 
 @dataclass(kw_only=True)

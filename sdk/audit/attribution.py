@@ -26,7 +26,7 @@ Image pictures (:func:`group_map`) spread each group's value over its
 pixels.
 
 Images are flat vectors with an ``image_shape``; a larger model (e.g. an
-EfficientNet crop) plugs in with coarser groups (``patch``) and the same calls.
+EfficientNet crop) plugs in with coarser groups (``patch``) and the same calls: :func:`.crops.explain_crops`.
 """
 
 from __future__ import annotations
@@ -70,18 +70,27 @@ class AttributionSettings:
             raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
 
 
-def _membership(groups: Sequence[np.ndarray], n_features: int) -> np.ndarray:
-    m = np.zeros((len(groups), n_features), np.float32)
-    for j, cols in enumerate(groups):
-        m[j, cols] = 1.0
-    return m
-
-
 def compose(x: np.ndarray, z: np.ndarray, groups: Sequence[np.ndarray], baseline: np.ndarray) -> np.ndarray:
-    """Inputs for masks ``z`` (s, n_groups) of one input ``x``: groups with ``z == 0`` take the baseline."""
-    off = (1.0 - np.asarray(z, np.float32)) @ _membership(groups, x.shape[0])  # (s, d), 1 where replaced
-    off = np.minimum(off, 1.0)
-    return (x[None, :] + off * (baseline - x)[None, :]).astype(np.float32)
+    """Inputs for masks ``z`` (s, n_groups) of one input ``x``: groups with ``z == 0`` take the baseline
+    (its exact values; a feature in several groups is off when any of them is off)."""
+    z = np.asarray(z)
+    out = np.repeat(np.asarray(x, np.float32)[None, :], z.shape[0], axis=0)
+    base = np.asarray(baseline, np.float32)
+    for j, cols in enumerate(groups):
+        rows = np.flatnonzero(z[:, j] == 0)
+        if rows.size:
+            out[np.ix_(rows, cols)] = base[cols]
+    return out
+
+
+_CHUNK_VALUES = 1 << 23  # compose at most ~32 MB of float32 inputs at a time (a 224x224x3 crop: 55 masks)
+
+
+def _masked_scores(artifact: Artifact, x: np.ndarray, z: np.ndarray, groups, baseline) -> np.ndarray:
+    """``artifact.predict`` of the inputs for masks ``z``, composed a bounded chunk at a time."""
+    step = max(1, _CHUNK_VALUES // max(1, x.shape[0]))
+    return np.concatenate([artifact.predict(compose(x, z[i : i + step], groups, baseline))
+                           for i in range(0, len(z), step)])
 
 
 @contextlib.contextmanager
@@ -108,7 +117,7 @@ def _lime(artifact: Artifact, x: np.ndarray, c: int, groups, baseline, samples: 
     rs = np.random.RandomState(seed)
     z = rs.randint(0, 2, samples * g).reshape(samples, g)
     z[0, :] = 1  # as lime_image: the first sample is the input itself
-    scores = artifact.predict(compose(x, z, groups, baseline))
+    scores = _masked_scores(artifact, x, z, groups, baseline)
     distances = pairwise_distances(z, z[:1], metric="cosine").ravel()
     width = 0.25  # lime_image's default kernel width
 
@@ -133,7 +142,7 @@ def _shap(artifact: Artifact, x: np.ndarray, c: int, groups, baseline, samples: 
     g = len(groups)
 
     def f(z: np.ndarray) -> np.ndarray:
-        return artifact.predict(compose(x, z, groups, baseline))[:, c]
+        return _masked_scores(artifact, x, z, groups, baseline)[:, c]
 
     with _numpy_seed(seed):
         explainer = shap.KernelExplainer(f, np.zeros((1, g)))

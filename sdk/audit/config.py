@@ -89,7 +89,7 @@ class RobustnessConfig:
         "breast_cancer": (0.0, 0.1, 0.2, 0.3, 0.5), "digits": (0.0, 0.05, 0.1, 0.15, 0.2)})
     pgd_steps: int = 20
     pgd_step_ratio: float = 0.25  # step size = ratio * epsilon
-    blackbox_queries: int = 200  # per example, score-based random search (Square-attack style)
+    blackbox_queries: int = 200  # per example: ART square attack iterations on images, own random search on records
     examples: int = 200  # non-member examples attacked
     gate_epsilon_index: int = 2  # which epsilon the gate checks
 
@@ -252,22 +252,10 @@ _SECTIONS = {  # [audit.<section>] -> (AuditConfig field, dataclass)
 _TOP = ("datasets", "seeds", "variants", "member_fraction", "pool_size", "pool_seed", "sealed")
 
 
-def _build(cls: type, table: Any, where: str) -> Any:
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"[{where}] must be a table")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"[{where}] has unknown key(s) {unknown}; known: {sorted(known)}")
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"[{where}]: {e}") from None
-
-
 def config_from_mapping(data: Mapping[str, Any]) -> AuditConfig:
     """Build an :class:`AuditConfig` from the ``[audit]`` table of a recipe (already parsed)."""
+    from edgeseal.recipe import build_config
+
     unknown = sorted(set(data) - set(_TOP) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"[audit] has unknown key(s) {unknown}; known: {sorted(set(_TOP) | set(_SECTIONS))}")
@@ -275,7 +263,7 @@ def config_from_mapping(data: Mapping[str, Any]) -> AuditConfig:
     for key, value in data.items():
         if key in _SECTIONS:
             name, cls = _SECTIONS[key]
-            kwargs[name] = _build(cls, value, f"audit.{key}")
+            kwargs[name] = build_config(cls, value, f"[audit.{key}]")
         else:
             kwargs[key] = tuple(value) if isinstance(value, list) else value
     return AuditConfig(**kwargs)
@@ -283,20 +271,10 @@ def config_from_mapping(data: Mapping[str, Any]) -> AuditConfig:
 
 def load_recipe(path: str | Path) -> AuditConfig:
     """Read the ``[audit]`` table of a TOML recipe file."""
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise ConfigError("reading TOML recipes on Python 3.10 needs 'tomli': pip install tomli") from None
+    from edgeseal.targets import read_toml
+
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"recipe {p} does not exist; pass the path of a TOML file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"recipe {p} is not valid TOML: {e}") from None
+    data = read_toml(p, "recipe")
     if "audit" not in data:
         raise ConfigError(f"recipe {p} has no [audit] table")
     return config_from_mapping(data["audit"])

@@ -39,14 +39,24 @@ def feature_groups(n_features: int, image_shape: tuple[int, ...] | None, patch: 
 
 def occlusion(artifact: Artifact, x: np.ndarray, classes: np.ndarray, groups: list[np.ndarray],
               baseline: np.ndarray) -> np.ndarray:
-    """Attributions (n, n_groups): drop of the class logit when each group is occluded."""
+    """Attributions (n, n_groups): drop of the class logit when each group is occluded.
+
+    Inputs are occluded a bounded chunk at a time (~32 MB of float32), so large images
+    (a 224 x 224 x 3 crop) do not build every occluded copy at once."""
     n, g = x.shape[0], len(groups)
-    batch = np.repeat(x[:, None, :], g + 1, axis=1)  # (n, g+1, d); slot 0 is the clean input
-    for j, cols in enumerate(groups):
-        batch[:, j + 1, cols] = baseline[cols]
-    z = artifact.predict(batch.reshape(n * (g + 1), -1)).reshape(n, g + 1, -1)
-    own = z[np.arange(n), :, classes]  # (n, g+1)
-    return own[:, :1] - own[:, 1:]
+    d = x.shape[1]
+    per = max(1, (1 << 23) // max(1, (g + 1) * d))  # inputs per chunk
+    out = []
+    for s in range(0, n, per):
+        xs, cs = x[s : s + per], classes[s : s + per]
+        m = xs.shape[0]
+        batch = np.repeat(xs[:, None, :], g + 1, axis=1)  # (m, g+1, d); slot 0 is the clean input
+        for j, cols in enumerate(groups):
+            batch[:, j + 1, cols] = baseline[cols]
+        z = artifact.predict(batch.reshape(m * (g + 1), -1)).reshape(m, g + 1, -1)
+        own = z[np.arange(m), :, cs]  # (m, g+1)
+        out.append(own[:, :1] - own[:, 1:])
+    return np.concatenate(out)
 
 
 @dataclass(frozen=True, kw_only=True)

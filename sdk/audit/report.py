@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_json", "render_html", "write_html", "render_markdown", "figures"]
+__all__ = ["write_json", "render_html", "write_html", "render_markdown", "figures", "crop_figures",
+           "render_crops_html", "render_crops_markdown", "crop_tables"]
 
 _COLORS = {"fp32": "#222222", "int8": "#1f77b4", "pruned": "#ff7f0e", "distilled": "#2ca02c",
            "dp-sgd": "#9467bd", "pruned-advft": "#d62728", "combined": "#8c564b"}
@@ -34,12 +35,16 @@ def write_json(report: dict[str, Any], path: str | Path) -> Path:
     return p
 
 
-def _png(fig, dpi: int = 110) -> str:
-    """The figure as base64 PNG, closed; no software version in the file, so equal figures give equal bytes."""
+def _png(fig, dpi: int = 110, *, jpeg: bool = False) -> str:
+    """The figure as base64 PNG (or JPEG, for photographs), closed; no software version in the file, so equal
+    figures give equal bytes."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    if jpeg:
+        fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": 85})
+    else:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -187,6 +192,153 @@ def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
                  "each map scaled to its own max)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_size_inches()[1]))  # room for the title
     return _png(fig, dpi=100)
+
+
+def _crop_figure(title: str, crop: Any, maps: dict[str, dict[str, Any]], groups: list[Any],
+                 shape: tuple[int, ...]) -> str:
+    """One crop: rows are the methods, columns the crop then every model's map over a grey copy of it.
+    Each map is scaled to its own largest |value|, symmetric around 0 (red raises the class score)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .attribution import group_map
+
+    img = np.asarray(crop, np.float64).reshape(shape).transpose(1, 2, 0)
+    img = (img - img.min()) / (np.ptp(img) or 1.0)
+    grey = img.mean(axis=2)
+    methods = list(maps)
+    names = list(maps[methods[0]])
+    d = int(np.prod(shape))
+    fig, axes = plt.subplots(len(methods), 1 + len(names), figsize=(1.9 * (1 + len(names)), 1.9 * len(methods)),
+                             squeeze=False)
+    for r, m in enumerate(methods):
+        axes[r][0].axis("off")
+        if r == 0:
+            axes[r][0].imshow(img)
+            axes[r][0].set_title(title, fontsize=7)
+        for j, n in enumerate(names):
+            ax = axes[r][j + 1]
+            vals = np.asarray(maps[m][n], np.float64)
+            lim = float(np.abs(vals).max()) or 1.0
+            ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
+            ax.imshow(group_map(vals, groups, d, shape)[0], cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(n, fontsize=8, color=_color(n))
+            if j == 0:
+                ax.set_ylabel(_METHOD_TITLES.get(m, m), fontsize=8)
+    fig.tight_layout()
+    return _png(fig, dpi=90, jpeg=True)  # photographs: JPEG is a fifth of the PNG
+
+
+def crop_figures(result: dict[str, Any], crops: Any) -> list[str]:
+    """One base64 JPEG per crop of an :func:`edgeseal.audit.crops.explain_crops` result (its ``to_dict()``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import numpy as np
+
+    from .explain import feature_groups
+
+    shape = tuple(result["image_shape"])
+    groups = feature_groups(int(np.prod(shape)), shape, result["patch"])
+    out = []
+    for i, c in enumerate(result["crops"]):
+        maps = {m: {n: per[n][i] for n in per} for m, per in result["maps"].items()}
+        title = f"{c['name']}: fp32 says {c['fp32_class_name']} ({c['fp32_probability']:.0%})"
+        out.append(_crop_figure(title, crops[i], maps, groups, shape))
+    return out
+
+
+def _rho(values: list[float]) -> str:
+    import numpy as np
+
+    v = np.asarray(values, np.float64)
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+
+
+def crop_tables(result: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
+    """(head, rows) of the drift table and of the per-crop table, as plain text cells."""
+    methods = result["methods"]
+    k = result["settings"]["top_k"]
+    head = ["vs fp32"] + [f"{_METHOD_TITLES.get(m, m)} {h}" for m in methods for h in ("ρ", f"top-{k}")]
+    rows = []
+    for a in result["artifacts"]:
+        per = result["per_crop"][a]
+        rows.append([a] + [c for m in methods for c in (_rho(per[m]["spearman"]),
+                                                        f"{result['drift'][a][m]['topk_overlap_mean']:.3f}")])
+    floor = result["noise_floor"]
+    if floor:
+        rows.append([f"{result['reference']}, other masks (noise floor)"] + [
+            c for m in methods for c in ((f"{floor[m]['spearman_mean']:.3f}", f"{floor[m]['topk_overlap_mean']:.3f}")
+                                         if m in floor else ("exact", "exact"))])
+    chead = ["crop", "fp32 class (p)"] + [f"{a}: top-1 / rank of fp32 class" for a in result["artifacts"]] + [
+        f"{a} {_METHOD_TITLES.get(m, m)} ρ" for a in result["artifacts"] for m in methods]
+    crows = []
+    for i, c in enumerate(result["crops"]):
+        crows.append([c["name"], f"{c['fp32_class_name']} ({c['fp32_probability']:.2f})"]
+                     + [f"{c['artifacts'][a]['top1_name']} / {c['artifacts'][a]['rank_of_fp32_class']}"
+                        for a in result["artifacts"]]
+                     + [f"{result['per_crop'][a][m]['spearman'][i]:.3f}" for a in result["artifacts"] for m in methods])
+    return head, rows, chead, crows
+
+
+def _crop_facts(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    calls = ", ".join(f"{n} {v:,} in {result['seconds'][n]:.1f} s" for n, v in result["model_calls"].items())
+    return (f"{len(result['crops'])} crops of {result['image_shape'][1]}×{result['image_shape'][2]}, "
+            f"{result['grid'][0]}×{result['grid'][1]} = {result['groups']} square superpixels of {result['patch']} px "
+            f"(every channel); methods {', '.join(result['methods'])}; {s['lime_samples']} LIME masks and "
+            f"{s['shap_samples']} Kernel SHAP samples per crop and model; mask seeds {result['mask_seeds']} "
+            f"(noise floor: +{result['noise_floor_reseed']}); model calls {calls}; {result['wall_s']} s in all.")
+
+
+def render_crops_html(result: dict[str, Any], crops: Any, *, title: str, intro: list[str] = (),
+                      notes: list[str] = ()) -> str:
+    """A self-contained page (same CSS as the audit report): drift table, per-crop table, one picture per crop."""
+    e = html.escape
+    head, rows, chead, crows = crop_tables(result)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+             f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
+             f"<p class='muted'>{e(_crop_facts(result))}</p>"]
+    parts += [f"<p>{e(t)}</p>" for t in intro]
+    parts.append("<h2>Attribution drift vs the fp32 reference</h2>")
+    parts.append(f"<p class='muted'>Spearman ρ between the fp32 and the artifact's attributions of the fp32 class score "
+                 f"over the {result['groups']} superpixels (mean ± std over crops), and the overlap of their top-"
+                 f"{result['settings']['top_k']} superpixels (mean). The last row is the fp32 model against itself "
+                 "with other random masks: the sampling error of LIME and SHAP at this budget.</p>")
+    parts.append(_table(head, [[e(c) for c in r] for r in rows]))
+    parts.append("<h2>Per crop</h2>")
+    parts.append(_table(chead, [[e(c) for c in r] for r in crows]))
+    parts.append("<h2>Pictures</h2><p class='muted'>Rows: occlusion, LIME, SHAP; columns: the crop, then each "
+                 "model's map over a grey copy of it (red raises the fp32 class score, blue lowers it; each map "
+                 "scaled to its own largest value).</p>")
+    for c, png in zip(result["crops"], crop_figures(result, crops)):
+        parts.append(f"<img alt='attributions {e(c['name'])}' src='data:image/jpeg;base64,{png}'>")
+    if notes:
+        parts.append("<h2>What these figures mean, and their limits</h2><ul>")
+        parts += [f"<li>{e(t)}</li>" for t in notes]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_crops_markdown(result: dict[str, Any], *, title: str, intro: list[str] = (),
+                          notes: list[str] = ()) -> str:
+    head, rows, chead, crows = crop_tables(result)
+
+    def table(h: list[str], rs: list[list[str]]) -> list[str]:
+        return ["| " + " | ".join(h) + " |", "|---" * len(h) + "|"] + ["| " + " | ".join(r) + " |" for r in rs]
+
+    lines = [f"# {title}", "", _crop_facts(result), ""]
+    for t in intro:
+        lines += [t, ""]
+    lines += table(head, rows) + ["", "Per crop (artifact's own top-1 class / the rank it gives the fp32 class; ρ per "
+                                  "method):", ""] + table(chead, crows) + [""]
+    if notes:
+        lines += ["## What these figures mean, and their limits", ""] + [f"- {t}" for t in notes] + [""]
+    return "\n".join(lines)
 
 
 def _f(stat: dict[str, float] | float | None, digits: int = 3, pct: bool = False) -> str:

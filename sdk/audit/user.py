@@ -72,11 +72,10 @@ class UserAuditConfig:
 
 def load_npz(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``x_members, y_members, x_nonmembers, y_nonmembers`` from an .npz file."""
+    from edgeseal.runtime.evaluate import read_npz
+
     keys = ("x_members", "y_members", "x_nonmembers", "y_nonmembers")
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read audit data {path}: {e}; give an .npz with arrays {', '.join(keys)}") from None
+    data = read_npz(path, f"audit data {path}")  # two data sets (members, non-members) in one file
     missing = [k for k in keys if k not in data]
     if missing:
         raise ConfigError(f"audit data {path} lacks {missing}; it needs arrays {', '.join(keys)}")

@@ -82,9 +82,9 @@ def export_onnx_checked(module, sample: np.ndarray) -> bytes:
         from edgeseal.converters.export import ExportConfig, export_onnx
 
         return export_onnx(module, sample, ExportConfig(check_samples=32, atol=1e-3)).model
-    import onnxruntime as ort
+    from edgeseal.converters.infer import OnnxRunner
 
-    got = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    got = OnnxRunner(data, threads=None).run(x)
     with torch.no_grad():
         want = module(torch.from_numpy(x)).numpy()
     err = float(np.abs(got - want).max())

@@ -158,3 +158,35 @@ def test_cli_exit_status_follows_the_gate(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[audit]\nvariants = ['int3']\n")
     assert main(["audit", "--recipe", str(bad), "--quick", "--quiet", "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_builtin_audit_attacks_images_with_art_and_records_with_its_own_search(report):
+    """Issue 15: a maintained library's black-box attack where it covers the case (ART's square attack on the
+    8x8 digits), edgeseal's own random search only where none does (standardized tabular records)."""
+    import torch
+
+    from edgeseal.audit import pipeline
+    from edgeseal.audit.artifacts import TorchArtifact
+    from edgeseal.audit.blackbox import square_attack
+    from edgeseal.audit.config import RobustnessConfig, TrainConfig
+    from edgeseal.audit.data import load_dataset, subsample
+    from edgeseal.audit.robustness import robust_accuracy
+    from edgeseal.audit.training import make_mlp, train_classifier
+
+    note = report["datasets"]["breast_cancer"]["seeds"][0]["robustness"]["attacks"]["blackbox"]
+    assert "random search" in note and "ART's square attack is for images" in note
+    ds, _ = subsample(load_dataset("digits"), 300, seed=0)
+    net = train_classifier(make_mlp(64, 10, (32,), seed=0), ds.x, ds.y, TrainConfig(epochs=30), seed=0)
+    ref = TorchArtifact(name="fp32", kind="fp32", module=net)
+    x, y = ds.x[:40], ds.y[:40]
+    cfg = dataclasses.replace(AuditConfig(datasets=("digits",)), robustness=RobustnessConfig(blackbox_queries=30))
+    rob = pipeline._robustness(cfg, ds, ref, [ref], x, y, seed=0)
+    assert rob["attacks"]["blackbox"].startswith("ART square attack")
+    curve = rob["curves"]["fp32"]["blackbox"]
+    with torch.no_grad():
+        clean = float((net(torch.from_numpy(x)).argmax(-1).numpy() == y).mean())
+    assert curve[0] == pytest.approx(clean) and curve[-1] < clean  # eps 0.2 of pixel range breaks some
+    # the same ART attack run here by hand on (N, 1, 8, 8) images gives the same robust accuracy
+    image = TorchArtifact(name="img", kind="fp32", module=torch.nn.Sequential(torch.nn.Flatten(), net))
+    adv = square_attack(image, x.reshape(-1, 1, 8, 8), y, 0.2, queries=30, n_classes=10, lo=0.0, hi=1.0, seed=0)
+    assert robust_accuracy(ref, adv.reshape(len(x), -1), y) == pytest.approx(curve[-1])

@@ -1,6 +1,7 @@
 """``edgeseal audit --artifact ...``: audit files that already exist (sealed package, ONNX) on your own data."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,16 +29,21 @@ def files(tmp_path_factory, digits_linear, digits_artifacts):
     return d
 
 
-def test_cli_audits_a_sealed_package_and_its_onnx_twin(files):
+def test_cli_audits_a_sealed_package_and_its_onnx_twin(files, capsys):
     from edgeseal.cli import main
 
     out = files / "report"
-    code = main(["audit", "--artifact", str(files / "int8.eseal"), "--artifact", str(files / "int8.onnx"),
+    code = main(["--json", "audit", "--artifact", str(files / "int8.eseal"), "--artifact", str(files / "int8.onnx"),
                  "--reference", str(files / "fp32.onnx"), "--data", str(files / "data.npz"),
                  "--key", str(files / "device.pem"), "--trusted", str(files / "publisher.pub"),
                  "--clip", "0", "1", "--epsilons", "0", "0.1", "0.2", "--out", str(out), "--quiet"])
     assert code == 0  # default gate: int8 leaks no more than fp32 (+0.05 AUC)
     r = json.loads((out / "audit.json").read_text())
+    printed = json.loads(capsys.readouterr().out)  # --json: one JSON object on stdout, naming the reports it wrote
+    assert printed["ok"] is r["gate"]["passed"] is True and printed["violations"] == r["gate"]["violations"]
+    assert {k: Path(v).name for k, v in printed["reports"].items()} == {
+        "json": "audit.json", "html": "audit.html", "markdown": "audit.md"}
+    assert json.loads(Path(printed["reports"]["json"]).read_text()) == r
     s = r["datasets"]["data"]["summary"]
     assert list(s["artifacts"]) == ["fp32", "int8.eseal", "int8.onnx"]
     names = list(s["artifacts"])[1:]

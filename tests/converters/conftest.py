@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import io
+
+import numpy as np
 
 import pytest
 
@@ -47,3 +50,41 @@ def _acc(model_bytes, x, y):
 def acc():
     """acc(model_bytes, x, y) -> accuracy in points, run in the model's own runtime."""
     return _acc
+
+
+# --- a small conv net as ONNX, TFLite and full-integer TFLite (tests of the runners and the latency harness)
+
+def _small_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 10),
+    ).eval()
+
+
+@pytest.fixture(scope="session")
+def small_x():
+    """Twelve random samples for the small conv net (1x8x8)."""
+    return np.random.default_rng(0).standard_normal((12, 1, 8, 8)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def onnx_fp32():
+    buf = io.BytesIO()
+    torch.onnx.export(_small_net(), torch.zeros(1, 1, 8, 8), buf, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tflite_fp32():
+    litert_torch = pytest.importorskip("litert_torch")
+    return bytes(litert_torch.convert(_small_net(), (torch.zeros(1, 1, 8, 8),)).model_content())
+
+
+@pytest.fixture(scope="session")
+def tflite_int8(tflite_fp32):
+    pytest.importorskip("ai_edge_quantizer")
+    from edgeseal.converters.quantize import quantize_tflite_int8
+
+    calib = np.random.default_rng(1).standard_normal((32, 1, 8, 8)).astype(np.float32)
+    return quantize_tflite_int8(tflite_fp32, calib)

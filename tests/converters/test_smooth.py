@@ -32,15 +32,15 @@ def test_smoothing_is_exact_in_float_and_helps_int8():
     g = onnx.load_from_string(smoothed).graph
     assert [n.op_type for n in g.node] == ["Mul", "MatMul", "Relu"]
     assert g.node[2].input[0] == "x"  # the other consumer still reads the original tensor
-    ref = OnnxRunner(model).session.run(None, {"x": x})
-    got = OnnxRunner(smoothed).session.run(None, {"x": x})
+    ref = list(OnnxRunner(model).run_feeds({"x": x}).values())
+    got = list(OnnxRunner(smoothed).run_feeds({"x": x}).values())
     assert np.allclose(ref[0], got[0], rtol=1e-4, atol=1e-3) and np.array_equal(ref[1], got[1])
     inv = numpy_helper.to_array(next(i for i in g.initializer if i.name.endswith("smooth_inv_scale")))
     assert inv.shape == (64,) and inv[3] == inv.min()  # the outlier channel is divided down the most
 
     def int8_error(m: bytes) -> float:
         q = quantize_onnx_dynamic(m, OnnxDynamicConfig(per_channel=True, preprocess=False))
-        return float(np.abs(OnnxRunner(q).session.run(None, {"x": x})[0] - ref[0]).mean())
+        return float(np.abs(OnnxRunner(q).run(x) - ref[0]).mean())
 
     assert int8_error(smoothed) < 0.5 * int8_error(model)
 

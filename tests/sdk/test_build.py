@@ -317,3 +317,50 @@ def test_release_folder_is_replaced_whole_but_never_a_foreign_one(built, tmp_pat
     build(built["recipe"], cache_dir=built["cache"], status=lambda s: None)
     assert not (out / "linux-x86_64" / "stale-report.json").exists()
     assert (out / "linux-x86_64" / "tiny.eseal").is_file()
+
+
+DP_ROBUST = """
+[compress.dp]                           # DP-SGD fine-tuning after pruning
+epsilon = 8.0
+epochs = 1
+
+[budget]
+max_drop = 40.0
+min_robust_accuracy = {need}
+robust_epsilon = 0.05
+"""
+
+
+def test_a_release_with_dp_fine_tuning_and_a_robust_accuracy_budget(built, tmp_path):
+    """Issue 15 through `build`: [compress.dp] and a robust-accuracy [budget] reach the release. The sealed
+    package's manifest carries the spent (epsilon, delta) with its scope, the release checks the robust
+    accuracy compress measured on the returned model, and a requirement it cannot meet fails the target."""
+    from edgeseal.runtime.format import Package
+
+    def recipe(need: float, name: str) -> Path:
+        text = RECIPE.format(max_drop=2.0, targets=LOCAL).replace("[budget]\nmax_drop = 2.0\n", "")
+        path = built["tmp"] / name  # the module's keys and cache: the trained model comes from the cache
+        path.write_text(text + DP_ROBUST.format(need=need))
+        return path
+
+    result = build(recipe(5.0, "dp.toml"), cache_dir=built["cache"], out=tmp_path / "dp", status=lambda s: None)
+    assert result.passed, result.text()
+    t = result.release["targets"]["linux-x86_64"]
+    report = json.loads((result.out / "linux-x86_64/compress.json").read_text())
+    assert [s["stage"] for s in t["stages"]] == ["original", "pruned + DP fine-tuned", "int8 static"]
+    p = report["privacy"]
+    assert p["mechanism"].startswith("DP-SGD") and 0 < p["epsilon"] <= 8.0 + 1e-6 and p["records"] > 0
+    manifest = Package.parse((result.out / "linux-x86_64/tiny.eseal").read_bytes()).manifest.compression
+    assert manifest["privacy"]["epsilon"] == p["epsilon"] and manifest["privacy"]["delta"] == p["delta"]
+    assert manifest["privacy"]["not_covered"] == p["not_covered"] and manifest["privacy"]["not_covered"]
+    robust = report["budget"]["robust"]
+    assert robust["epsilon"] == 0.05 and robust["met"] is True and robust["robust_accuracy"] >= 5.0
+    checks = {c["name"]: c for c in t["checks"]}
+    assert checks["robust accuracy budget"]["passed"] is True
+    assert f"{robust['robust_accuracy']:.2f}%" in checks["robust accuracy budget"]["detail"]
+    # more robust accuracy than the model has: compress says so and the target fails on that check alone
+    miss = build(recipe(100.0, "dp-miss.toml"), cache_dir=built["cache"], out=tmp_path / "miss", status=lambda s: None)
+    t = miss.release["targets"]["linux-x86_64"]
+    assert not miss.passed and not t["passed"]
+    failed = [c for c in t["checks"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["robust accuracy budget"] and "MISSES the required 100%" in failed[0]["detail"]

@@ -159,3 +159,46 @@ def test_run_prints_sequence_and_map_outputs(workdir):
     assert "z list of 2:" in edgeseal(*run, cwd=workdir).stdout
     to_npz = edgeseal(*run, "-o", "z.npz", cwd=workdir, check=False)
     assert to_npz.returncode == 2 and "outputs ['z'] are sequences, maps or empty optionals" in to_npz.stderr
+
+
+def _verbs() -> list[str]:
+    from edgeseal.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sorted(sub.choices)
+
+
+# One invocation per verb that fails on the user's input before any work: a missing file, a bad name.
+FAILING = {
+    "keygen": (["keygen", "publisher", "-o", "{tmp}/k", "--passphrase-env", "EDGESEAL_TEST_UNSET_VARIABLE"], 2),
+    "seal": (["seal", "{tmp}/missing.onnx", "-o", "{tmp}/m.eseal", "--unsigned"], 2),
+    "inspect": (["inspect", "{tmp}/missing.eseal"], 2),
+    "run": (["run", "{tmp}/missing.eseal", "--key", "{tmp}/k.pem", "-i", "{tmp}/x.npy"], 2),
+    "demo": (["demo", "--epochs", "0", "--workdir", "{tmp}/demo"], 2),
+    "compress": (["compress", "--recipe", "{tmp}/missing.toml", "-o", "{tmp}/m.onnx"], 2),
+    "verify": (["verify", "{tmp}/missing.eseal", "--device", "local", "--data", "{tmp}/d.npz", "--key", "{tmp}/k.pem",
+                "--trusted", "{tmp}/p.pub"], 2),
+    "verify-report": (["verify-report", "{tmp}/missing.json", "--trusted", "{tmp}/p.pub"], 2),
+    "device": (["device", "remove", "no-such-device"], 2),
+    "targets": (["targets", "show", "no-such-board"], 2),
+    "audit": (["audit", "--recipe", "{tmp}/missing.toml", "--out", "{tmp}/a"], 2),
+    "search": (["search", "--recipe", "{tmp}/missing.toml", "--out", "{tmp}/s"], 2),
+    "build": (["build", "{tmp}/missing.toml"], 2),
+}
+
+
+def test_every_verb_is_listed_here():
+    assert sorted(FAILING) == _verbs()
+
+
+@pytest.mark.parametrize("verb", sorted(FAILING))
+def test_every_verb_under_json_prints_one_json_document_and_nothing_else(verb, tmp_path, capfd):
+    """`--json` on any verb: stdout (the file descriptor, so native libraries' prints count too) holds exactly
+    one JSON document, also when the command fails; the exit code is the error's."""
+    from edgeseal.cli import main
+
+    args, code = FAILING[verb]
+    assert main(["--json", *(a.format(tmp=tmp_path) for a in args)]) == code
+    out = capfd.readouterr().out
+    doc = json.loads(out)  # raises on a second document or any stray line
+    assert doc["ok"] is False and doc["error"] in ("ConfigError", "UsageError", "InvalidInput") and doc["message"]

@@ -36,7 +36,7 @@ def test_json_demo_prints_one_document_whose_figures_match_its_files(tmp_path):
 
     # accuracies, recomputed: the sealed int8 model through edgeseal.load, the fp32 model through plain ORT
     data = np.load(work / "digits-test.npz")
-    x, y = data["input"], data["labels"]
+    x, y = data["x"], data["y"]
     sealed = edgeseal.load(work / "digits.eseal", key=work / "device.pem", trusted=[work / "publisher.pub"])
     device_pred = np.argmax(sealed.run({sealed.inputs[0].name: x})[sealed.outputs[0].name], axis=1)
     sealed.close()

@@ -65,3 +65,47 @@ def test_device_create_progress_reaches_a_log_file():
     for _ in range(100):
         sink.detail("pip output")  # throttled: a log gets a line per interval, not one per pip line
     assert len(quiet.getvalue().splitlines()) == 1
+
+def test_device_status_json_and_text_read_the_device_folders(tmp_path, monkeypatch, capsys):
+    """`--json device status` is one JSON object whose `ready` is whether the device's marker file is on disk
+    (checked here against a cache folder this test fills); the text form has one line per device."""
+    import json
+
+    from edgeseal.cli import main
+
+    monkeypatch.setenv("EDGESEAL_CACHE_DIR", str(tmp_path))
+    assert main(["--json", "device", "status"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["name"] for d in data["devices"]] == list(qemu.DEVICES)
+    assert all(d["ready"] is False and d["path"].startswith(str(tmp_path)) for d in data["devices"])
+    # a built device: its marker file, as build_device writes it
+    root = tmp_path / "devices" / "qemu-rpi"
+    root.mkdir(parents=True, exist_ok=True)  # status may have made the folder; the marker says "built"
+    (root / "device.json").write_text(json.dumps({"arch": "arm64", "suite": "bookworm", "python": "3.11",
+                                                  "path": str(root), "wheels": []}))
+    assert main(["--json", "device", "status"]) == 0
+    ready = {d["name"]: d["ready"] for d in json.loads(capsys.readouterr().out)["devices"]}
+    expected = {n: (tmp_path / "devices" / (qemu.DEVICES[n].root or n) / "device.json").is_file() for n in qemu.DEVICES}
+    assert ready == expected and ready["qemu-rpi"] is True
+    assert main(["device", "status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(qemu.DEVICES)
+    assert all(("not built" not in line) == expected[line.split()[0]] for line in lines)
+
+
+def test_usage_errors_are_json_under_json(capsys):
+    """A command line argparse refuses is one JSON object (exit 2) under --json, argparse's text otherwise."""
+    import json
+
+    from edgeseal.cli import main
+
+    assert main(["--json", "device", "bogus"]) == 2
+    out = capsys.readouterr()
+    err = json.loads(out.out)
+    assert err["ok"] is False and err["error"] == "UsageError" and "invalid choice: 'bogus'" in err["message"]
+    assert err["hint"].startswith("usage: edgeseal device")
+    assert main(["device", "remove", "qemu-rpi9"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "edgeseal device remove: error: argument name: invalid choice: 'qemu-rpi9'" in out.err
+    assert main(["--json", "seal"]) == 2
+    assert "the following arguments are required: model, --out/-o" in json.loads(capsys.readouterr().out)["message"]

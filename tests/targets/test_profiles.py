@@ -86,3 +86,33 @@ def test_targets_cli_lists_and_shows():
 
     data = json.loads(show.stdout)
     assert (data["name"], data["format"], data["quantization"]["activations"]) == ("android-arm64", "tflite", "int8")
+
+
+def test_one_toml_reader_for_every_edgeseal_file(tmp_path):
+    """Recipes, release and search files, audit recipes, target profiles and op sets go through one reader,
+    whose errors name what the file is, and where TOML stopped or why the file could not be read."""
+    from edgeseal import recipe as compress_recipe
+    from edgeseal.audit import config as audit_config
+    from edgeseal.release import load_release
+    from edgeseal.search_space import load_search
+    from edgeseal.targets import read_toml
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nfactory = \n")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
+    missing = tmp_path / "missing.toml"
+    for load, what in ((compress_recipe.load_recipe, "recipe"), (audit_config.load_recipe, "recipe"),
+                       (load_release, "release recipe"), (load_search, "search file"),
+                       (load_profile_file, "target profile")):
+        with pytest.raises(ConfigError, match=rf"^{what} .*bad.toml is not valid TOML: .*line 2"):
+            load(bad)
+        with pytest.raises(ConfigError, match=rf"^{what} .*missing.toml does not exist"):
+            load(missing)
+        with pytest.raises(ConfigError, match=rf"^{what} .*latin.toml is not UTF-8 text"):
+            load(latin)
+        with pytest.raises(ConfigError, match=rf"^cannot read {what} .*: Is a directory"):
+            load(tmp_path)
+    ok = tmp_path / "ok.toml"
+    ok.write_text("a = [1, 2]\n[b]\nc = 'd'\n")
+    assert read_toml(ok, "any file") == {"a": [1, 2], "b": {"c": "d"}}
