@@ -8,10 +8,9 @@ p = onnx.load_from_string(pre); g = p.graph
 W = {i.name: i for i in g.initializer}
 convs = [(n.name, n.input[1], n.op_type, n.attribute) for n in g.node if n.op_type in ("Conv", "Gemm")]
 x = ev[::3]; r = ref()[::3]
-def runf(b):
-    so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.log_severity_level = 3
-    s = ort.InferenceSession(b, so, providers=["CPUExecutionProvider"])
-    return np.concatenate([s.run(None, {"input": x[i:i+25]})[0] for i in range(0, len(x), 25)])
+def runf(b):  # optimizations on, one thread: the one host runner
+    from edgeseal.converters.infer import runner_for
+    return runner_for(b).run_batched(x, 25)
 res = {}
 for name, wn, op, _ in convs:
     orig = numpy_helper.to_array(W[wn])

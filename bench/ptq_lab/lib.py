@@ -6,10 +6,8 @@ C = Path("/tmp/ptq-cache")
 calib = np.load(C/"calib.npy"); ev = np.load(C/"eval.npy")
 
 def sess(b):
-    so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # ORT's BASIC passes mis-run DQ->Conv(float W) graphs
-    return ort.InferenceSession(b, so, providers=["CPUExecutionProvider"])
+    from edgeseal.converters.probe import intermediate_session
+    return intermediate_session(b)  # optimizations off: ORT's BASIC passes mis-run DQ->Conv(float W) graphs
 
 def run(b, x, bs=32, outputs=None):
     s = sess(b); name = s.get_inputs()[0].name

@@ -40,8 +40,8 @@ q = quantize_tflite_int8(tfl, calib, TfliteInt8Config(keep_float=keep))
 out = runner_for(q).run_batched(ev, 1)
 print(src, "stem float" if keep_stem else "all int8", fid(ref(), out), len(q)/len((C/"fp32.tflite").read_bytes()), flush=True)
 # weight grid check
-from ai_edge_litert.interpreter import Interpreter
-it = Interpreter(model_content=q); it.allocate_tensors()
+from edgeseal.converters.probe import tflite_graph  # reads the flatbuffer's tensors
+it = tflite_graph(q); it.allocate_tensors()
 W = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string((C/f"{src}.onnx").read_bytes()).graph.initializer}
 n_chk = 0; worst = 0
 for d in it.get_tensor_details():

@@ -1,6 +1,6 @@
 import sys; sys.path.insert(0, __import__("os").path.dirname(__file__))
 from lib import *
-from ai_edge_litert.interpreter import Interpreter
+from edgeseal.converters.probe import tflite_graph  # reads the flatbuffer's tensors
 q = (C/"adaq100_stem.tflite").read_bytes()
 W = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string((C/"adaq100.onnx").read_bytes()).graph.initializer}
 from edgeseal.converters.adaround import int8_grid
@@ -8,7 +8,7 @@ levels = {}
 for n, w in W.items():
     if n.endswith(".weight") and w.ndim == 4:
         s = int8_grid(w); levels[n] = np.round(w / s).astype(np.int64)
-it = Interpreter(model_content=q); it.allocate_tensors()
+it = tflite_graph(q); it.allocate_tensors()
 ok = bad = 0
 for d in it.get_tensor_details():
     qp = d["quantization_parameters"]
