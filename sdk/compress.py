@@ -338,11 +338,13 @@ def load_npz(path: str | Path, *, x_key: str | None = None, y_key: str | None = 
     return x.astype(np.float32), None if y is None else y.astype(np.int64)
 
 
-def _as_xy(value: Any, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _as_xy(value: Any, what: str, data: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A data split given as an .npz path (read with [data] x_key / y_key), an (x, y) tuple or an x array."""
     if value is None:
         return None, None  # type: ignore[return-value]
     if isinstance(value, (str, Path)):
-        return load_npz(value, need_y=what != "calibration")
+        keys = {} if data is None else {"x_key": data.x_key, "y_key": None if what == "calibration" else data.y_key}
+        return load_npz(value, need_y=what != "calibration", **keys)
     if isinstance(value, tuple):
         x, y = value
         return np.asarray(x, np.float32), None if y is None else np.asarray(y).astype(np.int64)
@@ -467,9 +469,9 @@ def compress(
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, a model file or None, got {type(model).__name__}")
     d = recipe.data
-    train_xy = _as_xy(train if train is not None else d.train, "train")
-    eval_xy = _as_xy(eval if eval is not None else d.eval, "eval")
-    cal_x = _as_xy(calibration if calibration is not None else d.calibration, "calibration")[0]
+    train_xy = _as_xy(train if train is not None else d.train, "train", d)
+    eval_xy = _as_xy(eval if eval is not None else d.eval, "eval", d)
+    cal_x = _as_xy(calibration if calibration is not None else d.calibration, "calibration", d)[0]
     if cal_x is None:
         cal_x = train_xy[0] if train_xy[0] is not None else eval_xy[0]
     if cal_x is None:

@@ -85,3 +85,19 @@ def test_compress_reads_the_layout_verify_and_demo_write(tmp_path):
     with pytest.raises(ConfigError, match="has no labels: save them as 'y'"):
         load_npz(tmp_path / "cal.npz")
     assert load_npz(tmp_path / "cal.npz", need_y=False)[1] is None
+
+
+def test_compress_honours_the_recipes_x_key_and_y_key(tmp_path):
+    """[data] x_key / y_key reach the reader (compress used to ignore them and look for x / y)."""
+    from edgeseal.compress import _as_xy
+    from edgeseal.recipe import DataSpec
+
+    (tmp_path / "d.npz").write_bytes(_npz(pixels=X, x=X + 1, target=Y, y=Y[::-1]))
+    x, y = _as_xy(str(tmp_path / "d.npz"), "train", DataSpec(x_key="pixels", y_key="target"))
+    np.testing.assert_array_equal(x, X)
+    np.testing.assert_array_equal(y, Y)
+    x, _ = _as_xy(str(tmp_path / "d.npz"), "calibration", DataSpec(x_key="pixels", y_key="target"))
+    np.testing.assert_array_equal(x, X)
+    x, y = _as_xy(str(tmp_path / "d.npz"), "train", DataSpec())  # the layout: x and y
+    np.testing.assert_array_equal(x, X + 1)
+    np.testing.assert_array_equal(y, Y[::-1])
