@@ -31,6 +31,7 @@ from .runtime import evaluate as ev
 from .runtime.errors import ConfigError, EdgesealError, InvalidPackage, UnsupportedError
 from .runtime import errors as _errors
 from .runtime.fidelity import FidelityBudget, fidelity
+from .runtime.preprocess import manifest_labels
 
 __all__ = ["VerifyConfig", "VerificationReport", "verify", "sign_report", "verify_report", "add_parser"]
 
@@ -474,8 +475,11 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
                        "detail": f"accuracy {100 * dev_metrics['accuracy']:.2f}% on the device vs "
                                  f"{100 * baseline['accuracy']:.2f}% ({versus}): drop {100 * drop:+.2f} points, "
                                  f"budget {config.max_drop:g} points"})
-    vs_host = _compare(dev_out, host_out, top1=labels is not None)
-    vs_ref = _compare(dev_out, ref_out, top1=labels is not None) if ref_out is not None else None
+
+    # classes to agree on: labels in the data, or class names in the package (an image classifier's crops)
+    classifier = labels is not None or manifest_labels(manifest) is not None
+    vs_host = _compare(dev_out, host_out, top1=classifier)
+    vs_ref = _compare(dev_out, ref_out, top1=classifier) if ref_out is not None else None
     checks.append({"name": "outputs complete", "gate": True,
                    "passed": set(dev_out) == set(host_out) and all(dev_out[k].shape == host_out[k].shape for k in dev_out),
                    "detail": f"{len(dev_out)} output(s) of {n} samples fetched from the device"})

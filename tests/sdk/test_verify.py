@@ -205,6 +205,20 @@ def test_unlabelled_data_is_gated_on_fidelity_to_the_reference(tmp_path):
         outs.append(np.concatenate([sess.run(None, {sess.get_inputs()[0].name: x[i : i + 1]})[0] for i in range(len(x))]))
     assert f["top1_agreement"] == pytest.approx(float(np.mean(outs[0].argmax(1) == outs[1].argmax(1))))
     assert 0.98 <= f["top1_agreement"] <= 1.0 and 15.0 < f["sqnr_db"] < 80.0
+    assert report["comparison"]["device_vs_host"]["top1_agreement"] is None  # no labels, no class names: no classes
+    # the same int8 model sealed with class names (as an image classifier is): device vs host and vs reference
+    # agreement are reported too, without labels
+    import edgeseal
+    from edgeseal.runtime.preprocess import labels_metadata
+
+    named = tmp_path / "named.eseal"
+    edgeseal.seal(d["int8"], publisher=k["publisher_pem"], devices=[k["device_pub"]], target="linux-x86_64",
+                  metadata=labels_metadata([f"digit {i}" for i in range(10)]), out=named)
+    base[1] = str(named)
+    assert cli(*base, "--report", str(tmp_path / "named.json")).returncode == 0
+    comparison = json.loads((tmp_path / "named.json").read_text())["comparison"]
+    assert comparison["device_vs_host"]["top1_agreement"] == 1.0  # the local device runs the same package
+    assert comparison["device_vs_reference"]["top1_agreement"] == pytest.approx(f["top1_agreement"])
     # an SQNR no int8 model reaches fails the gate, with exit 1 and the measure named
     bad = cli(*base, "--min-sqnr", "90")
     assert bad.returncode == 1
