@@ -33,7 +33,7 @@ from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
-__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "add_parser"]
+__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "read_split", "add_parser"]
 
 
 # --------------------------------------------------------------------------- reports
@@ -338,7 +338,7 @@ def load_npz(path: str | Path, *, x_key: str | None = None, y_key: str | None = 
     return x.astype(np.float32), None if y is None else y.astype(np.int64)
 
 
-def _as_xy(value: Any, what: str, data: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+def read_split(value: Any, what: str, data: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A data split given as an .npz path (read with [data] x_key / y_key), an (x, y) tuple or an x array."""
     if value is None:
         return None, None  # type: ignore[return-value]
@@ -469,9 +469,9 @@ def compress(
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, a model file or None, got {type(model).__name__}")
     d = recipe.data
-    train_xy = _as_xy(train if train is not None else d.train, "train", d)
-    eval_xy = _as_xy(eval if eval is not None else d.eval, "eval", d)
-    cal_x = _as_xy(calibration if calibration is not None else d.calibration, "calibration", d)[0]
+    train_xy = read_split(train if train is not None else d.train, "train", d)
+    eval_xy = read_split(eval if eval is not None else d.eval, "eval", d)
+    cal_x = read_split(calibration if calibration is not None else d.calibration, "calibration", d)[0]
     if cal_x is None:
         cal_x = train_xy[0] if train_xy[0] is not None else eval_xy[0]
     if cal_x is None:

@@ -107,10 +107,10 @@ def latency_rounds(runs: int, turn: int) -> int:
 # --------------------------------------------------------------------------- the driver
 
 
-def _xy(value: Any, what: str) -> tuple[np.ndarray, np.ndarray] | None:
-    from .compress import _as_xy
+def _xy(value: Any, what: str, data: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    from .compress import read_split
 
-    x, y = _as_xy(value, what)
+    x, y = read_split(value, what, data)
     if x is None:
         return None
     if y is None:
@@ -130,7 +130,7 @@ def _inputs(recipe: CompressRecipe, config: SearchConfig, model: Any, train: Any
             test: Any) -> TrialInputs:
     import torch
 
-    from .compress import _as_xy, load_model
+    from .compress import load_model, read_split
 
     if recipe.model.factory is None:
         raise ConfigError("search rebuilds the model in every worker from the recipe's [model] factory; give "
@@ -139,18 +139,19 @@ def _inputs(recipe: CompressRecipe, config: SearchConfig, model: Any, train: Any
         model = load_model(None, factory=recipe.model.factory, state_dict=recipe.model.state_dict)
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module built by the recipe's factory, got {type(model).__name__}")
-    val = _xy(validation if validation is not None else (config.validation or recipe.data.eval), "validation")
+    val = _xy(validation if validation is not None else (config.validation or recipe.data.eval), "validation",
+              recipe.data)
     if val is None:
         raise ConfigError("search judges accuracy on a validation split: give [data] eval in the recipe, "
                           "validation = 'val.npz' in the search file, or --validation")
-    train_xy = _xy(train if train is not None else recipe.data.train, "train")
+    train_xy = _xy(train if train is not None else recipe.data.train, "train", recipe.data)
     if train_xy is None and any(r > 0 for r in config.space.prune_ratio):
         raise ConfigError("pruned trials are fine-tuned: give labelled train data ([data] train in the recipe), "
                           "or search prune_ratio = [0.0] only")
-    cal = _as_xy(calibration if calibration is not None else recipe.data.calibration, "calibration")[0]
+    cal = read_split(calibration if calibration is not None else recipe.data.calibration, "calibration", recipe.data)[0]
     if cal is None:
         cal = train_xy[0] if train_xy is not None else val[0]
-    test_xy = _xy(test if test is not None else config.test, "test")
+    test_xy = _xy(test if test is not None else config.test, "test", recipe.data)
     return TrialInputs(recipe=recipe, budget=config.budget, state_dict=_state_dict_bytes(model), train=train_xy,
                        calibration=cal, validation=val, test=test_xy)
 

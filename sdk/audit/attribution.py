@@ -44,7 +44,7 @@ from . import metrics as M
 from .artifacts import Artifact
 from .explain import occlusion
 
-__all__ = ["Method", "AttributionSettings", "AttributionDrift", "AttributionStudy", "attributions",
+__all__ = ["Method", "AttributionSettings", "AttributionDrift", "AttributionStudy", "attributions", "map_drift",
            "attribution_study", "group_map", "compose"]
 
 
@@ -203,8 +203,9 @@ def _denoise(a: np.ndarray) -> np.ndarray:
     return np.where(np.abs(a) <= _TIE_RTOL * scale, 0.0, a)
 
 
-def _drift(name: str, method: Method, a_ref: np.ndarray, a_art: np.ndarray, k: int,
-           fits: list[float]) -> AttributionDrift:
+def map_drift(name: str, method: Method, a_ref: np.ndarray, a_art: np.ndarray, k: int,
+              fits: list[float]) -> AttributionDrift:
+    """How far the maps ``a_art`` moved from ``a_ref`` (per input: rank correlation, top-``k`` overlap)."""
     k = min(k, a_ref.shape[1])
     a_ref, a_art = _denoise(a_ref), _denoise(a_art)
     rho = [M.spearman(a, b) for a, b in zip(a_ref, a_art)]
@@ -256,7 +257,7 @@ def attribution_study(reference: Artifact, artifacts: Sequence[Artifact], x: np.
         for art in artifacts:
             a, fits = attributions(m, art, x, classes, groups, baseline, settings)
             maps[m.value][art.name] = a
-            drift[art.name][m.value] = _drift(art.name, m, ref_map, a, settings.top_k, fits)
+            drift[art.name][m.value] = map_drift(art.name, m, ref_map, a, settings.top_k, fits)
     return AttributionStudy(methods=methods, classes=classes, maps=maps, drift=drift)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-from .attribution import AttributionSettings, AttributionStudy, Method, _drift, attribution_study, attributions
+from .attribution import AttributionSettings, AttributionStudy, Method, attribution_study, attributions, map_drift
 from .explain import feature_groups
 
 __all__ = ["CropExplanation", "explain_crops"]
@@ -148,7 +148,7 @@ def explain_crops(reference: Any, artifacts: Sequence[Any], crops: np.ndarray, *
         if m is Method.OCCLUSION:  # deterministic: the same maps again
             continue
         again, fits = attributions(m, ref, x, study.classes, groups, baseline, other)
-        floor[m.value] = _drift(f"{reference.name} (masks seed +{reseed})", m, study.maps[m.value][ref.name], again,
+        floor[m.value] = map_drift(f"{reference.name} (masks seed +{reseed})", m, study.maps[m.value][ref.name], again,
                                 settings.top_k, fits).to_dict()
     labels = list(class_names) if class_names is not None else None
 

@@ -89,8 +89,8 @@ def _membership(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarra
 class _AsImage:
     """A flat-input artifact seen as taking images ``(N, 1, H, W)``: what ART's image attacks call."""
 
-    def __init__(self, inner: ArtifactBase, shape: tuple[int, ...]) -> None:
-        self.inner, self.shape = inner, shape
+    def __init__(self, inner: ArtifactBase) -> None:
+        self.inner = inner
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.inner.predict(np.asarray(x, np.float32).reshape(len(x), -1))
@@ -105,7 +105,7 @@ def _robustness(cfg: AuditConfig, ds: Dataset, ref: TorchArtifact, artifacts: li
     def blackbox(art: ArtifactBase, eps: float) -> np.ndarray:
         if image is None:  # tabular records: no maintained score-based attack covers them, so edgeseal's own
             return random_search_attack(art, x, y, eps, queries=rc.blackbox_queries, lo=ds.lo, hi=ds.hi, seed=seed)
-        adv = square_attack(_AsImage(art, image), x.reshape(len(x), *image), y, eps, queries=rc.blackbox_queries,
+        adv = square_attack(_AsImage(art), x.reshape(len(x), *image), y, eps, queries=rc.blackbox_queries,
                             n_classes=ds.n_classes, lo=ds.lo, hi=ds.hi, seed=seed)
         return adv.reshape(len(x), -1)
 
