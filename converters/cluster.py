@@ -32,6 +32,7 @@ channel as it had centroids, and the codec stores int8 codebooks as well.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +44,13 @@ from edgeseal.runtime import codebook
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 __all__ = [
+    "Method",
+    "GRID_STEPS",
     "ClusterConfig",
+    "GridTensor",
+    "grid_array",
+    "grid_weights",
+    "grid_model",
     "ClusteredTensor",
     "LayerCluster",
     "ClusterReport",
@@ -62,6 +69,24 @@ __all__ = [
 _WEIGHT_OPS = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1, "Gather": 0}  # op -> weight input
 
 
+class Method(str, enum.Enum):
+    """How a layer's weights are made codebook-able.
+
+    ``KMEANS``: Han et al.'s weight sharing, 2**bits k-means centroids per tensor or per output channel.
+    ``GRID``: entropy-constrained scalar quantization — a uniform grid per output channel (step = ``steps[i]`` x that
+    channel's RMS) whose integer levels form one small per-tensor codebook; the channel scales become a ``Mul`` after
+    the layer (ONNX Runtime folds it back into the weights at load). With entropy coding of the indices this costs
+    about ``h(w) - log2(step)`` bits per weight, fewer than k-means at the same error, and the codebook is one per tensor.
+    """
+
+    KMEANS = "kmeans"
+    GRID = "grid"
+
+
+#: grid steps tried per layer, in units of each output channel's RMS: 2**(-k/2), from 1 down to 1/64
+GRID_STEPS: tuple[float, ...] = tuple(2.0 ** (-k / 2) for k in range(13))
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
     """Clustering under an accuracy budget.
@@ -70,8 +95,18 @@ class ClusterConfig:
     ``max_drop`` is the allowed drop of the caller's score (accuracy points) against the reference.
     Tensors under ``min_params`` elements (biases, tiny layers) stay as they are; so do ``exclude``.
     ``epochs`` > 0 fine-tunes the centroids (``finetune_centroids``) when a torch model is given.
+    ``method="grid"`` replaces k-means by a uniform grid per output channel (:class:`Method`); its candidate
+    steps are ``steps`` (relative to each channel's RMS; ``bits``, ``per_channel`` and ``keep_zero`` do not apply),
+    and the search trades output noise against each layer's measured encoded bytes. ``bias_correction`` (grid)
+    subtracts from each layer's bias the mean output shift its grid causes, ``(W_grid - W) . E[x]`` with ``E[x]``
+    the per-channel mean of the layer's input in the float model on the probe (Nagel et al. 2019, §4.2).
+    ``max_bytes`` (grid) caps the layers' measured encoded bytes (records + scales, not the graph): the search
+    starts at the finest allocation under the cap, so the model returned is never larger (``report.met`` says
+    whether the score budget held there).
     """
 
+    method: Method = Method.KMEANS
+    steps: tuple[float, ...] = GRID_STEPS
     bits: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     max_drop: float = 1.0
     per_channel: bool = False
@@ -84,6 +119,8 @@ class ClusterConfig:
     lr: float = 1e-4
     batch_size: int = 64
     seed: int = 0
+    bias_correction: bool = True
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         bits = tuple(sorted(dict.fromkeys(self.bits)))
@@ -91,6 +128,22 @@ class ClusterConfig:
             raise ConfigError(f"[cluster] bits={list(self.bits)} must be index widths 1..8 (2..256 centroids)")
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        try:
+            object.__setattr__(self, "method", Method(self.method))
+        except ValueError:
+            raise ConfigError(f"[cluster] method={self.method!r} must be one of "
+                              f"{', '.join(repr(m.value) for m in Method)}") from None
+        steps = tuple(sorted(set(self.steps), reverse=True)) if isinstance(self.steps, (list, tuple)) else ()
+        if not steps or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= 16 for x in steps):
+            raise ConfigError(f"[cluster] steps={self.steps!r} must be grid steps in (0, 16], in units of each "
+                              "channel's RMS (e.g. [0.5, 0.25, 0.125])")
+        object.__setattr__(self, "steps", tuple(float(x) for x in steps))
+        if self.max_bytes is not None and (self.method is not Method.GRID or isinstance(self.max_bytes, bool)
+                                           or not isinstance(self.max_bytes, int) or self.max_bytes < 1):
+            raise ConfigError(f"[cluster] max_bytes={self.max_bytes!r} must be a byte count >= 1, with method = 'grid'")
+        if self.method is Method.GRID and self.epochs:
+            raise ConfigError("[cluster] epochs > 0 fine-tunes k-means centroids; method = 'grid' has no centroid "
+                              "fine-tuning: set epochs = 0 (or method = 'kmeans')")
         checks = [
             (isinstance(self.max_drop, (int, float)) and self.max_drop >= 0, f"[cluster] max_drop={self.max_drop!r} must be >= 0 points"),
             (self.min_params >= 1, f"[cluster] min_params={self.min_params} must be >= 1"),
@@ -179,6 +232,89 @@ def cluster_array(w: np.ndarray, bits: int, *, per_channel: bool = False, keep_z
     return ClusteredTensor(out.reshape(w.shape), tuple(books), labels.reshape(w.shape))
 
 
+# --------------------------------------------------------------------------- uniform grids (entropy-constrained)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridTensor:
+    """``values == ints * scales`` (float32, scales broadcast along ``axis``): a uniform grid per output channel.
+
+    ``ints`` holds the levels as float32, in units of the step: integers, plus tail centroids when the range is
+    wide (what the one per-tensor codebook stores, at most 255 of them);
+    ``scales`` the per-channel step (float32, ``step`` x the channel's RMS; 1.0 for an all-zero channel).
+    """
+
+    values: np.ndarray
+    ints: np.ndarray
+    scales: np.ndarray
+    axis: int
+    step: float
+    #: per output channel, subtracted from the layer's bias by ``grid_model``: the mean output shift the grid causes
+    #: (bias correction, ``ClusterConfig.bias_correction``); None: the bias stays
+    bias_shift: np.ndarray | None = None
+
+    @property
+    def groups(self) -> int:
+        return int(self.scales.size)
+
+    @property
+    def levels(self) -> int:
+        """Distinct integer levels of the whole tensor (its codebook's entries)."""
+        return int(np.unique(self.ints).size)
+
+    def entropy_bits(self) -> float:
+        """Order-0 entropy of the levels, bits per weight (what an ideal symbol coder would spend)."""
+        _, counts = np.unique(self.ints, return_counts=True)
+        p = counts / counts.sum()
+        return float(-(p * np.log2(p)).sum())
+
+
+def _channel_view(w: np.ndarray, axis: int) -> np.ndarray:
+    """(channels, elements per channel) view of ``w`` with the channel axis ``axis`` first."""
+    return np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+
+
+#: levels a grid spends on each tail when its range does not fit in one codebook (256 entries)
+GRID_TAIL_LEVELS = 16
+
+
+def grid_array(w: np.ndarray, step: float, *, axis: int = 0) -> GridTensor:
+    """Quantize ``w`` to a uniform grid per slice of ``axis``.
+
+    ``scale_c = float32(step * rms_c)`` and ``u = w / scale_c``; the tensor's levels are the integers
+    ``-K..K`` and, when ``|u|`` reaches beyond 127 (a step too fine for the range to fit in one codebook),
+    ``K = 127 - GRID_TAIL_LEVELS`` and up to ``GRID_TAIL_LEVELS`` k-means centroids of the values beyond ``K + 0.5``
+    on each side (rare outliers keep a bounded error instead of being clipped). Every weight takes its nearest
+    level (ties: the lower one); ``values = float32(level) * scale_c``. At most 255 levels: one codebook.
+    """
+    w = np.asarray(w, np.float32)
+    if w.ndim < 1 or not -w.ndim <= axis < w.ndim:
+        raise ConfigError(f"grid quantization needs a channel axis; got axis={axis} for shape {w.shape}")
+    if not step > 0:
+        raise ConfigError(f"grid step={step!r} must be > 0")
+    axis %= w.ndim
+    rows = _channel_view(w, axis).astype(np.float64)
+    rms = np.sqrt(np.mean(rows ** 2, axis=1)) if rows.shape[1] else np.zeros(rows.shape[0])
+    scales = (step * rms).astype(np.float32)
+    scales[~(scales > 0) | ~np.isfinite(scales)] = 1.0  # an all-zero channel (or an underflow): its levels are 0
+    u = rows / scales.astype(np.float64)[:, None]
+    reach = float(np.abs(u).max()) if u.size else 0.0
+    if reach < 127.5:
+        levels = np.arange(-127, 128, dtype=np.float64)
+    else:
+        k = 127 - GRID_TAIL_LEVELS
+        core = np.arange(-k, k + 1, dtype=np.float64)
+        hi, lo = u[u > k + 0.5], u[u < -k - 0.5]
+        tails = [kmeans_1d(t, GRID_TAIL_LEVELS)[0].astype(np.float64) for t in (lo, hi) if t.size]
+        levels = np.unique(np.concatenate([core, *tails]).astype(np.float32)).astype(np.float64)
+    idx = np.searchsorted((levels[1:] + levels[:-1]) / 2, u, side="left")
+    ints32 = levels[idx].astype(np.float32)
+    values = ints32 * scales[:, None]
+    shape = (w.shape[axis],) + tuple(d for i, d in enumerate(w.shape) if i != axis)
+    back = lambda a: np.ascontiguousarray(np.moveaxis(a.reshape(shape), 0, axis))  # noqa: E731
+    return GridTensor(back(values), back(ints32), scales, axis, float(step))
+
+
 # --------------------------------------------------------------------------- ONNX models
 
 
@@ -222,6 +358,115 @@ def apply_clusters(model: bytes, tensors: Mapping[str, np.ndarray]) -> bytes:
     return proto.SerializeToString()
 
 
+def grid_weights(model: bytes, *, min_params: int = 256, exclude: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
+    """Weights a per-channel grid can take -> (node, channel axis): the weight (input 1, an initializer read by that
+    node only) of a Conv (axis 0), of a Gemm with ``transA = 0`` (axis 0 with ``transB``, else 1) or of a MatMul
+    with a 2-D weight (axis 1), whose bias, if any, is an initializer. Others (ConvTranspose, Gather, a MatMul's
+    first input, shared weights) are left out: the channel scale could not follow as one ``Mul``."""
+    import onnx
+
+    g = onnx.load_from_string(model).graph
+    inits = {i.name: i for i in g.initializer}
+    readers = {}
+    for n in g.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    outputs = {o.name for o in g.output}
+    candidates = weight_initializers(model, min_params=min_params, exclude=exclude)
+    out: dict[str, tuple[str, int]] = {}
+    for n in g.node:
+        if len(n.input) < 2 or n.input[1] not in candidates or readers[n.input[1]] != 1 or n.input[1] in outputs:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        dims = tuple(inits[n.input[1]].dims)
+        bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
+        if bias is not None and (bias not in inits or readers[bias] != 1):
+            continue
+        if n.op_type == "Conv" and len(dims) >= 3:
+            axis = 0
+        elif n.op_type == "Gemm" and not attrs.get("transA", 0) and len(dims) == 2:
+            axis = 0 if attrs.get("transB", 0) else 1
+        elif n.op_type == "MatMul" and len(dims) == 2 and bias is None:
+            axis = 1
+        else:
+            continue
+        out[n.input[1]] = (n.name or n.op_type, axis)
+    return out
+
+
+def grid_model(model: bytes, grids: Mapping[str, GridTensor]) -> bytes:
+    """``model`` with each named weight replaced by its grid's integer levels and the channel scales applied after
+    the layer: ``Y = layer(x, ints) * scales (+ bias)`` — the bias moves to an ``Add`` after the ``Mul``
+    (a Gemm's ``beta * C``). ONNX Runtime's basic fusions fold the ``Mul``/``Add`` of a Conv back into its weights
+    and bias at load. Only weights of :func:`grid_weights` are accepted."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    allowed = grid_weights(model, min_params=1)
+    bad = sorted(set(grids) - set(allowed))
+    if bad:
+        raise ConfigError(f"weights {bad} cannot take a per-channel grid (see grid_weights: Conv, Gemm with transA=0, "
+                          "MatMul with a 2-D weight, weight and bias initializers read by that node only)")
+    proto = onnx.load_from_string(model)
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    taken = {i.name for i in g.initializer} | {o for n in g.node for o in n.output} | {i.name for i in g.input}
+
+    def fresh(base: str) -> str:
+        name, k = base, 1
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        return name
+
+    nodes = []
+    for node in g.node:
+        nodes.append(node)
+        w = node.input[1] if len(node.input) > 1 else ""
+        if w not in grids:
+            continue
+        grid = grids[w]
+        if tuple(grid.ints.shape) != tuple(inits[w].dims) or grid.axis != allowed[w][1]:
+            raise ConfigError(f"grid for {w!r} has shape {grid.ints.shape} axis {grid.axis}; the model's weight is "
+                              f"{tuple(inits[w].dims)} with channels on axis {allowed[w][1]}")
+        inits[w].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(grid.ints, np.float32), w))
+        rank = len(inits[w].dims)
+        shape = (grid.groups,) + (1,) * (rank - 2) if node.op_type == "Conv" else (grid.groups,)
+        scale = fresh(f"{w}_grid_scale")
+        g.initializer.append(numpy_helper.from_array(grid.scales.reshape(shape), scale))
+        out = node.output[0]
+        node.output[0] = fresh(f"{out}_grid")
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        shift = None if grid.bias_shift is None else np.asarray(grid.bias_shift, np.float64).reshape(-1)
+        if bias is None and shift is None:
+            nodes.append(helper.make_node("Mul", [node.output[0], scale], [out], name=fresh(f"{node.name}_grid_scale")))
+            continue
+        if bias is None:
+            b, bias = np.zeros(grid.groups, np.float32), fresh(f"{w}_grid_bias")
+            g.initializer.append(numpy_helper.from_array(b, bias))
+            inits[bias] = g.initializer[-1]
+        else:
+            b = numpy_helper.to_array(inits[bias]).astype(np.float32)
+            if node.op_type == "Gemm":  # C scaled by beta; the node keeps alpha and loses C
+                beta = next((a.f for a in node.attribute if a.name == "beta"), 1.0)
+                b = (np.float32(beta) * b).astype(np.float32) if beta != 1.0 else b
+                for a in list(node.attribute):
+                    if a.name == "beta":
+                        node.attribute.remove(a)
+            del node.input[2]
+        if shift is not None:
+            b = (np.broadcast_to(b, np.broadcast_shapes(b.shape, shift.shape)).astype(np.float64) - shift).astype(np.float32)
+        if node.op_type == "Conv":
+            b = b.reshape(shape)
+        inits[bias].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(b), bias))
+        scaled = fresh(f"{out}_grid_scaled")
+        nodes.append(helper.make_node("Mul", [node.output[0], scale], [scaled], name=fresh(f"{node.name}_grid_scale")))
+        nodes.append(helper.make_node("Add", [scaled, bias], [out], name=fresh(f"{node.name}_grid_bias")))
+    del g.node[:]
+    g.node.extend(nodes)
+    return proto.SerializeToString()
+
+
 def _probe_session(model: bytes, names: Sequence[str]) -> Any:
     """One ORT session in which the named initializers are also graph inputs, so a run can feed other values
     (ORT directly: feeding weights per run is a probe, not how a model is run; see ``converters.probe``)."""
@@ -243,6 +488,9 @@ class LayerCluster:
     zeros: float  # fraction of exact zeros (pruned)
     weight_sqnr_db: float  # of the clustered weights vs the original ones
     output_noise: float  # model-output noise power / signal power on the probe with only this layer clustered
+    step: float | None = None  # method "grid": the step, in units of each channel's RMS
+    encoded_bytes: int | None = None  # method "grid": this tensor's codebook record (auto coding) + its float32 scales
+    entropy_bits: float | None = None  # method "grid": order-0 entropy of its levels, bits per weight
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -255,6 +503,7 @@ class ClusterStep:
     stored_bits: int
     drop: float
     bits: dict[str, int]
+    steps: dict[str, float] | None = None  # method "grid": the step of each layer (then stored_bits = 8 x encoded bytes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,13 +589,16 @@ def cluster_onnx(
 
     ``probe``: a float batch for a single-input model, a feed dict or a list of them, for the per-layer noise;
     ``score(model_bytes)``: higher is better, in the units of ``max_drop`` (e.g. accuracy points).
-    Returns the clustered model, the report and the clustered tensors by initializer name.
+    Returns the clustered model, the report and the clustered tensors by initializer name
+    (:class:`ClusteredTensor`; :class:`GridTensor` for ``method="grid"``, whose model is :func:`grid_model`'s).
     When even the widest candidate misses the budget it returns that one (``report.met`` False).
     """
     import onnx
     from onnx import numpy_helper
 
     config = config or ClusterConfig()
+    if config.method is Method.GRID:
+        return _cluster_grid(model, probe, score, config, reference_score)
     targets = weight_initializers(model, min_params=config.min_params, exclude=config.exclude)
     if not targets:
         raise UnsupportedError("no Conv/Gemm/MatMul float32 weight has at least "
@@ -385,14 +637,7 @@ def cluster_onnx(
                                    path[i])
         return steps[i].drop
 
-    lo, hi = 0, len(path) - 1  # invariant: lo meets the budget (or is the widest); find the last index that does
-    if drop_at(0) <= config.max_drop + 1e-9:
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if drop_at(mid) <= config.max_drop + 1e-9:
-                lo = mid
-            else:
-                hi = mid - 1
+    lo = _bisect(len(path), drop_at, config.max_drop)
     chosen = path[lo]
     layers = tuple(
         LayerCluster(
@@ -406,6 +651,151 @@ def cluster_onnx(
     report = ClusterReport(layers, ref, ref - steps[lo].drop, config.max_drop,
                            tuple(steps[i] for i in sorted(steps)))
     return built[lo], report, {n: cache[n, b] for n, b in chosen.items()}
+
+
+def _hull_path(points: Mapping[str, Sequence[tuple[int, float]]]) -> list[dict[str, int]]:
+    """Allocations (layer -> candidate index) from every layer at its most expensive candidate down to its cheapest.
+    ``points[layer][i] = (cost, noise)``. Each step moves the one layer whose next point on its lower convex hull
+    adds the least noise per cost saved (Shoham & Gersho's allocation), so layers jump over dominated candidates."""
+    current = {n: max(range(len(p)), key=lambda i: (p[i][0], -p[i][1])) for n, p in points.items()}
+    path = [dict(current)]
+    while True:
+        best, best_key = None, None
+        for name, i in current.items():
+            c0, n0 = points[name][i]
+            for j, (c, nz) in enumerate(points[name]):
+                if c >= c0:
+                    continue
+                key = (max(nz - n0, 0.0) / (c0 - c), -(c0 - c), name)  # least noise per byte; then the larger saving
+                if best_key is None or key < best_key:
+                    best, best_key = (name, j), key
+        if best is None:
+            return path
+        current[best[0]] = best[1]
+        path.append(dict(current))
+
+
+def _bisect(count: int, drop_at: Callable[[int], float], max_drop: float) -> int:
+    """The last index of a path (0 = finest) whose drop stays within ``max_drop`` (0 when even that one misses)."""
+    lo, hi = 0, count - 1
+    if drop_at(0) <= max_drop + 1e-9:
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if drop_at(mid) <= max_drop + 1e-9:
+                lo = mid
+            else:
+                hi = mid - 1
+    return lo
+
+
+def grid_record_bytes(grid: GridTensor) -> int:
+    """Bytes the grid costs once encoded: its codebook record (one per-tensor codebook of levels, ``auto`` coding)
+    plus its float32 channel scales (stored in the graph)."""
+    return len(codebook.to_bytes(codebook.encode(grid.ints), "auto")) + 4 * grid.groups
+
+
+def _cluster_grid(model: bytes, probe: Any, score: Callable[[bytes], float], config: ClusterConfig,
+                  reference_score: float | None) -> tuple[bytes, ClusterReport, dict[str, GridTensor]]:
+    """``cluster_onnx`` for ``method="grid"``: per-layer noise and measured encoded bytes for every step, a
+    convex-hull path from the finest to the coarsest allocation, bisection on ``score`` of the models that ship."""
+    import onnx
+    from onnx import numpy_helper
+
+    targets = grid_weights(model, min_params=config.min_params, exclude=config.exclude)
+    if not targets:
+        raise UnsupportedError("no Conv/Gemm/MatMul float32 weight with at least "
+                               f"{config.min_params} elements can take a per-channel grid; lower [cluster] min_params "
+                               "or use method = 'kmeans'", reason="nothing to quantize")
+    originals = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer
+                 if i.name in targets}
+    graph = onnx.load_from_string(model).graph
+    node_of = {n.input[1]: n for n in graph.node if len(n.input) > 1 and n.input[1] in targets}
+    init_names = {i.name for i in graph.initializer}
+    biases = {w: n.input[2] for w, n in node_of.items() if len(n.input) > 2 and n.input[2] in init_names}
+    bias_values = {b: numpy_helper.to_array(i) for i in graph.initializer if (b := i.name) in set(biases.values())}
+    correct = config.bias_correction and bool(biases)
+    sess = _probe_session(model, list(targets) + (sorted(set(biases.values())) if correct else []))
+    feeds = _feeds(sess, probe, config.probe_samples, set(targets) | set(biases.values()))
+    base = _outputs_all(sess, feeds, {})
+    power = sum(float(np.mean(b.astype(np.float64) ** 2)) for b in base) or 1.0
+    means: dict[str, np.ndarray] = {}
+    if correct:
+        from .bias_correction import channel_means
+
+        ins = {w: node_of[w].input[0] for w in biases}
+        got = channel_means(model, sorted(set(ins.values())), feeds)
+        means = {w: got[t] for w, t in ins.items()}
+
+    def corrected(name: str, gt: GridTensor) -> tuple[GridTensor, dict[str, np.ndarray]]:
+        """The grid with its bias shift, and the bias to feed the probe (none when not corrected)."""
+        if name not in means:
+            return gt, {}
+        from .bias_correction import _expected_output_shift
+
+        shift = _expected_output_shift(node_of[name], gt.values.astype(np.float64) - originals[name], means[name])
+        if shift is None:
+            return gt, {}
+        b = bias_values[biases[name]]
+        return dataclasses.replace(gt, bias_shift=shift), {biases[name]: (b.astype(np.float64) - shift).astype(np.float32)}
+
+    grids: dict[str, list[GridTensor | None]] = {}
+    points: dict[str, list[tuple[int, float]]] = {}
+    for name, (_, axis) in targets.items():
+        # candidate 0 keeps the weight as it is (a codebook per channel when it has <= 256 values per channel —
+        # a small depthwise or stem kernel — or float32): what the most sensitive small layers are worth
+        grids[name], points[name] = [None], [(_exact_bytes(originals[name]), 0.0)]
+        for step in config.steps:
+            gt, bias_feed = corrected(name, grid_array(originals[name], step, axis=axis))
+            out = _outputs_all(sess, feeds, {name: gt.values, **bias_feed})
+            noise = sum(float(np.mean((o.astype(np.float64) - r) ** 2)) for o, r in zip(out, base)) / power
+            grids[name].append(gt)
+            points[name].append((grid_record_bytes(gt), noise))
+    path = _hull_path(points)
+    if config.max_bytes is not None:  # the finest allocation under the cap, and the coarser ones after it
+        cost = [sum(points[n][j][0] for n, j in a.items()) for a in path]
+        path = path[next((i for i, c in enumerate(cost) if c <= config.max_bytes), len(path) - 1):]
+    ref = float(score(model)) if reference_score is None else float(reference_score)
+    steps: dict[int, ClusterStep] = {}
+    built: dict[int, bytes] = {}
+
+    def pick(i: int) -> dict[str, GridTensor]:
+        return {n: grids[n][j] for n, j in path[i].items() if grids[n][j] is not None}
+
+    def drop_at(i: int) -> float:
+        if i not in steps:
+            built[i] = grid_model(model, pick(i))
+            levels = {n: _index_bits(gt.levels) if (gt := grids[n][j]) is not None else 32 for n, j in path[i].items()}
+            steps[i] = ClusterStep(8 * sum(points[n][j][0] for n, j in path[i].items()), ref - float(score(built[i])),
+                                   levels, {n: grids[n][j].step if grids[n][j] is not None else 0.0
+                                            for n, j in path[i].items()})
+        return steps[i].drop
+
+    lo = _bisect(len(path), drop_at, config.max_drop)
+    chosen = pick(lo)
+    layers = []
+    for n, j in path[lo].items():
+        gt = grids[n][j]
+        if gt is None:  # kept as it is
+            continue
+        layers.append(LayerCluster(
+            name=n, node=targets[n][0], params=int(originals[n].size), bits=_index_bits(gt.levels), centroids=gt.levels,
+            groups=gt.groups, zeros=float(np.mean(originals[n] == 0)), weight_sqnr_db=_sqnr_db(originals[n], gt.values),
+            output_noise=points[n][j][1], step=gt.step, encoded_bytes=points[n][j][0], entropy_bits=gt.entropy_bits()))
+    report = ClusterReport(tuple(layers), ref, ref - steps[lo].drop, config.max_drop,
+                           tuple(steps[i] for i in sorted(steps)))
+    return built[lo], report, chosen
+
+
+def _exact_bytes(w: np.ndarray) -> int:
+    """Bytes of a weight left as it is: codebook records per channel when each channel has <= 256 values (as
+    ``clustered_tensors`` would store it), else zlib of its float32 bytes."""
+    if w.ndim >= 2 and all(len(np.unique(r)) <= codebook.MAX_ENTRIES for r in w.reshape(w.shape[0], -1)):
+        return len(codebook.to_bytes(codebook.encode(w, groups=w.shape[0]), "auto"))
+    return len(zlib.compress(np.ascontiguousarray(w, np.float32).tobytes(), 9))
+
+
+def _index_bits(levels: int) -> int:
+    return max(1, (levels - 1).bit_length())
 
 
 def _feeds(sess: Any, probe: Any, limit: int, skip: set[str]) -> list[dict[str, np.ndarray]]:

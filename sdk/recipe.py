@@ -25,6 +25,7 @@ loads with ``load_recipe(path)`` or is built in Python directly:
 
     [cluster]                       # ClusterStage: k-means weight sharing (ONNX), 2..256 centroids per layer
     bits = [2, 3, 4, 5, 6, 8]       # candidate index widths; the budget picks one per layer
+    method = "kmeans"               # or "grid": a uniform grid per channel, indices entropy-coded (epochs = 0)
     epochs = 2                      # centroid fine-tuning (needs [data] train)
     [dp]                            # DpStage: DP-SGD (Opacus) for the training after pruning, or DP distillation
     mode = "finetune"               # or "distill": learn the teacher's soft labels of [data] train with DP-SGD
@@ -218,6 +219,7 @@ class ClusterStage:
     """
 
     bits: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
+    method: str = "kmeans"  # or "grid": entropy-coded uniform grid per channel (converters.cluster.Method)
     per_channel: bool = False
     keep_zero: bool = True
     min_params: int = 256
@@ -234,7 +236,7 @@ class ClusterStage:
     def config(self, max_drop: float = 1.0, seed: int = 0) -> Any:
         from edgeseal.converters.cluster import ClusterConfig
 
-        return ClusterConfig(bits=self.bits, max_drop=max_drop, per_channel=self.per_channel, keep_zero=self.keep_zero,
+        return ClusterConfig(bits=self.bits, method=self.method, max_drop=max_drop, per_channel=self.per_channel, keep_zero=self.keep_zero,
                              min_params=self.min_params, exclude=self.exclude, epochs=self.epochs, lr=self.lr, seed=seed)
 
 

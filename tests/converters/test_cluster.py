@@ -189,3 +189,144 @@ def test_composes_with_static_int8(small, digits) -> None:
     decoded = codebook.decode_tensors(records)
     inits = _inits(q)
     assert all(np.array_equal(decoded[n], inits[n]) and decoded[n].dtype == inits[n].dtype for n in decoded)
+
+
+# --------------------------------------------------------------------------- uniform grids (method="grid")
+
+
+def _entropy(a: np.ndarray) -> float:
+    _, counts = np.unique(a, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def test_grid_array_matches_an_independent_quantizer() -> None:
+    rng = np.random.default_rng(3)
+    w = (rng.laplace(size=(12, 5, 3, 3)) * rng.uniform(0.01, 2.0, size=(12, 1, 1, 1))).astype(np.float32)
+    w[4] = 0.0  # an all-zero channel
+    for step in (1.0, 0.25, 0.07):
+        gt = cl.grid_array(w, step)
+        rms = np.sqrt((w.reshape(12, -1).astype(np.float64) ** 2).mean(1))
+        scale = (step * rms).astype(np.float32)
+        scale[4] = 1.0
+        q = np.round(w.reshape(12, -1) / scale.astype(np.float64)[:, None]) + 0.0  # no ties in random data; -0 -> +0
+        want = (q.astype(np.float32) * scale[:, None]).reshape(w.shape)
+        assert np.array_equal(gt.scales, scale) and np.array_equal(gt.ints.reshape(12, -1), q.astype(np.float32))
+        assert np.array_equal(gt.values.view(np.uint32), want.view(np.uint32))  # bit for bit
+        assert np.all(gt.values[4] == 0) and gt.levels == len(np.unique(q)) <= 255
+        assert gt.entropy_bits() == pytest.approx(_entropy(q))
+        assert np.max(np.abs(gt.values - w).reshape(12, -1) / scale[:, None]) <= 0.5 + 1e-6  # half a step at most
+    # entropy falls by about one bit per halving of the step's inverse (high-rate theory: h(W) - log2(step))
+    e = [cl.grid_array(w, s).entropy_bits() for s in (0.1, 0.05)]
+    assert 0.8 < e[1] - e[0] < 1.2
+
+
+def test_grid_array_axis_and_wide_range_tails() -> None:
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(6, 10)).astype(np.float32)  # a Gemm weight without transB: channels on axis 1
+    gt = cl.grid_array(w, 0.5, axis=1)
+    scale = (0.5 * np.sqrt((w.astype(np.float64) ** 2).mean(0))).astype(np.float32)
+    assert np.array_equal(gt.scales, scale) and np.array_equal(gt.values, np.round(w / scale).astype(np.float32) * scale)
+    big = rng.normal(size=(4, 4000)).astype(np.float32)
+    big[1, 7], big[2, 9] = 300.0, -250.0  # outliers far beyond 127 steps
+    gt = cl.grid_array(big, 0.05)
+    assert gt.levels <= 255 and len(np.unique(gt.ints)) == gt.levels
+    k = 127 - cl.GRID_TAIL_LEVELS
+    u = big.astype(np.float64) / gt.scales.astype(np.float64)[:, None]
+    core = np.abs(u) < k + 0.5
+    assert np.array_equal(gt.ints[core], np.round(u[core]).astype(np.float32))  # the core is the plain grid
+    levels = np.unique(gt.ints)
+    nearest = levels[np.abs(u[~core][:, None] - levels[None, :]).argmin(1)]
+    assert np.array_equal(gt.ints[~core], nearest)  # the tails take their nearest level
+    assert abs(gt.ints[1, 7] - u[1, 7]) < 1 and abs(gt.ints[2, 9] - u[2, 9]) < 1  # outliers kept, not clipped
+
+
+def test_grid_config_validates_early() -> None:
+    for bad in ({"method": "lloyd"}, {"steps": ()}, {"steps": (0.0,)}, {"steps": (-1,)}, {"steps": "0.5"},
+                {"method": "grid", "epochs": 2}):
+        with pytest.raises(ConfigError, match=r"\[cluster\]"):
+            cl.ClusterConfig(**bad)
+    cfg = cl.ClusterConfig(method="grid", steps=(0.25, 1, 0.5, 0.25))
+    assert cfg.method is cl.Method.GRID and cfg.steps == (1.0, 0.5, 0.25)
+
+
+def test_grid_search_encodes_bit_identically_and_sizes_are_the_bytes(small, digits, acc) -> None:
+    from onnx import numpy_helper
+
+    from edgeseal.converters.infer import runner_for
+
+    _, fp32 = small
+    score = lambda b: acc(b, digits.x_val, digits.y_val)  # noqa: E731
+    cfg = cl.ClusterConfig(method="grid", max_drop=1.0, min_params=64, steps=(1.0, 0.5, 0.25, 0.125, 0.0625))
+    model, report, grids = cl.cluster_onnx(fp32, digits.x_train[:64], score, cfg)
+    assert cl.cluster_onnx(fp32, digits.x_train[:64], score, cfg)[0] == model  # deterministic
+    assert report.met and report.score == pytest.approx(acc(model, digits.x_val, digits.y_val))
+    assert report.steps[0].stored_bits > report.steps[-1].stored_bits and report.layers
+    inits = _inits(model)
+    fp_inits = _inits(fp32)
+    proto = onnx.load_from_string(model)
+    for layer in report.layers:
+        gt = grids[layer.name]
+        assert np.array_equal(inits[layer.name].view(np.uint32), gt.ints.view(np.uint32))
+        assert layer.centroids == len(np.unique(inits[layer.name])) and layer.step in cfg.steps
+        # the reported bytes are the bytes: an independent encoding of the model's own initializer + its scales
+        scale = next(numpy_helper.to_array(i) for i in proto.graph.initializer if i.name == layer.name + "_grid_scale")
+        assert layer.encoded_bytes == len(codebook.to_bytes(codebook.encode(inits[layer.name]))) + 4 * scale.size
+        assert np.array_equal(scale.reshape(-1), gt.scales)
+        assert layer.entropy_bits == pytest.approx(_entropy(inits[layer.name]))
+        assert layer.weight_sqnr_db == pytest.approx(10 * np.log10(
+            np.sum(fp_inits[layer.name].astype(np.float64) ** 2) / np.sum((fp_inits[layer.name] - gt.values) ** 2.0)))
+    # the graph computes with ints * scale: the model's outputs are the float model's with the grid values as weights
+    # and the corrected biases (to float rounding: the Mul comes after the layer)
+    x = digits.x_test[:64]
+    bias_of = {n.input[1]: n.input[2] for n in onnx.load_from_string(fp32).graph.node if len(n.input) > 2}
+    replaced = {n: g.values for n, g in grids.items()}
+    for n, g in grids.items():
+        if g.bias_shift is not None:
+            replaced[bias_of[n]] = (fp_inits[bias_of[n]].astype(np.float64) - g.bias_shift).astype(np.float32)
+    assert any(g.bias_shift is not None for g in grids.values())
+    ref = cl.apply_clusters(fp32, replaced)
+    np.testing.assert_allclose(runner_for(model).run(x), runner_for(ref).run(x), rtol=1e-4, atol=1e-4)
+    # the codebook container gives back the converter's tensors bit for bit, and the same outputs exactly
+    size, graph, records = cl.encoded_size(model, min_params=64)
+    assert size.total == len(graph) + len(records)
+    decoded = codebook.decode_tensors(records)
+    assert {lay.name for lay in report.layers} <= set(decoded)
+    for name, arr in decoded.items():
+        assert np.array_equal(arr.view(np.uint32), inits[name].view(np.uint32))
+    sess = codebook.session(_graph(graph), records)
+    assert np.array_equal(sess.run(None, {sess.get_inputs()[0].name: x})[0], runner_for(model).run(x))
+    payload = cl.codebook_model(model, min_params=64)
+    assert len(payload) < len(fp32) / 3
+
+
+def test_bias_correction_removes_the_mean_shift() -> None:
+    """A Conv whose grid shifts every channel's mean: the corrected bias brings the mean output back."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeseal.converters.infer import runner_for
+
+    rng = np.random.default_rng(5)
+    w = (rng.normal(size=(8, 4, 3, 3)) + 0.3).astype(np.float32)
+    b = rng.normal(size=8).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", pads=[1, 1, 1, 1])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8, 8, 8])],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    fp32 = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    x = (rng.normal(size=(32, 4, 8, 8)) + 1.0).astype(np.float32)  # inputs with a mean: a weight error shifts outputs
+    ref = runner_for(fp32).run(x)
+    outs = {}
+    for correct in (False, True):
+        cfg = cl.ClusterConfig(method="grid", max_drop=100.0, min_params=1, steps=(2.0,), bias_correction=correct)
+        model, report, grids = cl.cluster_onnx(fp32, x, lambda m: 0.0, cfg, reference_score=0.0)
+        assert report.layers[0].step == 2.0
+        outs[correct] = runner_for(model).run(x)
+        gt = grids["w"]
+        if correct:  # the shift is (W_grid - W) . E[x], summed over each output channel's taps
+            want = ((gt.values.astype(np.float64) - w).sum(axis=(2, 3)) * x.astype(np.float64).mean(axis=(0, 2, 3))).sum(1)
+            np.testing.assert_allclose(gt.bias_shift, want, rtol=1e-6, atol=1e-9)
+        else:
+            assert gt.bias_shift is None
+    shift = {c: np.abs((outs[c] - ref)[:, :, 1:-1, 1:-1].mean(axis=(0, 2, 3))).mean() for c in outs}
+    assert shift[True] < 0.05 * shift[False]

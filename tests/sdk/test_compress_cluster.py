@@ -23,6 +23,8 @@ def digits():
     ({"cluster": {"bits": 4}}, r"\[cluster\] bits=4 must be a list"),
     ({"cluster": {"epochs": -1}}, r"\[cluster\] epochs=-1 must be >= 0"),
     ({"cluster": {"centroids": 16}}, r"unknown key 'centroids' in \[cluster\]"),
+    ({"cluster": {"method": "lloyd"}}, r"\[cluster\] method='lloyd' must be one of 'kmeans', 'grid'"),
+    ({"cluster": {"method": "grid", "epochs": 2}}, r"method = 'grid' has no centroid fine-tuning"),
     ({"quantize": {"bits": 2}}, r"\[quantize\] bits=2 must be 8 \(int8\) or 4"),
     ({"quantize": {"bits": 4, "block_size": 24}}, r"\[quantize\] block_size=24 must be a power of two"),
     ({"quantize": {"bits": 4, "algorithm": "awq"}}, r"\[quantize\] algorithm='awq' is not valid"),
@@ -34,6 +36,13 @@ def digits():
 def test_recipe_fields_are_checked_before_any_work(table: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         recipe_from_dict(table)
+
+
+def test_recipe_cluster_method_reaches_the_converter() -> None:
+    from edgeseal.converters.cluster import Method
+
+    assert recipe_from_dict({"cluster": {"method": "grid"}}).cluster.config().method is Method.GRID
+    assert recipe_from_dict({"cluster": {}}).cluster.config().method is Method.KMEANS
 
 
 def test_trials_carry_cluster_and_int4() -> None:
