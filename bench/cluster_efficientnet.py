@@ -37,7 +37,7 @@ from _machine import cpu_name  # bench/_machine.py (the script's folder is on sy
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_AGREEMENT = 97.0
-GRAPH_ALLOWANCE = 60_000  # bytes kept free under fp32/8 for the zlib graph and the package's header and tags
+GRAPH_ALLOWANCE = 75_000  # bytes kept free under fp32/8 for the graph (biases, scales are counted) and the package
 
 
 def main() -> None:
@@ -45,8 +45,8 @@ def main() -> None:
     ap.add_argument("--evaluation", type=int, default=200)
     ap.add_argument("--selection", type=int, default=100)
     ap.add_argument("--probe", type=int, default=16)
-    ap.add_argument("--train", type=int, default=256, help="unlabelled crops for grid fine-tuning")
-    ap.add_argument("--finetune-steps", type=int, default=120)
+    ap.add_argument("--train", type=int, default=512, help="unlabelled crops for grid fine-tuning")
+    ap.add_argument("--finetune-steps", type=int, default=150)
     ap.add_argument("--max-drop", type=float, default=3.0, help="agreement points on the selection crops")
     args = ap.parse_args()
     import edgeseal
@@ -74,6 +74,10 @@ def main() -> None:
                                                probe_samples=args.probe, min_params=256),
         "grid_entropy": cl.ClusterConfig(method="grid", max_drop=args.max_drop, probe_samples=args.probe,
                                          min_params=256),
+        # the same with a tighter selection budget (100 selection crops: one crop is one point, and the 3-point
+        # grid model of a first run agreed on 95.5 % of the evaluation crops)
+        "grid_entropy_2pt": cl.ClusterConfig(method="grid", max_drop=args.max_drop - 1, probe_samples=args.probe,
+                                             min_params=256),
         # the finest grid allocation whose records + scales fit 1/8 of fp32 (less an allowance for the graph and
         # the package), whatever its agreement: max_drop 0 stops the search at the start of the capped path
         "grid_one_eighth": cl.ClusterConfig(method="grid", max_drop=0.0, probe_samples=args.probe, min_params=256,
@@ -94,6 +98,7 @@ def main() -> None:
         v["goal"] = {"sealed<=fp32/8": len(package) <= len(fp32) / 8,
                      f"agreement>={GOAL_AGREEMENT}": v["evaluation_agreement"] >= GOAL_AGREEMENT}
         result["variants"][name] = v
+        (ROOT / "bench" / "results" / "cluster_efficientnet.partial.json").write_text(json.dumps(result, default=float))
         print(name, size.total, len(package), v["selection_agreement"], v["evaluation_agreement"], flush=True)
 
     for name, cfg in configs.items():
@@ -104,13 +109,14 @@ def main() -> None:
                                      "on the selection crops",
                "grid_entropy": f"uniform grid per output channel, entropy-coded, steps within {args.max_drop:g} "
                                "points on the selection crops, bias correction",
+               "grid_entropy_2pt": f"the same within {args.max_drop - 1:g} points",
                "grid_one_eighth": f"uniform grid, the finest allocation with records + scales <= {one_eighth:,} B"}[name]
         describe(name, model, how, report, t0)
     # grid fine-tuning: the 1/8 model's channel scales and biases distilled from fp32 on unlabelled crops of the
     # calibration photos (other crops than the selection ones); the levels, hence the records, do not change
     t0 = time.time()
     train = crop_set(CALIBRATION_PHOTOS, args.train, seed=3)
-    ft_cfg = GridFinetuneConfig(steps=args.finetune_steps, batch_size=8, lr=2e-3)
+    ft_cfg = GridFinetuneConfig(steps=args.finetune_steps, batch_size=8, lr=5e-4, loss="kl")
     tuned, ft_report = finetune_grid(models["grid_one_eighth"], fp32, train, ft_cfg)
     describe("grid_one_eighth_finetuned", tuned, f"grid_one_eighth + {ft_cfg.steps} Adam steps (batch "
              f"{ft_cfg.batch_size}) on the channel scales and biases, distilled from fp32 on {len(train)} crops of the "
@@ -123,6 +129,7 @@ def main() -> None:
                   wall_s=round(time.time() - t_start, 1))
     out = ROOT / "bench" / "results"
     (out / "cluster_efficientnet.json").write_text(json.dumps(result, indent=2, default=float))
+    (out / "cluster_efficientnet.partial.json").unlink(missing_ok=True)
     (out / "cluster_efficientnet.md").write_text(render(result))
     print(render(result))
 
@@ -134,7 +141,11 @@ def verdict(variants: dict, fp32_bytes: int) -> dict:
     small = [n for n in variants if sealed(n) <= fp32_bytes / 8]
     best = min(ok, key=sealed) if ok else None
     at8 = max(small, key=lambda n: variants[n]["evaluation_agreement"]) if small else None
+    least = min(variants, key=sealed)
     return {"met": bool(set(ok) & set(small)),
+            "smallest_sealed": {"variant": least, "sealed_bytes": sealed(least), "ratio": fp32_bytes / sealed(least),
+                                "over_one_eighth_bytes": sealed(least) - fp32_bytes // 8,
+                                "evaluation_agreement": variants[least]["evaluation_agreement"]},
             "smallest_at_goal_agreement": None if best is None else {
                 "variant": best, "sealed_bytes": sealed(best), "ratio": fp32_bytes / sealed(best),
                 "evaluation_agreement": variants[best]["evaluation_agreement"]},
@@ -216,7 +227,10 @@ def render(r: dict) -> str:
               + (f"Smallest sealed package at >= {GOAL_AGREEMENT:g} %: {a['variant']}, {a['sealed_bytes']:,} B "
                  f"({a['ratio']:.2f}x smaller), {a['evaluation_agreement']:.1f} %. " if a else "")
               + (f"Best agreement at <= 1/8: {b['variant']}, {b['sealed_bytes']:,} B ({b['ratio']:.2f}x), "
-                 f"{b['evaluation_agreement']:.1f} %." if b else "")]
+                 f"{b['evaluation_agreement']:.1f} %. " if b else "")
+              + "Smallest sealed package: {variant}, {sealed_bytes:,} B ({ratio:.2f}x; {over:+,} B against 1/8), "
+                "{evaluation_agreement:.1f} %.".format(**vd["smallest_sealed"], over=vd["smallest_sealed"]
+                                                       ["over_one_eighth_bytes"])]
     ld = r["load"]
     lines += ["", f"Load ({ld['what']}): codebook package ({ld['codebook_package_bytes']:,} B) "
               f"{ld['codebook_ms_median']:.1f} ms vs fp32 package ({ld['fp32_package_bytes']:,} B) "
@@ -228,4 +242,14 @@ def render(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["--render"]:  # re-derive the verdict and the table from the recorded measurements
+        path = ROOT / "bench" / "results" / "cluster_efficientnet.json"
+        res = json.loads(path.read_text())
+        res["verdict"] = verdict(res["variants"], res["fp32_onnx_bytes"])
+        path.write_text(json.dumps(res, indent=2, default=float))
+        path.with_suffix(".md").write_text(render(res))
+        print(render(res))
+    else:
+        main()

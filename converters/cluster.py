@@ -27,6 +27,14 @@ size of a model is ``encoded_size`` (``edgeseal.runtime.codebook`` records +
 the graph without those weights, zlib). Clustering composes with static int8
 (QDQ): the int8 weights of a clustered layer take at most as many values per
 channel as it had centroids, and the codec stores int8 codebooks as well.
+
+``method="grid"`` (entropy-constrained scalar quantization) replaces k-means: each output channel gets a
+uniform grid (step = a multiple of its RMS), the integer levels of the whole tensor form *one* codebook
+(<= 255 entries, so no per-channel codebook to pay for) whose indices the codec entropy-codes, and the channel
+scales follow the layer as a ``Mul`` (``grid_model``; ONNX Runtime folds it back into a Conv at load). The
+search measures each candidate's encoded bytes (the actual record) and walks the lower convex hull of
+(bytes, output noise) per layer; a layer can also stay as it is. ``converters.grid_finetune`` then distils the
+channel scales and biases from the float model without touching a level.
 """
 
 from __future__ import annotations

@@ -29,18 +29,24 @@ _LAYERS = ("Conv", "Gemm", "MatMul")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GridFinetuneConfig:
     """``steps`` Adam steps on random batches of ``batch_size`` inputs, learning rate ``lr`` (scales are learnt
-    as ``scale * (1 + d)``, biases as ``bias + e``; both ``d`` and ``e`` start at 0), ``threads`` for torch."""
+    as ``scale * (1 + d)``, biases as ``bias + e``; both ``d`` and ``e`` start at 0), ``threads`` for torch.
+    ``loss``: ``"kl"`` — KL divergence of the softmax at ``temperature`` from the teacher's (a classifier's
+    logits), times ``temperature**2``; ``"mse"`` — mean squared error of the outputs (any model)."""
 
     steps: int = 200
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
     threads: int = 2
+    loss: str = "kl"
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [(self.steps >= 1, f"steps={self.steps} must be >= 1"),
                   (self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1"),
-                  (self.lr > 0, f"lr={self.lr} must be > 0"), (self.threads >= 1, f"threads={self.threads} must be >= 1")]
+                  (self.lr > 0, f"lr={self.lr} must be > 0"), (self.threads >= 1, f"threads={self.threads} must be >= 1"),
+                  (self.loss in ("kl", "mse"), f"loss={self.loss!r} must be 'kl' or 'mse'"),
+                  (self.temperature > 0, f"temperature={self.temperature} must be > 0")]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"grid fine-tuning: {message}")
@@ -48,7 +54,7 @@ class GridFinetuneConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GridFinetuneReport:
-    """What was trained and how the distillation loss moved (mean squared logit error, first and last 10 steps)."""
+    """What was trained and how the distillation loss moved (mean over the first and the last 10 steps)."""
 
     scales: tuple[str, ...]
     biases: tuple[str, ...]
@@ -253,7 +259,13 @@ def finetune_grid(model: bytes, teacher: bytes, x: np.ndarray, config: GridFinet
         losses = []
         for _ in range(config.steps):
             idx = torch.as_tensor(rng.choice(len(x), size=min(config.batch_size, len(x)), replace=False))
-            loss = torch.mean((net(xt[idx]) - yt[idx]) ** 2)
+            out = net(xt[idx])
+            if config.loss == "mse":
+                loss = torch.mean((out - yt[idx]) ** 2)
+            else:
+                t = config.temperature
+                loss = torch.nn.functional.kl_div(torch.log_softmax(out / t, -1), torch.log_softmax(yt[idx] / t, -1),
+                                                  log_target=True, reduction="batchmean") * t * t
             opt.zero_grad()
             loss.backward()
             opt.step()
