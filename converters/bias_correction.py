@@ -31,7 +31,7 @@ from edgeseal.runtime.errors import ConfigError
 from .graph_passes import consumers
 from .quantize import CalibrationData, as_feeds
 
-__all__ = ["BiasCorrectionReport", "correct_bias", "channel_means"]
+__all__ = ["BiasCorrectionReport", "correct_bias", "channel_means", "expected_output_shift"]
 
 _CORRECTABLE = ("Conv", "Gemm")
 
@@ -161,7 +161,7 @@ def _dequantized_weights(quant: bytes) -> dict[str, np.ndarray]:
     return out
 
 
-def _expected_output_shift(node: Any, delta: np.ndarray, mean_in: np.ndarray) -> np.ndarray | None:
+def expected_output_shift(node: Any, delta: np.ndarray, mean_in: np.ndarray) -> np.ndarray | None:
     """E[(W_q - W) x] per output channel from the per-channel input mean (exact away from padded borders)."""
     import onnx
 
@@ -234,7 +234,7 @@ def correct_bias(model: bytes, data: CalibrationData, *, quantize: Callable[[byt
             w = numpy_helper.to_array(weights[nodes[k].input[1]]).astype(np.float64)
             if wq[k].shape != w.shape or k not in q_inputs:
                 continue
-            s = _expected_output_shift(nodes[k], wq[k] - w, q_means[q_inputs[k]])
+            s = expected_output_shift(nodes[k], wq[k] - w, q_means[q_inputs[k]])
             if s is not None and s.shape == means[outputs[k]].shape:
                 shifts[k] = s
         residuals.append(_residual(quant, outputs, means, feeds))

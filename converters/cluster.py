@@ -738,9 +738,9 @@ def _cluster_grid(model: bytes, probe: Any, score: Callable[[bytes], float], con
         """The grid with its bias shift, and the bias to feed the probe (none when not corrected)."""
         if name not in means:
             return gt, {}
-        from .bias_correction import _expected_output_shift
+        from .bias_correction import expected_output_shift
 
-        shift = _expected_output_shift(node_of[name], gt.values.astype(np.float64) - originals[name], means[name])
+        shift = expected_output_shift(node_of[name], gt.values.astype(np.float64) - originals[name], means[name])
         if shift is None:
             return gt, {}
         b = bias_values[biases[name]]

@@ -3,7 +3,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgeseal.converters.bias_correction import _expected_output_shift, channel_means, correct_bias
+from edgeseal.converters.bias_correction import expected_output_shift, channel_means, correct_bias
 from edgeseal.converters.quantize import OnnxStaticConfig, quantize_onnx_static
 from edgeseal.runtime.errors import ConfigError
 
@@ -16,7 +16,7 @@ def test_expected_shift_matches_a_direct_convolution_of_the_weight_error():
     delta = rng.normal(size=(6, 1, 3, 3))  # a depthwise layer's weight error
     x = rng.normal(loc=rng.uniform(-2, 2, size=(1, 6, 1, 1)), size=(64, 6, 10, 10))
     node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], group=6, kernel_shape=[3, 3])
-    got = _expected_output_shift(node, delta, x.mean(axis=(0, 2, 3)))
+    got = expected_output_shift(node, delta, x.mean(axis=(0, 2, 3)))
     # direct: valid convolution of x with delta, mean over samples and positions
     windows = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))  # (64, 6, 8, 8, 3, 3)
     direct = np.einsum("ncijkl,ckl->nc", windows, delta[:, 0]) / 64.0
