@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 # name -> module that defines it (relative to this package)
 _EXPORTS = {
-    "__version__": ".runtime._version",
+    "__version__": ".runtime.version",
     "seal": ".seal",
     "load": ".runtime",
     "open_payload": ".runtime",
@@ -83,6 +83,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         load,
         open_payload,
     )
-    from .runtime._version import __version__
+    from .runtime.version import __version__
     from .runtime.keys import generate_device_key, generate_publisher_key
     from .seal import seal

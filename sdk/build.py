@@ -37,7 +37,7 @@ import numpy as np
 
 from .compress import resolve_callable, compress, load_model, load_npz, manifest_summary
 from .release import ReleaseConfig, TargetEntry, load_release
-from .verify import _sha256
+from .report.signing import sha256_hex as _sha256
 from .runtime.errors import ConfigError, EdgesealError
 
 __all__ = ["StageCache", "StageRecord", "BuildResult", "build", "add_parser"]
@@ -416,7 +416,7 @@ class _Build:
             from .audit.gate import evaluate_gate
             from .audit.user import UserAuditConfig, audit_artifacts
             from .runtime.keys import FileKey
-            from .verify import sign_report
+            from .report.signing import sign_report
 
             ref = OnnxArtifact(name="fp32", kind="fp32", model=fp32)  # audit_artifacts handles image-shaped inputs
             art = SealedArtifact(name=target.name, kind="int8", package=package, size_bytes=len(package),

@@ -77,7 +77,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgeseal.converters._common import as_enum
+from edgeseal.converters.common import as_enum
 from edgeseal.converters.prune import Importance, Scope
 from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError

@@ -79,7 +79,7 @@ def run_trial(inputs: TrialInputs, trial_id: int, trial: TrialConfig, *, device:
     Exceptions become an error result. The worker that calls this sets torch to one thread
     (``_init_worker``, ``_ray_trial``): trials run side by side.
     """
-    from edgeseal.converters._common import resolve_device
+    from edgeseal.converters.common import resolve_device
 
     from .compress import compress
 

@@ -237,35 +237,25 @@ class SearchReport:
         return buf.getvalue()
 
     def to_html(self, png: bytes) -> str:
+        from .report.html import page, table
+
         esc = html.escape
         cells = ("mark", "id", "config", "size", "val", "drop", "test", "p50", "secs", "where", "why")
-        heads = ("", "#", "configuration", "KiB", "val %", "drop", "test %", "p50 ms", "s", "where", "why not")
-        rows = []
-        for r in self.rows():
-            cls = "front" if r["mark"] == "*" else ("meet" if r["mark"] == "ok" else "miss")
-            rows.append(f'<tr class="{cls}">' + "".join(f"<td>{esc(r[c])}</td>" for c in cells) + "</tr>")
-        summary = "".join(f"<p>{esc(line)}</p>" for line in self.render().splitlines()[:3])
-        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
-        return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edgeseal search</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ padding: 3px 8px; text-align: right; }}
-td:nth-child(3), td:nth-child(10), td:nth-child(11) {{ text-align: left; }}
-tr.front {{ background: #fde8ea; font-weight: 600; }} tr.miss {{ color: #999; }}
-th {{ border-bottom: 1px solid #999; }}
-</style></head><body>
-<h1>edgeseal search</h1>
-{summary}
-<img alt="size vs latency of every trial, the Pareto front ringed" src="data:image/png;base64,{base64.b64encode(png).decode()}">
-<h2>Trials</h2>
-<p>* on the Pareto front (size, latency, validation accuracy); ok: meets the budget; ~: in-trial latency (not re-measured).</p>
-<table><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr>
-{chr(10).join(rows)}
-</table>
-<ul>{notes}</ul>
-</body></html>
-"""
+        heads = ["", "#", "configuration", "KiB", "val %", "drop", "test %", "p50 ms", "s", "where", "why not"]
+        rows = self.rows()
+        marks = ["front" if r["mark"] == "*" else ("meet" if r["mark"] == "ok" else "miss") for r in rows]
+        trials = table(heads, [[esc(r[c]) for c in cells] for r in rows], cls="search", row_cls=marks)
+        return page("edgeseal search", [
+            "<h1>edgeseal search</h1>",
+            *(f"<p>{esc(line)}</p>" for line in self.render().splitlines()[:3]),
+            "<img alt=\"size vs latency of every trial, the Pareto front ringed\" "
+            f"src=\"data:image/png;base64,{base64.b64encode(png).decode()}\">",
+            "<h2>Trials</h2>",
+            "<p>* on the Pareto front (size, latency, validation accuracy); ok: meets the budget; "
+            "~: in-trial latency (not re-measured).</p>",
+            trials,
+            "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>",
+        ])
 
     def write(self, out: str | Path) -> dict[str, Path]:
         """Write search.json, pareto.png, search.html and the front's models (front/NNN-LABEL.onnx) under ``out``.

@@ -39,7 +39,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgeseal.converters._common import as_enum
+from edgeseal.converters.common import as_enum
 from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
