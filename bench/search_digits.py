@@ -27,7 +27,7 @@ WORKERS = 2
 
 def main() -> None:
     from edgeseal.search import load_search, prepare_digits, search
-    from edgeseal.search_exec import local_ray_head
+    from edgeseal.search.executors import local_ray_head
 
     recipe, test = prepare_digits(ROOT / "out" / "digits")
     config = load_search(ROOT / "examples" / "digits" / "search.toml")

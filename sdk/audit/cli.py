@@ -70,7 +70,7 @@ def _audit_artifacts(args: argparse.Namespace, gate_cfg, gate_index: int) -> dic
                           decision_attack=args.decision_attack)
     train_fn = None
     if args.train_fn:
-        from edgeseal.compress import resolve_callable
+        from edgeseal.compress.core import resolve_callable
 
         train_fn = resolve_callable(args.train_fn, "--train-fn")
     report = audit_artifacts(reference, artifacts, x_members=xm, y_members=ym, x_nonmembers=xn, y_nonmembers=yn,

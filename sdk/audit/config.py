@@ -254,7 +254,7 @@ _TOP = ("datasets", "seeds", "variants", "member_fraction", "pool_size", "pool_s
 
 def config_from_mapping(data: Mapping[str, Any]) -> AuditConfig:
     """Build an :class:`AuditConfig` from the ``[audit]`` table of a recipe (already parsed)."""
-    from edgeseal.recipe import build_config
+    from edgeseal.compress.recipe import build_config
 
     unknown = sorted(set(data) - set(_TOP) - set(_SECTIONS))
     if unknown:

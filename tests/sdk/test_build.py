@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeseal.build import StageCache, build
+from edgeseal.release.pipeline import StageCache, build
 from edgeseal.release import load_release, release_from_dict
 from edgeseal.runtime.errors import ConfigError
 

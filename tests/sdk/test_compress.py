@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from edgeseal.compress import compress, load_model, main  # noqa: E402
-from edgeseal.recipe import CompressRecipe, ExportStage, QuantizeStage, TargetSpec, load_recipe, recipe_from_dict  # noqa: E402
+from edgeseal.compress.recipe import CompressRecipe, ExportStage, QuantizeStage, TargetSpec, load_recipe, recipe_from_dict  # noqa: E402
 from edgeseal.runtime.errors import ConfigError, UnsupportedError  # noqa: E402
 
 

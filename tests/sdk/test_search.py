@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgeseal.recipe import DataSpec, load_recipe, recipe_from_dict  # noqa: E402
+from edgeseal.compress.recipe import DataSpec, load_recipe, recipe_from_dict  # noqa: E402
 from edgeseal.runtime.errors import ConfigError, UnsupportedError  # noqa: E402
 from edgeseal.search import (  # noqa: E402
     Budget,
@@ -28,8 +28,8 @@ from edgeseal.search import (  # noqa: E402
     prepare_digits,
     search,
 )
-from edgeseal.search_exec import gpus_for_trials  # noqa: E402
-from edgeseal.search_space import choose_trials, grid, search_from_dict, trial_recipe  # noqa: E402
+from edgeseal.search.executors import gpus_for_trials  # noqa: E402
+from edgeseal.search.space import choose_trials, grid, search_from_dict, trial_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 # The static int8 digits model uses only these; dynamic int8 adds DynamicQuantizeLinear/MatMulInteger,
@@ -343,7 +343,7 @@ class _FlakyRay:
 
 
 def test_connect_retries_a_stalled_head_then_names_the_servers_reason(monkeypatch):
-    from edgeseal import search_exec
+    from edgeseal.search import executors as search_exec
 
     monkeypatch.setattr(search_exec.time, "sleep", lambda s: None)
     ray = _FlakyRay(failures=search_exec.CONNECT_ATTEMPTS - 1)
@@ -380,10 +380,10 @@ def _import_ray():
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """A real single-node Ray cluster (``edgeseal.search_exec.local_ray_head``), stopped afterwards; its
+    """A real single-node Ray cluster (``edgeseal.search.executors.local_ray_head``), stopped afterwards; its
     clients need ``env`` (the head's auth token)."""
     _import_ray()
-    from edgeseal.search_exec import local_ray_head
+    from edgeseal.search.executors import local_ray_head
 
     with local_ray_head(num_cpus=2) as head:
         yield {"address": head.address, "env": head.env, "log": head.log, "head": head}

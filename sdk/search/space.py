@@ -43,7 +43,7 @@ from edgeseal.converters.common import as_enum
 from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-from .recipe import (
+from ..compress.recipe import (
     ClusterStage,
     CompressRecipe,
     DistillStage,
@@ -242,7 +242,7 @@ def search_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> S
 
 def load_search(path: str | Path) -> SearchConfig:
     """Read a search TOML file (``[space]``, ``[budget]`` and top-level settings) into a ``SearchConfig``."""
-    from .recipe import read_toml
+    from ..compress.recipe import read_toml
 
     path = Path(path)
     return search_from_dict(read_toml(path, "search file"), base_dir=path.resolve().parent)

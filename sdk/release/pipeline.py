@@ -1,6 +1,6 @@
 """``edgeseal build release.toml``: one reproducible release step for several targets.
 
-For every ``[[target]]`` of the recipe (see :mod:`edgeseal.release`) the build runs
+For every ``[[target]]`` of the recipe (see :mod:`edgeseal.release.config`) the build runs
 
     model (train or load, fp32 reference) -> compress (prune / distill / int8, exported in the
     target's format) -> seal (for the target's devices, the target's cipher) -> verify (on the
@@ -35,10 +35,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .compress import resolve_callable, compress, load_model, load_npz, manifest_summary
-from .release import ReleaseConfig, TargetEntry, load_release
-from .report.signing import sha256_hex as _sha256
-from .runtime.errors import ConfigError, EdgesealError
+from ..compress.core import resolve_callable, compress, load_model, load_npz, manifest_summary
+from .config import ReleaseConfig, TargetEntry, load_release
+from ..report.signing import sha256_hex as _sha256
+from ..runtime.errors import ConfigError, EdgesealError
 
 __all__ = ["StageCache", "StageRecord", "BuildResult", "build", "add_parser"]
 
@@ -63,7 +63,7 @@ def _arrays_digest(*arrays: np.ndarray | None) -> str:
 
 def code_version() -> str:
     """What the cache keys say about the code: the checkout's source digest, else the installed version."""
-    from .targets.runtime_env import checkout_root, source_digest
+    from ..targets.runtime_env import checkout_root, source_digest
 
     root = checkout_root()
     if root is not None:
@@ -204,7 +204,7 @@ def _load_data(cfg: ReleaseConfig) -> dict[str, Any]:
 def _ensure_key(cfg: ReleaseConfig, path: Path, generate: Callable[[], Any], what: str, why: str,
                 status: Callable[[str], None]) -> None:
     """Create a missing private key (0600) when the recipe allows it."""
-    from .runtime.keys import write_private_key
+    from ..runtime.keys import write_private_key
 
     if path.is_file():
         return
@@ -223,7 +223,7 @@ class _Keys:
 
 
 def _keys(cfg: ReleaseConfig, status: Callable[[str], None]) -> _Keys:
-    from .runtime.keys import fingerprint, generate_publisher_key, load_private_key, public_pem
+    from ..runtime.keys import fingerprint, generate_publisher_key, load_private_key, public_pem
 
     path = cfg.path(cfg.keys.publisher) or cfg.path(cfg.keys.dir) / "publisher.pem"
     _ensure_key(cfg, path, generate_publisher_key, "publisher key", "keep it safe: it signs every package and report",
@@ -239,7 +239,7 @@ def _device_keys(cfg: ReleaseConfig, target: TargetEntry, status: Callable[[str]
     """The verifying device's private key file and every public key the package is sealed for (PEM)."""
     import glob
 
-    from .runtime.keys import generate_device_key, load_private_key, load_public_key, public_pem
+    from ..runtime.keys import generate_device_key, load_private_key, load_public_key, public_pem
 
     path = cfg.path(target.device_key) or cfg.path(cfg.keys.dir) / f"{target.name}-device.pem"
     _ensure_key(cfg, path, generate_device_key, f"[[target]] {target.name}: device key", "it verifies the target",
@@ -303,8 +303,8 @@ class _Build:
                   "data": _arrays_digest(*data["train"]) if m.train is not None else None}
 
         def run() -> dict[str, bytes]:
-            from .converters.export import export_onnx
-            from .converters.train import TrainConfig, fit
+            from ..converters.export import export_onnx
+            from ..converters.train import TrainConfig, fit
 
             if m.train is None:
                 module = load_model(None, factory=m.factory, state_dict=str(weights))
@@ -328,8 +328,8 @@ class _Build:
     def compress(self, target: TargetEntry, model_files: dict[str, bytes], module: Any, data: dict[str, Any]) -> dict[str, bytes]:
         import copy
 
-        from .recipe import recipe_from_dict
-        from .targets import get_profile
+        from ..compress.recipe import recipe_from_dict
+        from ..targets import get_profile
 
         profile = get_profile(target.name)
         tables = {k: dict(v) for k, v in self.cfg.compress.items()}
@@ -358,8 +358,8 @@ class _Build:
 
     def seal(self, target: TargetEntry, model: bytes, fmt: str, keys: _Keys, device_pems: list[bytes],
              summary: dict[str, Any]) -> bytes:
-        from .seal import seal
-        from .targets import get_profile
+        from ..seal import seal
+        from ..targets import get_profile
 
         rel = self.cfg.release
         inputs = {"model": _sha256(model), "target": target.name, "cipher": str(get_profile(target.name).cipher),
@@ -367,7 +367,7 @@ class _Build:
                   "version": rel.version, "expires_days": rel.expires_days, "summary": summary}
 
         def run() -> dict[str, bytes]:
-            from .runtime.keys import load_public_key
+            from ..runtime.keys import load_public_key
 
             expires = None if rel.expires_days is None else int(time.time()) + rel.expires_days * 86400
             package = seal(model, publisher=keys.publisher, devices=[load_public_key(p) for p in device_pems],
@@ -379,8 +379,8 @@ class _Build:
 
     def verify(self, target: TargetEntry, package: bytes, keys: _Keys, device_key: Path, fp32: bytes,
                data: dict[str, Any], progress: Any) -> dict[str, bytes]:
-        from .runtime.keys import fingerprint, load_private_key
-        from .verify import VerifyConfig, verify
+        from ..runtime.keys import fingerprint, load_private_key
+        from ..verify.core import VerifyConfig, verify
 
         x, y = data["test"]
         inputs = {"package": _sha256(package), "device": target.device, "threads": target.threads,
@@ -412,11 +412,11 @@ class _Build:
                   "members": _arrays_digest(*data["train"]), "nonmembers": _arrays_digest(*data["test"])}
 
         def run() -> dict[str, bytes]:
-            from .audit.artifacts import OnnxArtifact, SealedArtifact
-            from .audit.gate import evaluate_gate
-            from .audit.user import UserAuditConfig, audit_artifacts
-            from .runtime.keys import FileKey
-            from .report.signing import sign_report
+            from ..audit.artifacts import OnnxArtifact, SealedArtifact
+            from ..audit.gate import evaluate_gate
+            from ..audit.user import UserAuditConfig, audit_artifacts
+            from ..runtime.keys import FileKey
+            from ..report.signing import sign_report
 
             ref = OnnxArtifact(name="fp32", kind="fp32", model=fp32)  # audit_artifacts handles image-shaped inputs
             art = SealedArtifact(name=target.name, kind="int8", package=package, size_bytes=len(package),
@@ -446,8 +446,8 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
           use_cache: bool = True, targets: list[str] | None = None, status: Callable[[str], None] = print,
           show_progress: bool = False, verify_progress: Any = None) -> BuildResult:
     """Run the release recipe; write the release folder and return what happened."""
-    from .release_html import write_html
-    from .targets.cache import cache_dir as default_cache
+    from .html import write_html
+    from ..targets.cache import cache_dir as default_cache
 
     cfg = config if isinstance(config, ReleaseConfig) else load_release(config)
     chosen = [t for t in cfg.targets if targets is None or t.name in targets]
@@ -497,8 +497,8 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
 def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict[str, bytes], module: Any,
                   data: dict[str, Any], written: dict[str, bytes], verify_progress: Any) -> dict[str, Any]:
     """compress -> seal -> verify -> audit for one target; a failure is recorded, not raised."""
-    from .runtime.format import Package
-    from .targets.ops import require_supported
+    from ..runtime.format import Package
+    from ..targets.ops import require_supported
 
     cfg, fp32 = b.cfg, model_files["fp32.onnx"]
     entry: dict[str, Any] = {"device": target.device, "checks": [], "stages": []}
@@ -557,8 +557,8 @@ def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict
 def _preflight_devices(chosen: list[TargetEntry]) -> dict[str, str]:
     """Targets whose device cannot be used (not built, no client, unreachable) -> why; checked before any work,
     so the build spends no time compressing for them. The other targets build as usual."""
-    from .runtime.errors import DeviceError
-    from .targets.transports import preflight
+    from ..runtime.errors import DeviceError
+    from ..targets.transports import preflight
 
     problems = {}
     for target in chosen:
@@ -657,7 +657,7 @@ def _audit_summary(a: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from .progress import Progress
+    from ..progress import Progress
 
     with Progress(quiet=args.json) as sink:
         result = build(args.recipe, out=args.out, cache_dir=args.cache_dir, use_cache=not args.no_cache,

@@ -31,10 +31,10 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-from .recipe import CompressRecipe, load_recipe
-from .search_exec import TrialInputs, run_local, run_ray
-from .search_report import SearchReport, TrialResult
-from .search_space import (
+from ..compress.recipe import CompressRecipe, load_recipe
+from .executors import TrialInputs, run_local, run_ray
+from .report import SearchReport, TrialResult
+from .space import (
     Budget,
     Scheme,
     SearchConfig,
@@ -108,7 +108,7 @@ def latency_rounds(runs: int, turn: int) -> int:
 
 
 def _xy(value: Any, what: str, data: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    from .compress import read_split
+    from ..compress.core import read_split
 
     x, y = read_split(value, what, data)
     if x is None:
@@ -130,7 +130,7 @@ def _inputs(recipe: CompressRecipe, config: SearchConfig, model: Any, train: Any
             test: Any) -> TrialInputs:
     import torch
 
-    from .compress import load_model, read_split
+    from ..compress.core import load_model, read_split
 
     if recipe.model.factory is None:
         raise ConfigError("search rebuilds the model in every worker from the recipe's [model] factory; give "
@@ -192,7 +192,7 @@ def search(
     check_base_recipe(recipe)
     inputs = _inputs(recipe, config, model, train, calibration, validation, test)
     chosen = list(enumerate(choose_trials(config)))
-    from .progress import Progress
+    from ..progress import Progress
 
     results: dict[int, TrialResult] = {}
     with Progress(quiet=not show_progress) as sink:
@@ -269,7 +269,7 @@ def _judge(t: TrialResult, ref: TrialResult, budget: Budget, latency_ms: float |
 
 def digits_recipe(folder: Path) -> CompressRecipe:
     """The recipe of examples/digits/recipe.toml, with its files in ``folder`` (a test keeps the two equal)."""
-    from .recipe import DataSpec, DistillStage, ExportStage, ModelSpec, PruneStage, QuantizeStage, TargetSpec
+    from ..compress.recipe import DataSpec, DistillStage, ExportStage, ModelSpec, PruneStage, QuantizeStage, TargetSpec
 
     return CompressRecipe(
         latency_runs=200,

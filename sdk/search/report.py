@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .search_space import SearchConfig, TrialConfig
+from .space import SearchConfig, TrialConfig
 
 __all__ = ["TrialResult", "SearchReport"]
 
@@ -237,7 +237,7 @@ class SearchReport:
         return buf.getvalue()
 
     def to_html(self, png: bytes) -> str:
-        from .report.html import page, table
+        from ..report.html import page, table
 
         esc = html.escape
         cells = ("mark", "id", "config", "size", "val", "drop", "test", "p50", "secs", "where", "why")

@@ -33,7 +33,7 @@ from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
-__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "read_split", "add_parser"]
+__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "read_split", "add_parser", "main"]
 
 
 # --------------------------------------------------------------------------- reports
@@ -1127,7 +1127,7 @@ def _cli(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m edgeseal.compress``) until the CLI wires ``add_parser``."""
-    from .cli import main as cli_main
+    from ..cli.app import main as cli_main
 
     return cli_main(sys.argv[1:] if argv is None else argv)
 

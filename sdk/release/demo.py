@@ -32,12 +32,12 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
     """Run the whole pipeline in ``workdir``; return (summary dict, verification report).
 
     ``max_drop`` is the verification's accuracy budget in points vs the fp32 model."""
-    from .converters.export import export_onnx
-    from .converters.quantize import OnnxStaticConfig, quantize_onnx_static
-    from .converters.zoo import load_digits_split, train_digits_cnn
-    from .runtime.keys import generate_device_key, generate_publisher_key, public_pem, write_private_key
-    from .seal import seal
-    from .verify import VerifyConfig, verify
+    from ..converters.export import export_onnx
+    from ..converters.quantize import OnnxStaticConfig, quantize_onnx_static
+    from ..converters.zoo import load_digits_split, train_digits_cnn
+    from ..runtime.keys import generate_device_key, generate_publisher_key, public_pem, write_private_key
+    from ..seal import seal
+    from ..verify.core import VerifyConfig, verify
 
     workdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -105,9 +105,9 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
 
 
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from .progress import Progress
-    from .runtime.errors import ConfigError
-    from .verify import max_drop_from_args
+    from ..progress import Progress
+    from ..runtime.errors import ConfigError
+    from ..verify.core import max_drop_from_args
 
     if args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: the demo trains its CNN for at least 1 epoch (default 12)")

@@ -25,12 +25,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .runtime import evaluate as ev
-from .runtime.errors import ConfigError, EdgesealError, InvalidPackage, UnsupportedError
-from .runtime import errors as _errors
-from .runtime.fidelity import FidelityBudget, fidelity
-from .runtime.preprocess import manifest_labels
-from .report.signing import canonical_json as _canonical, sha256_hex as _sha256, sign_report, verify_report
+from ..runtime import evaluate as ev
+from ..runtime.errors import ConfigError, EdgesealError, InvalidPackage, UnsupportedError
+from ..runtime import errors as _errors
+from ..runtime.fidelity import FidelityBudget, fidelity
+from ..runtime.preprocess import manifest_labels
+from ..report.signing import canonical_json as _canonical, sha256_hex as _sha256, sign_report, verify_report
 
 __all__ = ["VerifyConfig", "VerificationReport", "verify", "sign_report", "verify_report", "add_parser"]
 
@@ -151,8 +151,8 @@ def _run_host(session_run: Callable[[dict], dict], feeds: dict[str, np.ndarray],
 
 
 def _reference_session(path: Path, threads: int | None):
-    from .runtime import backends
-    from .seal import detect_format
+    from ..runtime import backends
+    from ..seal import detect_format
 
     data = path.read_bytes()
     fmt = detect_format(data, str(path))
@@ -250,12 +250,12 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
            progress: Callable[[str, int, int], None] = lambda s, i, n: None,
            status: Callable[[str], None] = lambda s: None) -> VerificationReport:
     """Run the whole verification and return the (signed, when a publisher key is given) report."""
-    from .seal import seal as seal_package
-    from .runtime import inspect, load, open_payload
-    from .runtime.format import Kind
-    from .runtime.keys import FileKey, resolve_secret
-    from .targets import get_profile
-    from .targets.transports import DeviceError, open_transport
+    from ..seal import seal as seal_package
+    from ..runtime import inspect, load, open_payload
+    from ..runtime.format import Kind
+    from ..runtime.keys import FileKey, resolve_secret
+    from ..targets import get_profile
+    from ..targets.transports import DeviceError, open_transport
 
     model, data = Path(model), Path(data)
     for path, what in ((model, "sealed model"), (data, "evaluation data")):
@@ -511,7 +511,7 @@ def cmd_verify(args) -> dict[str, Any]:
         fidelity=FidelityBudget(min_agreement=args.min_agreement, min_top5_overlap=args.min_top5_overlap,
                                 min_sqnr_db=args.min_sqnr, min_cosine=args.min_cosine),
     )
-    from .progress import Progress
+    from ..progress import Progress
 
     with Progress(quiet=args.json) as sink:
         report = verify(args.model, args.data, config, progress=sink.update, status=sink.status)

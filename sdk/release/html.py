@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from .report.html import color, figure, image_data, page, table
+from ..report.html import color, figure, image_data, page, table
 
 __all__ = ["figures", "render_html", "write_html"]
 
