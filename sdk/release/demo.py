@@ -1,107 +1,131 @@
-"""``edgeseal demo``: the end-to-end job on an embedded default.
+"""``edgeseal demo``: the main job, as a built-in release recipe run by ``edgeseal build``.
 
-Trains a small CNN on scikit-learn's digits (real data shipped in the package),
-exports it to ONNX, quantizes it to int8, seals the int8 model for a freshly
-made device key, then verifies it on the ``local`` device: the verification
-harness pushes the package and the (sealed) test set to a separate process in
-its own runtime-only virtual environment (no torch), runs it there, compares
-with the fp32 reference on the host and signs the report.
+The demo writes :data:`DEMO_RECIPE` (filled in with ``--epochs``, ``--seed`` and ``--max-drop``) to
+``WORKDIR/release.toml`` and builds it, so it runs the very stages a release runs, through the same
+content-hashed cache (``WORKDIR/cache``): train a CNN on scikit-learn's digits (real data shipped in
+the package) and export the fp32 reference to ONNX; prune a quarter of its channels, fine-tune it with
+the fp32 model as teacher and quantize it to int8; seal it for a device key, signed by a publisher
+key (both made on first use, in ``WORKDIR/keys``); verify it on the ``local`` device — a separate
+process in its own runtime-only virtual environment (no torch) that receives the sealed model and
+the sealed test set — against the fp32 model, and sign the report. A second run with nothing
+changed reuses every stage. ``edgeseal build WORKDIR/release.toml`` runs the same release again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["run_demo", "add_parser"]
+__all__ = ["DEMO_RECIPE", "demo_recipe", "run_demo", "add_parser"]
+
+TARGET = "linux-x86_64"
+
+DEMO_RECIPE = """\
+# edgeseal demo: the built-in release recipe (edgeseal demo wrote this file; edgeseal build runs it).
+[release]
+name = "digits"
+version = 1
+out = "release"
+
+[keys]
+dir = "keys"                            # publisher.pem (signs) + linux-x86_64-device.pem (opens)
+
+[model]
+factory = "edgeseal.converters.zoo:DigitsCNN"
+input_shape = [1, 8, 8]
+
+[model.train]
+epochs = {epochs}
+lr = 0.002
+seed = {seed}
+
+[data]
+source = "edgeseal.converters.zoo:digits_splits"   # train / eval (val) / test splits
+
+[budget]
+max_drop = {max_drop}                        # accuracy points vs fp32: eval while compressing, test on the device
+
+[compress.prune]
+method = "structured"
+ratio = 0.25
+epochs = 8
+
+[compress.distill]                      # fine-tune the pruned model with the fp32 model as teacher
+temperature = 4.0
+alpha = 0.7
+
+[compress.quantize]
+mode = "static"
+calibration = "minmax"
+
+[[target]]
+name = "linux-x86_64"
+device = "local"                        # a runtime-only venv on this machine
+"""
 
 
-def _step(console: Any, text: str) -> None:
-    """A step line: rich on the console, else on stderr (stdout belongs to the result, e.g. --json)."""
-    console.print(f"[bold cyan]>[/] {text}") if console else print(f"> {text}", file=sys.stderr)
+def demo_recipe(*, epochs: int = 12, seed: int = 0, max_drop: float = 1.0) -> str:
+    """The demo's release recipe (TOML) with these settings."""
+    return DEMO_RECIPE.format(epochs=int(epochs), seed=int(seed), max_drop=float(max_drop))
 
 
-def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float = 1.0, console: Any = None,
-             progress: Any = None, show_progress: bool = True) -> tuple[dict[str, Any], Any]:
-    """Run the whole pipeline in ``workdir``; return (summary dict, verification report).
+def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float = 1.0, status: Any = print,
+             progress: Any = None, show_progress: bool = True, fresh: bool = False) -> tuple[dict[str, Any], Any]:
+    """Build the demo release in ``workdir``; return (summary dict, :class:`edgeseal.release.BuildResult`).
 
-    ``max_drop`` is the verification's accuracy budget in points vs the fp32 model."""
-    from ..converters.export import export_onnx
-    from ..converters.quantize import OnnxStaticConfig, quantize_onnx_static
-    from ..converters.zoo import load_digits_split, train_digits_cnn
-    from ..runtime.keys import generate_device_key, generate_publisher_key, public_pem, write_private_key
-    from ..seal import seal
-    from ..verify.core import VerifyConfig, verify
+    ``max_drop`` is the accuracy budget in points vs the fp32 model; ``fresh`` empties the demo's stage
+    cache first, so every stage runs again. Besides the release folder the
+    demo leaves the fp32 ONNX reference and the test split next to it (``digits-fp32.onnx``,
+    ``digits-test.npz``: ``x``, ``y``), for checks of your own."""
+    import shutil
 
+    from ..converters.zoo import digits_splits
+    from ..stages import StageCache
+    from ..runtime.errors import EdgesealError
+    from .pipeline import build
+
+    workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
+    recipe = workdir / "release.toml"
+    recipe.write_text(demo_recipe(epochs=epochs, seed=seed, max_drop=max_drop))
+    cache = workdir / "cache"
+    if fresh:
+        shutil.rmtree(cache, ignore_errors=True)
+    result = build(recipe, cache_dir=cache, status=status, show_progress=show_progress, verify_progress=progress)
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 2)
-        clock = now
+    # the fp32 reference the build verified against, and the test split it verified on
+    model_stage = next(r for r in result.records if r.stage == "model")
+    files = StageCache(cache).load(model_stage.key)
+    if files is None:
+        raise EdgesealError(f"the model stage's output is missing from {cache} (was the cache removed mid-run?)")
+    (workdir / "digits-fp32.onnx").write_bytes(files["fp32.onnx"])
+    x, y = digits_splits(seed)["test"]
+    np.savez(workdir / "digits-test.npz", x=x, y=y)
 
-    _step(console, "keys: publisher (Ed25519, signs) and device (X25519, opens)")
-    publisher, device = generate_publisher_key(), generate_device_key()
-    write_private_key(workdir / "publisher.pem", publisher, overwrite=True)
-    (workdir / "publisher.pub").write_bytes(public_pem(publisher.public_key()))
-    write_private_key(workdir / "device.pem", device, overwrite=True)
-    (workdir / "device.pub").write_bytes(public_pem(device.public_key()))
-    lap("keys")
-
-    _step(console, f"train a CNN on scikit-learn digits ({epochs} epochs, seed {seed})")
-    data = load_digits_split(seed=seed)
-    model = train_digits_cnn(data, epochs=epochs, seed=seed, channels=(16, 32, 64), hidden=128,
-                             show_progress=show_progress)
-    lap("train")
-
-    _step(console, "export to ONNX (torch.export) and check it against torch")
-    exported = export_onnx(model, data.x_val)
-    fp32 = exported.model
-    (workdir / "digits-fp32.onnx").write_bytes(fp32)
-    lap("export")
-
-    _step(console, "quantize to int8 (QDQ, per-channel symmetric weights, calibrated on training data)")
-    int8 = quantize_onnx_static(fp32, data.x_train, OnnxStaticConfig())
-    (workdir / "digits-int8.onnx").write_bytes(int8)
-    lap("quantize")
-
-    _step(console, "seal the int8 model for the device key, signed by the publisher")
-    package = seal(int8, publisher=publisher, devices=[device.public_key()], name="digits-int8", version=1,
-                   content_format="onnx", target="linux-x86_64", out=workdir / "digits.eseal")
-    np.savez(workdir / "digits-test.npz", x=data.x_test, y=data.y_test)
-    lap("seal")
-
-    _step(console, "verify on the local device (a runtime-only venv, created on first use) against fp32")
-    config = VerifyConfig(device="local", key=workdir / "device.pem", trusted=(workdir / "publisher.pub",),
-                          publisher=workdir / "publisher.pem", reference=workdir / "digits-fp32.onnx",
-                          max_drop=max_drop)
-    kwargs = {} if progress is None else {"progress": progress.update, "status": progress.status}
-    report = verify(workdir / "digits.eseal", workdir / "digits-test.npz", config, **kwargs)
-    report.write(workdir / "verification.json")
-    lap("verify")
-
+    target = result.release["targets"][TARGET]
+    folder = result.out / TARGET
+    stages = target.get("stages") or []
     summary = {
         "model": "digits CNN (scikit-learn load_digits, 8x8 images)",
-        "passed": report.passed,
-        "fp32_onnx_bytes": len(fp32),
-        "int8_onnx_bytes": len(int8),
-        "sealed_bytes": len(package),
-        "export_max_abs_error": exported.max_abs_error,
-        "seconds": timings,
-        "verification": "verification.json (+ .sig): edgeseal verify-report verification.json "
-                        "--trusted publisher.pub",
+        "passed": result.passed,
+        "fp32_onnx_bytes": result.release["fp32"]["onnx_bytes"],
+        "int8_onnx_bytes": stages[-1]["size_bytes"] if stages else None,
+        "sealed_bytes": (target.get("package") or {}).get("bytes"),
+        "stages": stages,
+        "seconds": {f"{r.stage}": r.seconds for r in result.records},
+        "cached": [r.stage for r in result.records if r.cached],
+        "recipe": str(recipe),
+        "release": str(result.out),
+        "package": str(folder / "digits.eseal"),
+        "verification": f"{folder / 'verification.json'} (+ .sig): edgeseal verify-report "
+                        f"{folder / 'verification.json'} --trusted {workdir / 'keys' / 'publisher.pub'}",
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary, report
+    return summary, result
 
 
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,29 +135,28 @@ def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: the demo trains its CNN for at least 1 epoch (default 12)")
-    console = None
-    if not args.json:
-        try:
-            from rich.console import Console
-
-            console = Console()
-        except ImportError:
-            pass
     with Progress(quiet=args.json) as sink:
-        summary, report = run_demo(Path(args.workdir), epochs=args.epochs, seed=args.seed,
-                                   max_drop=max_drop_from_args(args), console=console, progress=sink,
-                                   show_progress=not args.json)
-    sizes = (f"ONNX fp32 {summary['fp32_onnx_bytes']:,} B -> int8 {summary['int8_onnx_bytes']:,} B -> "
-             f"sealed {summary['sealed_bytes']:,} B; stage seconds {summary['seconds']}")
-    return {**summary, "report": report.to_dict(), "exit_code": 0 if report.passed else 1,
-            "text": f"{report.text()}\n  {sizes}\n  files in {args.workdir}/ (report: verification.json)"}
+        summary, result = run_demo(Path(args.workdir), epochs=args.epochs, seed=args.seed,
+                                   max_drop=max_drop_from_args(args), status=sink.status,
+                                   progress=None if args.json else sink, show_progress=not args.json,
+                                   fresh=args.no_cache)
+    report_path = result.out / TARGET / "verification.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else None
+    sizes = (f"ONNX fp32 {summary['fp32_onnx_bytes']:,} B -> int8 {summary['int8_onnx_bytes'] or 0:,} B -> "
+             f"sealed {summary['sealed_bytes'] or 0:,} B")
+    text = (f"{result.text()}\n  {sizes}\n  recipe {summary['recipe']} (run it again: edgeseal build "
+            f"{summary['recipe']})\n  check the report: {summary['verification']}")
+    return {**summary, "report": report, "build": result.log(), "exit_code": 0 if result.passed else 1,
+            "text": text}
 
 
 def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser("demo", help="end-to-end demo: train, quantize, seal, verify on the local device")
-    p.add_argument("--workdir", default="edgeseal-demo", help="where keys, models and reports go")
+    p = subparsers.add_parser("demo", help="end-to-end demo: the built-in release recipe (train, prune + distil, "
+                                           "int8, seal, verify on the local device)")
+    p.add_argument("--workdir", default="edgeseal-demo", help="where the recipe, keys, cache and release go")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-drop", type=float, metavar="POINTS", help="largest accuracy drop allowed, in points (default 1)")
     p.add_argument("--budget", type=float, metavar="FRACTION", help="deprecated: the same as a fraction; warns")
+    p.add_argument("--no-cache", action="store_true", help="run every stage again (the cache is WORKDIR/cache)")
     p.set_defaults(func=_cmd_demo)

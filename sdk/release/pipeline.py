@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import io
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -38,96 +36,12 @@ import numpy as np
 from ..compress.core import resolve_callable, compress, load_model, load_npz, manifest_summary
 from .config import ReleaseConfig, TargetEntry, load_release
 from ..report.signing import sha256_hex as _sha256
+from ..stages import StageCache, StageRecord, Stages, arrays_digest as _arrays_digest, default_cache
 from ..runtime.errors import ConfigError, EdgesealError
 
 __all__ = ["StageCache", "StageRecord", "BuildResult", "build", "add_parser"]
 
 SCHEMA = "edgeseal.release/1"
-
-
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def _arrays_digest(*arrays: np.ndarray | None) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            h.update(b"none")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def code_version() -> str:
-    """What the cache keys say about the code: the checkout's source digest, else the installed version."""
-    from ..targets.runtime_env import checkout_root, source_digest
-
-    root = checkout_root()
-    if root is not None:
-        return f"src:{source_digest(root)}"
-    from importlib.metadata import version
-
-    return f"edgeseal=={version('edgeseal')}"
-
-
-# --------------------------------------------------------------------------- the cache
-
-
-class StageCache:
-    """Content-addressed stage outputs: ``ROOT/<key[:2]>/<key>/<file>``; ``root=None`` caches nothing."""
-
-    def __init__(self, root: Path | None) -> None:
-        self.root = root
-
-    def _dir(self, key: str) -> Path:
-        assert self.root is not None
-        return self.root / key[:2] / key
-
-    def load(self, key: str) -> dict[str, bytes] | None:
-        if self.root is None:
-            return None
-        d = self._dir(key)
-        index = d / "index.json"
-        if not index.is_file():
-            return None
-        files = {}
-        for name, digest in json.loads(index.read_text()).items():
-            data = (d / name).read_bytes() if (d / name).is_file() else b""
-            if _sha256(data) != digest:  # damaged entry: run the stage again
-                return None
-            files[name] = data
-        return files
-
-    def store(self, key: str, files: dict[str, bytes]) -> None:
-        if self.root is None:
-            return
-        final = self._dir(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-            os.chmod(tmp / name, 0o600)  # plain models live here
-        (tmp / "index.json").write_text(json.dumps({n: _sha256(d) for n, d in files.items()}, sort_keys=True))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-
-
-@dataclasses.dataclass(frozen=True)
-class StageRecord:
-    target: str
-    stage: str
-    key: str
-    cached: bool
-    seconds: float
-    outputs: dict[str, str]  # file name -> SHA-256
-    main: str = ""  # the output the stage is for (shown in the table)
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -258,36 +172,14 @@ def _device_keys(cfg: ReleaseConfig, target: TargetEntry, status: Callable[[str]
 
 class _Build:
     def __init__(self, cfg: ReleaseConfig, cache: StageCache, status: Callable[[str], None], show_progress: bool):
-        self.cfg, self.cache, self.status, self.show_progress = cfg, cache, status, show_progress
-        self.code = code_version()
-        self.records: list[StageRecord] = []
-        self.total = 0  # stages this build will run or reuse (for the "(3/13)" in the progress lines)
+        self.cfg, self.status, self.show_progress = cfg, status, show_progress
+        self.stages = Stages(cache, status)  # .total: set once the targets are known, for the "(3/13)"
+        self.code = self.stages.code
+        self.records = self.stages.records
 
     def stage(self, target: str, name: str, inputs: dict[str, Any], run: Callable[[], dict[str, bytes]],
               main: str) -> dict[str, bytes]:
-        key = _sha256(_canonical({"stage": name, "inputs": inputs, "code": self.code}))
-        t0 = time.perf_counter()
-        files = self.cache.load(key)
-        cached = files is not None
-        where = f"({len(self.records) + 1}/{self.total}) [{target}] {name}"
-        if cached:
-            self.status(f"{where}: cached ({key[:12]})")
-        else:
-            self.status(f"{where}: running")
-            try:
-                files = run()
-            except EdgesealError as exc:
-                self.records.append(StageRecord(target, name, key, False, round(time.perf_counter() - t0, 2), {},
-                                                error=f"{type(exc).__name__}: {exc}"))
-                raise
-            self.cache.store(key, files)
-        seconds = round(time.perf_counter() - t0, 2)
-        outputs = {n: _sha256(d) for n, d in sorted(files.items())}
-        main = next((n for n in outputs if n.startswith(main)), next(iter(outputs), ""))
-        self.records.append(StageRecord(target, name, key, cached, seconds, outputs, main))
-        if not cached:
-            self.status(f"{where}: done in {seconds:.1f} s")
-        return files
+        return self.stages.run(target, name, inputs, run, main)
 
     # -- model: trained (or loaded) fp32 weights and the fp32 ONNX reference
     def model(self, data: dict[str, Any]) -> tuple[dict[str, bytes], Any]:
@@ -447,7 +339,6 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
           show_progress: bool = False, verify_progress: Any = None) -> BuildResult:
     """Run the release recipe; write the release folder and return what happened."""
     from .html import write_html
-    from ..targets.cache import cache_dir as default_cache
 
     cfg = config if isinstance(config, ReleaseConfig) else load_release(config)
     chosen = [t for t in cfg.targets if targets is None or t.name in targets]
@@ -462,7 +353,7 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
     cache = StageCache(None if not use_cache else Path(cache_dir) if cache_dir else default_cache("build"))
     t0 = time.perf_counter()
     b = _Build(cfg, cache, status, show_progress)
-    b.total = 1 + len(chosen) * (4 if cfg.audit is not None else 3)
+    b.stages.total = 1 + len(chosen) * (4 if cfg.audit is not None else 3)
     keys = _keys(cfg, status)
     data = _load_data(cfg)
     model_files, module = b.model(data)

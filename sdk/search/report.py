@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import enum
 import html
 import json
 from pathlib import Path
 from typing import Any
 
+from ..config import config_to_dict
 from .space import SearchConfig, TrialConfig
 
 __all__ = ["TrialResult", "SearchReport"]
@@ -66,18 +66,15 @@ class TrialResult:
             d[k] = list(d[k])
         return d
 
-
-def _plain(value: Any) -> Any:
-    """Dataclasses, enums and tuples as JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], model: bytes | None = None) -> TrialResult:
+        """The inverse of :meth:`to_dict` (with the model's bytes, which the dict leaves out)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in fields and k != "model"}
+        kwargs["config"] = TrialConfig(**d["config"])
+        for k in ("float_layers", "warnings", "budget_failures"):
+            kwargs[k] = tuple(kwargs.get(k, ()))
+        return cls(**kwargs, model=model)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -115,7 +112,7 @@ class SearchReport:
         return {
             "budget": self.config.budget.to_dict(),
             "config": self.config.to_dict(),
-            "recipe": _plain(self.recipe),
+            "recipe": config_to_dict(self.recipe),
             "grid_size": self.grid_size,
             "counts": self.counts(),
             "reference": {"id": ref.id, "size_bytes": ref.size_bytes, "val_accuracy": ref.val_accuracy,

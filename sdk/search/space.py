@@ -52,8 +52,8 @@ from ..compress.recipe import (
     PruneStage,
     QuantizeStage,
     QuantMode,
-    build_config,
 )
+from ..config import build_config
 
 __all__ = [
     "Scheme",

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeseal.release.pipeline import StageCache, build
+from edgeseal.release.pipeline import build
+from edgeseal.stages import StageCache
 from edgeseal.release import load_release, release_from_dict
 from edgeseal.runtime.errors import ConfigError
 

@@ -431,3 +431,38 @@ def test_search_through_a_local_ray_cluster(ray_head, cli_run, digits):
     assert (out / "pareto.png").stat().st_size > 10_000 and (out / "search.html").is_file()
     assert sorted(p.name for p in (out / "front").iterdir()) == sorted(
         [Path(f["model"]).name for f in data["front"]] + ["notes.txt"])
+
+
+@pytest.mark.slow
+def test_a_search_again_with_the_stage_cache_runs_no_trial_and_gets_the_same_results(digits, tmp_path):
+    """Every trial is a stage: the second search with the same settings, recipe, weights and data takes
+    each trial that succeeded from the cache — the same models byte for byte, the same measured
+    accuracy — runs the failed ones again, and a changed budget (part of every key) runs them all."""
+    config = dataclasses.replace(load_search(digits["space"]), workers=2, test=str(digits["test"]))
+    cache = tmp_path / "cache"
+    first = search(digits["recipe"], config, show_progress=False, cache_dir=cache)
+    assert first.executor["cached_trials"] == 0 and first.executor["executor"] == "local"
+    assert all(t.where["executor"] == "local" for t in first.trials)
+    stored = list(cache.glob("??/*/index.json"))
+    assert len(stored) == sum(t.ok for t in first.trials)  # failures are not kept
+
+    second = search(digits["recipe"], config, show_progress=False, cache_dir=cache)
+    ok = [t for t in first.trials if t.ok]
+    assert 0 < len(ok) < len(first.trials)  # the dynamic trials fail here (the target's op list is static-only)
+    assert second.executor["cached_trials"] == len(ok)
+    for a, b in zip(first.trials, second.trials):
+        assert (b.id, b.config, b.status) == (a.id, a.config, a.status)
+        if a.ok:  # from the cache: the same model byte for byte, the same measured accuracy
+            assert b.where["executor"] == "cache" and b.where["ran_on"]["executor"] == "local"
+            assert (b.model, b.size_bytes, b.val_accuracy, b.test_accuracy) == (
+                a.model, a.size_bytes, a.val_accuracy, a.test_accuracy)
+        else:  # failures are not kept: they ran again, and failed the same way
+            assert b.where["executor"] == "local" and b.error == a.error
+    # the front is judged again, with latency re-measured side by side: same members, since sizes and
+    # accuracies are the same and the size budget decides here
+    assert {t.config for t in second.front_trials()} == {t.config for t in first.front_trials()}
+    assert any("from the stage cache" in n for n in second.notes)
+
+    stricter = dataclasses.replace(config, budget=dataclasses.replace(config.budget, max_drop=2.0))
+    third = search(digits["recipe"], stricter, show_progress=False, cache_dir=cache)
+    assert third.executor["cached_trials"] == 0 and all(t.where["executor"] == "local" for t in third.trials)
