@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..report.base import Report
 from ..report.html import color, figure, image_data, page, table
 
-__all__ = ["write_json", "render_html", "write_html", "render_markdown", "figures", "crop_figures",
+__all__ = ["AuditReport", "write_json", "render_html", "write_html", "render_markdown", "figures", "crop_figures",
            "render_crops_html", "render_crops_markdown", "crop_tables"]
 
 _ATTACK_TITLES = {"lira": "LiRA (online, reference models)", "loss": "loss threshold",
@@ -470,3 +471,27 @@ def render_markdown(report: dict[str, Any]) -> str:
                                                       for m in methods) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+class AuditReport(Report):
+    """An audit report (``edgeseal.audit/1``, the dict :func:`edgeseal.audit.pipeline.run_audit` returns,
+    with its ``gate``): JSON, the Markdown summary as text, and the HTML page with every plot."""
+
+    kind = "audit"
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def passed(self) -> bool | None:
+        gate = self.data.get("gate")
+        return None if gate is None else bool(gate["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def text(self) -> str:
+        return render_markdown(self.data)
+
+    def html(self) -> str:
+        return render_html(self.data)

@@ -31,6 +31,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
+from ..report.base import Report
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
 __all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "read_split", "add_parser", "main"]
@@ -74,7 +75,7 @@ class StageReport:
 
 
 @dataclasses.dataclass(frozen=True)
-class CompressReport:
+class CompressReport(Report):
     """Every stage's measurements plus the pruning plan and the int8 report when those ran.
 
     ``budget`` (accuracy points) covers the whole recipe against the original model
@@ -124,6 +125,11 @@ class CompressReport:
     def manifest_summary(self) -> dict[str, Any]:
         """What a sealed package's manifest carries about this compression (see ``manifest_summary``)."""
         return manifest_summary(self.to_dict())
+
+    kind = "compress"
+
+    def text(self) -> str:
+        return self.render()
 
     def render(self) -> str:
         """A plain-text table for people: one row per stage, then per-class metrics of the last stage."""

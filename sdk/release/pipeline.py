@@ -29,12 +29,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from ..compress.core import resolve_callable, compress, load_model, load_npz, manifest_summary
 from .config import ReleaseConfig, TargetEntry, load_release
+from ..report.base import Report
 from ..report.signing import sha256_hex as _sha256
 from ..stages import StageCache, StageRecord, Stages, arrays_digest as _arrays_digest, default_cache
 from ..runtime.errors import ConfigError, EdgesealError
@@ -45,8 +46,10 @@ SCHEMA = "edgeseal.release/1"
 
 
 @dataclasses.dataclass
-class BuildResult:
+class BuildResult(Report):
     """What ``build`` did: the release folder, ``release`` (release.json) and this run's stage log."""
+
+    kind: ClassVar[str] = "release"
 
     out: Path
     release: dict[str, Any]
@@ -56,6 +59,14 @@ class BuildResult:
     @property
     def passed(self) -> bool:
         return bool(self.release["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"release": self.release, "log": self.log(), "out": str(self.out)}
+
+    def html(self) -> str:
+        from .html import render_html
+
+        return render_html(self.release)
 
     def log(self) -> dict[str, Any]:
         return {"seconds": round(self.seconds, 2), "stages": [r.to_dict() for r in self.records],

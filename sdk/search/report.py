@@ -7,9 +7,10 @@ import dataclasses
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..config import config_to_dict
+from ..report.base import Report
 from .space import SearchConfig, TrialConfig
 
 __all__ = ["TrialResult", "SearchReport"]
@@ -78,7 +79,7 @@ class TrialResult:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SearchReport:
+class SearchReport(Report):
     """The whole search: its settings, every trial (id 0 is the fp32 reference) and the front's trial ids."""
 
     config: SearchConfig
@@ -159,6 +160,14 @@ class SearchReport:
                 "why": t.error if not t.ok else "; ".join(t.budget_failures),
             })
         return out
+
+    kind: ClassVar[str] = "search"
+
+    def text(self) -> str:
+        return self.render()
+
+    def html(self) -> str:
+        return self.to_html(self.plot_png())
 
     def render(self) -> str:
         b = self.config.budget

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from ..runtime.errors import ConfigError, EdgesealError, InvalidPackage, Unsuppo
 from ..runtime import errors as _errors
 from ..runtime.fidelity import FidelityBudget, fidelity
 from ..runtime.preprocess import manifest_labels
+from ..report.base import Report
 from ..report.signing import canonical_json as _canonical, sha256_hex as _sha256, sign_report, verify_report
 
 __all__ = ["VerifyConfig", "VerificationReport", "verify", "sign_report", "verify_report", "add_parser"]
@@ -160,8 +161,10 @@ def _reference_session(path: Path, threads: int | None):
 
 
 @dataclass
-class VerificationReport:
+class VerificationReport(Report):
     """The result of one verification: ``data`` is the JSON form, ``text()`` the table."""
+
+    kind: ClassVar[str] = "verify"
 
     data: dict[str, Any]
     signature: dict[str, str] | None = None

@@ -443,6 +443,11 @@ def test_a_search_again_with_the_stage_cache_runs_no_trial_and_gets_the_same_res
     first = search(digits["recipe"], config, show_progress=False, cache_dir=cache)
     assert first.executor["cached_trials"] == 0 and first.executor["executor"] == "local"
     assert all(t.where["executor"] == "local" for t in first.trials)
+    from edgeseal.report import render
+
+    page = render(first, "html")  # the one report model: the page embeds the plot and every trial
+    assert 'class="search"' in page and "data:image/png;base64," in page and page.count("<tr") == len(first.trials) + 1
+    assert json.loads(render(first, "json")) == json.loads(first.to_json())
     stored = list(cache.glob("??/*/index.json"))
     assert len(stored) == sum(t.ok for t in first.trials)  # failures are not kept
 
