@@ -45,7 +45,7 @@ def test_json_demo_prints_one_document_whose_figures_match_its_files(tmp_path):
     assert printed["fp32_onnx_bytes"] == (work / "digits-fp32.onnx").stat().st_size
     assert printed["sealed_bytes"] == package.stat().st_size
     _, plain = edgeseal.open_payload(package, key=device_key, trusted=[publisher])
-    assert printed["int8_onnx_bytes"] == len(bytes(plain))
+    assert printed["int8_onnx_bytes"] == len(plain.data)
     assert report["package"]["sha256"] == hashlib.sha256(package.read_bytes()).hexdigest()
 
     # accuracies, recomputed: the sealed int8 model through edgeseal.load, the fp32 model through plain ORT
