@@ -61,7 +61,7 @@ def test_json_demo_prints_one_document_whose_figures_match_its_files(tmp_path):
     assert metrics["device"]["accuracy"] == pytest.approx(float(np.mean(device_pred == y)), abs=1e-12)
     assert metrics["reference"]["accuracy"] == pytest.approx(float(np.mean(ref_pred == y)), abs=1e-12)
     drop = 100 * (metrics["reference"]["accuracy"] - metrics["device"]["accuracy"])
-    assert report["accuracy_drop_points"] == pytest.approx(drop, abs=1e-9)
+    assert report["accuracy_drop_points"] == pytest.approx(drop, abs=5e-7)  # the report keeps 6 decimals
     assert report["passed"] == (drop <= report["max_drop_points"] and all(
         c["passed"] for c in report["checks"] if c["gate"]))
     assert report["comparison"]["device_vs_reference"]["top1_agreement"] == pytest.approx(
