@@ -28,7 +28,7 @@ def main() -> None:
     from edgeseal.compress import compress
     from edgeseal.converters.train import TrainConfig, fit
     from edgeseal.converters.zoo import load_digits_split
-    from edgeseal.recipe import CompressRecipe, ExportStage, QuantizeStage
+    from edgeseal.compress.recipe import CompressRecipe, ExportStage, QuantizeStage
     from test_compress_claims import ARCHS  # the architectures are defined once, in the test
 
     sys.path.insert(0, str(ROOT / "bench"))

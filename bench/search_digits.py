@@ -6,7 +6,9 @@ The space and budget are examples/digits/search.toml (a seeded sample of 32 of i
 the fp32 reference); the base recipe is examples/digits/recipe.toml (its files are written first, as
 examples/digits/make_data.py does, when missing). The same search runs twice: in 2 local worker
 processes, then as Ray tasks on a single-node cluster started here with ``ray start --head --num-cpus=2``
-(token authentication on) and reached through its client server (``ray://127.0.0.1:PORT``).
+(token authentication on) and reached through its client server (``ray://127.0.0.1:PORT``). The local
+run keeps every trial in a fresh stage cache (``--cache-dir``); a third run, the same search again, takes
+every trial that succeeded from it.
 Selection uses the validation split; test accuracy is held out.
 """
 
@@ -16,6 +18,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -27,16 +30,22 @@ WORKERS = 2
 
 def main() -> None:
     from edgeseal.search import load_search, prepare_digits, search
-    from edgeseal.search_exec import local_ray_head
+    from edgeseal.search.executors import local_ray_head
 
     recipe, test = prepare_digits(ROOT / "out" / "digits")
     config = load_search(ROOT / "examples" / "digits" / "search.toml")
     runs = {}
     load = {"local": [os.getloadavg()[0]]}
-    local = search(recipe, dataclasses.replace(config, workers=WORKERS, test=str(test)))
+    cache = ROOT / "out" / "digits" / "search-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    local_config = dataclasses.replace(config, workers=WORKERS, test=str(test))
+    local = search(recipe, local_config, cache_dir=cache)
     load["local"].append(os.getloadavg()[0])
     local.write(ROOT / "out" / "digits" / "search-local")
     runs["local"] = local
+    load["cached"] = [os.getloadavg()[0]]
+    runs["cached"] = search(recipe, local_config, cache_dir=cache)
+    load["cached"].append(os.getloadavg()[0])
     started = time.perf_counter()
     with local_ray_head(num_cpus=WORKERS) as head:
         os.environ.update(head.env)  # this process is the driver: it needs the head's token
@@ -50,6 +59,7 @@ def main() -> None:
     res = {name: summary(r) | {"load_average_1min_before_after": load[name]} for name, r in runs.items()}
     res["ray"]["head_start_s"] = round(head_s, 1)
     res["agreement"] = agreement(local, remote)
+    res["agreement_cached"] = agreement(local, runs["cached"])
     res["machine"] = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                       "ray": _ray_version(), "latency": "p50, batch 1, one ONNX Runtime thread"}
     out = ROOT / "bench" / "results"
@@ -98,7 +108,7 @@ def agreement(a, b) -> dict:
 
 
 def render(res: dict) -> str:
-    loc, ray = res["local"], res["ray"]
+    loc, ray, cached = res["local"], res["ray"], res["cached"]
     ref = loc["reference"]
     b = loc["budget"]
     lines = [
@@ -113,7 +123,9 @@ def render(res: dict) -> str:
         "| run | trials | failed | meet the budget | front | trials wall s | re-measure s | total s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in (("local, 2 worker processes", loc), ("Ray, 1-node cluster (2 CPUs) via ray://", ray)):
+    runs = (("local, 2 worker processes", loc), ("Ray, 1-node cluster (2 CPUs) via ray://", ray),
+            (f"local again: {cached['executor'].get('cached_trials', 0)} trials from the stage cache", cached))
+    for name, r in runs:
         c, s = r["counts"], r["seconds"]
         lines.append(f"| {name} | {c['trials']} | {c['errors']} | {c['meet_budget']} | {c['front']} | "
                      f"{s['trials']:.0f} | {s['remeasure']:.1f} | {s['total']:.0f} |")
@@ -122,7 +134,10 @@ def render(res: dict) -> str:
         "",
         f"Both executors trained the same configurations with the same seed on one thread each: "
         f"{ag['identical_size_and_accuracy']} of {ag['compared']} models have identical size and accuracy; "
-        f"same front: {'yes' if ag['same_front'] else 'no (latency is re-measured per run, so near-ties can swap)'}.",
+        f"same front: {'yes' if ag['same_front'] else 'no (latency is re-measured per run, so near-ties can swap)'}. "
+        f"The cached run: {res['agreement_cached']['identical_size_and_accuracy']} of "
+        f"{res['agreement_cached']['compared']} identical (trials that failed are not cached and ran again); "
+        f"same front: {'yes' if res['agreement_cached']['same_front'] else 'no (latency re-measured: near-ties can swap)'}.",
         "",
         "## The front (local run), against the fp32 model",
         "",

@@ -22,6 +22,6 @@ The explicit layer under the ``edgeseal.compress`` recipe. Modules:
 Importing this package does not import torch; each function imports what it needs.
 """
 
-from ._common import Device, resolve_device
+from .common import Device, resolve_device
 
 __all__ = ["Device", "resolve_device"]

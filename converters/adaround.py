@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-from ._common import progress
+from .common import progress
 from .graph_passes import consumers
 from .quantize import CalibrationData, as_feeds
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-from ._common import resolve_device
+from .common import resolve_device
 from .train import TrainConfig, fit
 
 __all__ = ["DistillConfig", "distill", "distillation_loss", "ensemble"]

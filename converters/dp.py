@@ -28,7 +28,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-from ._common import Device, as_enum, progress, resolve_device, seed_everything
+from .common import Device, as_enum, progress, resolve_device, seed_everything
 from .train import keep_zeros
 
 __all__ = ["DpConfig", "DpResult", "dp_finetune", "dp_distill", "dp_train"]

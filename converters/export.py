@@ -145,7 +145,7 @@ def _torch_reference(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _quiet() -> Any:
+def quiet() -> Any:
     """Silence the exporters' chatter (they print progress and warnings to stdout/stderr)."""
     # torch's loggers have their own handlers bound to the real stderr, so redirecting stderr is not
     # enough for them (e.g. "torchvision is not installed. Skipping torchvision::nms").
@@ -181,7 +181,7 @@ def export_onnx(model: Any, sample: Any, config: ExportConfig | None = None) -> 
     example = torch.as_tensor(x[: max(2, min(len(x), 2))] if len(x) >= 2 else np.concatenate([x, x]))
     dynamic = ({0: torch.export.Dim("batch", min=1)},) if config.dynamic_batch else None
     program = None
-    with _quiet():
+    with quiet():
         attempts = [(example, dynamic)] if dynamic is None else [(example, dynamic), (example[:1], None)]
         for i, (ex, dyn) in enumerate(attempts):  # a program traced at batch 1 only exports at batch 1
             try:
@@ -295,7 +295,7 @@ def export_tflite(model: Any, sample: Any, config: ExportConfig | None = None, *
 def convert_tflite(model: Any, example: Any) -> bytes:
     """litert-torch conversion of ``model`` traced on ``example``; returns the flatbuffer bytes."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _quiet():
+    with quiet():
         import litert_torch
 
         try:

@@ -30,8 +30,8 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-from ._common import as_enum
-from .export import _quiet
+from .common import as_enum
+from .export import quiet
 
 __all__ = ["Int4Algorithm", "Fallback", "Int4Config", "Int4Step", "Int4Report", "weight_matmuls",
            "quantize_onnx_int4", "int4_within_budget"]
@@ -124,7 +124,7 @@ def quantize_onnx_int4(model: bytes, config: Int4Config | None = None, *, int8_n
         model = quantize_onnx_dynamic(model, OnnxDynamicConfig(per_channel=True, preprocess=False, exclude_nodes=tuple(keep)))
     exclude = list(config.exclude_nodes) + list(int8_nodes)
     proto = onnx.load_from_string(model)
-    with _quiet():
+    with quiet():
         q = mnb.MatMulNBitsQuantizer(proto, bits=4, block_size=config.block_size, is_symmetric=config.symmetric,
                                      accuracy_level=config.accuracy_level, nodes_to_exclude=exclude, algo_config=algo)
         q.process()

@@ -26,7 +26,7 @@ import numpy as np
 from edgeseal.runtime.errors import ConfigError
 from edgeseal.runtime.fidelity import sqnr_db  # one SQNR for compress, verify and localization
 
-from ._common import progress
+from .common import progress
 from .metrics import Latency
 from .quantize import (
     CalibrationData,

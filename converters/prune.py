@@ -27,7 +27,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-from ._common import as_enum
+from .common import as_enum
 from .metrics import Latency, measure_latency
 
 __all__ = [

@@ -27,8 +27,8 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-from ._common import as_enum
-from .export import _quiet
+from .common import as_enum
+from .export import quiet
 
 __all__ = [
     "Calibration",
@@ -232,7 +232,7 @@ def preprocess_onnx(model: bytes) -> bytes:
         src.write_bytes(model)
         # When symbolic shape inference gives up, ORT saves a debug copy of the model (with its weights
         # as a second file) into the *current* directory; run it from our temp dir so nothing lands there.
-        with _quiet(), _working_directory(tmp):
+        with quiet(), _working_directory(tmp):
             try:
                 quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
             except Exception:  # symbolic inference gives up on some exported graphs; ONNX's own is enough
@@ -291,7 +291,7 @@ def quantize_onnx_static(model: bytes, calibration_data: CalibrationData, config
         src.write_bytes(model)
         # When symbolic shape inference gives up, ORT saves a debug copy of the model (with its weights
         # as a second file) into the *current* directory; run it from our temp dir so nothing lands there.
-        with _quiet(), _working_directory(tmp):
+        with quiet(), _working_directory(tmp):
             quantize_static(
                 str(src),
                 str(dst),
@@ -320,7 +320,7 @@ def quantize_onnx_dynamic(model: bytes, config: OnnxDynamicConfig | None = None)
         src.write_bytes(model)
         # When symbolic shape inference gives up, ORT saves a debug copy of the model (with its weights
         # as a second file) into the *current* directory; run it from our temp dir so nothing lands there.
-        with _quiet(), _working_directory(tmp):
+        with quiet(), _working_directory(tmp):
             quantize_dynamic(
                 str(src),
                 str(dst),
@@ -387,7 +387,7 @@ def quantize_tflite_int8(model: bytes, representative: np.ndarray, config: Tflit
             operation_name=TFLOperationName(ops[name]),
             algorithm_key=recipe.AlgorithmName.NO_QUANTIZE,
         )
-    with _quiet():
+    with quiet():
         q = quantizer.Quantizer(bytearray(model), manager.get_quantization_recipe())
         if config.range_update == "minmax":
             # ai-edge-quantizer's default moving-average ranges clip the largest activations (e.g. the

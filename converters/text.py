@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-from .export import _quiet
+from .export import quiet
 
 __all__ = [
     "minilm_dir",
@@ -70,7 +70,7 @@ def load_minilm() -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     path = minilm_dir()
-    with _quiet():
+    with quiet():
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         encoder = AutoModel.from_pretrained(str(path), attn_implementation="eager")
     return _embedder_class()(encoder).eval(), tokenizer
@@ -103,7 +103,7 @@ def export_embedder(model: Any, tokenizer: Any, check: Sequence[str], *, opset: 
     feeds = sentence_feeds(tokenizer, check)
     ex = tokenizer(list(check[:2]) * (2 if len(check) < 2 else 1), return_tensors="pt", padding=True)
     batch, seq = torch.export.Dim("batch", min=1), torch.export.Dim("seq", min=2, max=512)
-    with _quiet():
+    with quiet():
         program = torch.onnx.export(
             model,
             (ex["input_ids"], ex["attention_mask"]),

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-from ._common import Device, as_enum, progress, resolve_device, seed_everything
+from .common import Device, as_enum, progress, resolve_device, seed_everything
 
 __all__ = ["TrainConfig", "fit", "predict_logits", "accuracy", "keep_zeros"]
 

@@ -29,7 +29,7 @@ from .loader import Inspection, SealedModel, inspect, load, open_payload
 from .quantio import FloatIO
 from .tensors import QuantParams, TensorSpec
 
-from ._version import __version__
+from .version import __version__
 
 __all__ = [
     "load",

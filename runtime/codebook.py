@@ -473,7 +473,7 @@ def check_graph(graph: bytes | bytearray | memoryview, layout: Mapping[str, tupl
     tensors, each at its :func:`blob_layout` offset and length (docs/format.md §11.4). Reads the protobuf wire
     format directly: ModelProto.graph (7) -> GraphProto.initializer (5) -> TensorProto name (8),
     external_data (13: key 1, value 2), data_location (14)."""
-    from .backends._onnx_graph import fields
+    from .backends.onnx_graph import fields
 
     found: dict[str, tuple[int, int]] = {}
     try:

@@ -14,13 +14,15 @@ imports neither torch nor onnx; the compression recipes do, when called.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 import types
 from typing import TYPE_CHECKING, Any
 
 # name -> module that defines it (relative to this package)
 _EXPORTS = {
-    "__version__": ".runtime._version",
+    "__version__": ".runtime.version",
     "seal": ".seal",
     "load": ".runtime",
     "open_payload": ".runtime",
@@ -69,6 +71,42 @@ class _Namespace(types.ModuleType):
 sys.modules[__name__].__class__ = _Namespace
 
 
+# Modules that moved when sdk/ was arranged by feature (0.4): the old name imports the new module (the
+# same module object, so attributes and monkeypatching behave as before) with a DeprecationWarning.
+MOVED = {
+    "edgeseal.recipe": "edgeseal.compress.recipe",
+    "edgeseal.build": "edgeseal.release.pipeline",
+    "edgeseal.release_html": "edgeseal.release.html",
+    "edgeseal.demo": "edgeseal.release.demo",
+    "edgeseal.search_exec": "edgeseal.search.executors",
+    "edgeseal.search_report": "edgeseal.search.report",
+    "edgeseal.search_space": "edgeseal.search.space",
+    "edgeseal.targets_cli": "edgeseal.cli.targets",
+    "edgeseal.devices": "edgeseal.cli.devices",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        import warnings
+
+        warnings.warn(f"{spec.name} moved to {MOVED[spec.name]}; import it from there", DeprecationWarning,
+                      stacklevel=2)
+        return importlib.import_module(MOVED[spec.name])
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass  # the new module ran when it was imported
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
+
+
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .runtime import (
         ConfigError,
@@ -83,6 +121,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         load,
         open_payload,
     )
-    from .runtime._version import __version__
+    from .runtime.version import __version__
     from .runtime.keys import generate_device_key, generate_publisher_key
     from .seal import seal

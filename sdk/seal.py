@@ -23,7 +23,7 @@ from .runtime.format import (
     RawKeyRecipient,
     write_package,
 )
-from .runtime._version import __version__
+from .runtime.version import __version__
 from .runtime.keys import Passphrase, RawKey, load_private_key, load_public_key, shown
 from .runtime.tensors import TensorSpec
 

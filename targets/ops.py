@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from edgeseal.runtime.backends._onnx_graph import fields as _fields
+from edgeseal.runtime.backends.onnx_graph import fields as _fields
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 from .profile import ModelFormat, TargetProfile, get_profile
@@ -32,7 +32,7 @@ def detect_format(model: bytes) -> ModelFormat:
     raise ConfigError("model is neither ONNX nor TFLite (no ONNX ModelProto, no 'TFL3' identifier)")
 
 
-# --- ONNX: operators from the protobuf wire format (reader: edgeseal.runtime.backends._onnx_graph) ---
+# --- ONNX: operators from the protobuf wire format (reader: edgeseal.runtime.backends.onnx_graph) ---
 
 
 def _graph_ops(graph: memoryview, out: Counter) -> None:

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from edgeseal.runtime.errors import ConfigError, UnsupportedError
+from edgeseal.runtime.errors import ConfigError
 
 import tomllib
 

@@ -25,7 +25,7 @@ the ordinary way; an initializer already external elsewhere stays as it is.
 
 from __future__ import annotations
 
-from ._onnx_graph import spans as _spans
+from .onnx_graph import spans as _spans
 
 __all__ = ["LOCATION", "MIN_BYTES", "externalize"]
 

@@ -12,7 +12,7 @@ from .. import codebook
 from ..errors import InvalidInput, UnsupportedError
 from ..tensors import TensorSpec
 from ._onnx_external import LOCATION, externalize
-from ._onnx_graph import declared_shapes
+from .onnx_graph import declared_shapes
 
 # Below this size ORT's own parse is cheap and the in-memory weights hand-over saves nothing.
 IN_PLACE_MIN_BYTES = 2**20

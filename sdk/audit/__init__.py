@@ -48,5 +48,6 @@ __all__ = [
 ]
 
 from .cli import add_parser  # noqa: E402  (``edgeseal audit``; imports nothing heavy)
+from .report import AuditReport  # noqa: E402  (the report model: JSON, text, HTML)
 
-__all__ += ["add_parser"]
+__all__ += ["add_parser", "AuditReport"]

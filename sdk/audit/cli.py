@@ -70,7 +70,7 @@ def _audit_artifacts(args: argparse.Namespace, gate_cfg, gate_index: int) -> dic
                           decision_attack=args.decision_attack)
     train_fn = None
     if args.train_fn:
-        from edgeseal.compress import resolve_callable
+        from edgeseal.compress.core import resolve_callable
 
         train_fn = resolve_callable(args.train_fn, "--train-fn")
     report = audit_artifacts(reference, artifacts, x_members=xm, y_members=ym, x_nonmembers=xn, y_nonmembers=yn,
@@ -113,14 +113,16 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _write(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    from .report import render_markdown, write_html, write_json
+    from ..report.base import write
+    from .report import AuditReport, write_json
 
     out = Path(args.out)
     stem = args.stem
-    paths = {"json": str(write_json(report, out / f"{stem}.json")), "html": str(write_html(report, out / f"{stem}.html"))}
-    md = render_markdown(report)
-    (out / f"{stem}.md").write_text(md)
-    paths["markdown"] = str(out / f"{stem}.md")
+    audit = AuditReport(report)
+    paths = {"json": str(write_json(report, out / f"{stem}.json")),  # compact, NaN kept: the schema's JSON
+             "html": str(write(audit, out / f"{stem}.html"))}
+    md = audit.text()
+    paths["markdown"] = str(write(audit, out / f"{stem}.md"))
     gate = report["gate"]
     lines = [md, "", f"reports: {paths['html']} (open in a browser), {paths['json']}"]
     for v in gate["violations"]:

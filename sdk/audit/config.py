@@ -30,6 +30,8 @@ from typing import Any, Mapping
 
 from edgeseal.runtime.errors import ConfigError
 
+from ..config import config_to_dict  # re-exported
+
 from .data import DatasetName
 from .training import TrainConfig
 
@@ -254,7 +256,7 @@ _TOP = ("datasets", "seeds", "variants", "member_fraction", "pool_size", "pool_s
 
 def config_from_mapping(data: Mapping[str, Any]) -> AuditConfig:
     """Build an :class:`AuditConfig` from the ``[audit]`` table of a recipe (already parsed)."""
-    from edgeseal.recipe import build_config
+    from ..config import build_config
 
     unknown = sorted(set(data) - set(_TOP) - set(_SECTIONS))
     if unknown:
@@ -280,14 +282,3 @@ def load_recipe(path: str | Path) -> AuditConfig:
     return config_from_mapping(data["audit"])
 
 
-def config_to_dict(cfg: Any) -> Any:
-    """JSON-ready form of any config dataclass (enums as their values)."""
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, Enum):
-        return cfg.value
-    if isinstance(cfg, Mapping):
-        return {str(k): config_to_dict(v) for k, v in cfg.items()}
-    if isinstance(cfg, (tuple, list)):
-        return [config_to_dict(v) for v in cfg]
-    return cfg

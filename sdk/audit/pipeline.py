@@ -49,7 +49,8 @@ def _torch_predict(module) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def _environment() -> dict[str, Any]:
+def environment() -> dict[str, Any]:
+    """The Python, machine and package versions an audit ran with (recorded in every audit report)."""
     import importlib.metadata as md
 
     env = {"python": platform.python_version(), "machine": platform.machine()}
@@ -61,8 +62,9 @@ def _environment() -> dict[str, Any]:
     return env
 
 
-def _membership(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarray, refs: MI.ReferenceModels | None,
-                attacks: tuple[MI.MiaAttack, ...] = tuple(MI.MiaAttack), together: list[str] | None = None):
+def membership_results(artifacts: list[ArtifactBase], ds: Dataset, is_member: np.ndarray, refs: MI.ReferenceModels | None,
+                       attacks: tuple[MI.MiaAttack, ...] = tuple(MI.MiaAttack), together: list[str] | None = None):
+    """Each membership-inference attack on each artifact (and on ``together``, the artifacts' pooled scores)."""
     out: dict[str, Any] = {}
     scores: dict[str, dict[str, np.ndarray]] = {}
     for art in artifacts:
@@ -152,7 +154,7 @@ def _run_seed(cfg: AuditConfig, ds: Dataset, refs: MI.ReferenceModels, seed: int
                               fp32_onnx=fp32_onnx)
         artifacts.append(built.artifact)
         progress.advance(description=f"audit: {ds.name} seed {seed}: built {v.value}")
-    mia, combined = _membership(artifacts, ds, is_member, refs)
+    mia, combined = membership_results(artifacts, ds, is_member, refs)
     progress.advance(description=f"audit: {ds.name} seed {seed}: membership inference")
     rng = np.random.default_rng(seed)
     eval_idx = rng.permutation(split.nonmembers)
@@ -200,7 +202,8 @@ def _attribution(cfg: AuditConfig, ds: Dataset, ref: TorchArtifact, artifacts: l
     return out
 
 
-def _summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize_seeds(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread over the seeds of an audit: one summary per artifact, attack and curve."""
     names = list(seeds[0]["artifacts"])
     attacks = list(seeds[0]["artifacts"][names[0]]["mia"])
     robust_attacks = list(seeds[0]["robustness"]["curves"][names[0]])
@@ -297,7 +300,7 @@ def run_audit(cfg: AuditConfig, *, progress: bool = True) -> dict[str, Any]:
                                      "pool": "all pool records; each reference trained on a balanced random half of them",
                                      "note": "fp32 reference models, same architecture and recipe as the target"},
                 "seeds": seeds,
-                "summary": _summarize(seeds),
+                "summary": summarize_seeds(seeds),
             }
     finally:
         sink.close()
@@ -307,7 +310,7 @@ def run_audit(cfg: AuditConfig, *, progress: bool = True) -> dict[str, Any]:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": round(time.perf_counter() - started, 2),
         "config": config_to_dict(cfg),
-        "environment": _environment(),
+        "environment": environment(),
         "attacks": {
             "membership": {"loss": "threshold on cross-entropy (Yeom et al. 2018)",
                            "confidence": "threshold on logit-scaled true-class confidence",

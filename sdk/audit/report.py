@@ -4,18 +4,17 @@ base64 PNG, no external resource) and a short Markdown summary for people.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_json", "render_html", "write_html", "render_markdown", "figures", "crop_figures",
+from ..report.base import Report
+from ..report.html import color, figure, image_data, page, table
+
+__all__ = ["AuditReport", "write_json", "render_html", "write_html", "render_markdown", "figures", "crop_figures",
            "render_crops_html", "render_crops_markdown", "crop_tables"]
 
-_COLORS = {"fp32": "#222222", "int8": "#1f77b4", "pruned": "#ff7f0e", "distilled": "#2ca02c",
-           "dp-sgd": "#9467bd", "pruned-advft": "#d62728", "combined": "#8c564b"}
 _ATTACK_TITLES = {"lira": "LiRA (online, reference models)", "loss": "loss threshold",
                   "confidence": "confidence threshold", "lira_offline": "LiRA (offline)"}
 _ROBUST_TITLES = {"fgsm": "FGSM (fp32, transferred)", "pgd": "PGD (fp32, transferred)",
@@ -35,35 +34,8 @@ def write_json(report: dict[str, Any], path: str | Path) -> Path:
     return p
 
 
-def _png(fig, dpi: int = 110, *, jpeg: bool = False) -> str:
-    """The figure as base64 PNG (or JPEG, for photographs), closed; no software version in the file, so equal
-    figures give equal bytes."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    if jpeg:
-        fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": 85})
-    else:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-_EXTRA = ("#17becf", "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39")
-
-
-def _color(name: str) -> str:
-    if name in _COLORS:
-        return _COLORS[name]
-    return _EXTRA[sum(name.encode()) % len(_EXTRA)]  # stable across runs (no hash seed)
-
-
 def figures(report: dict[str, Any]) -> dict[str, str]:
     """Every plot of the report as ``{id: base64 PNG}`` (ROC, robust accuracy, size/accuracy/leakage)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
     import numpy as np
 
     out: dict[str, str] = {}
@@ -74,12 +46,12 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
             curves["combined"] = s["combined"]
         head = _headline(s)
         roc_attacks = [head, "loss"] if head != "loss" else ["loss", "confidence"]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        fig, axes = figure(1, 2, figsize=(10, 4))
         for ax, attack in zip(axes, roc_attacks):
             for name, a in curves.items():
                 roc = a["roc"][attack]
                 auc = a["mia"][attack]["auc"]["mean"]
-                ax.plot(roc["fpr"], roc["tpr"], color=_color(name), lw=1.6,
+                ax.plot(roc["fpr"], roc["tpr"], color=color(name), lw=1.6,
                         ls="--" if name == "combined" else "-", label=f"{name} (AUC {auc:.3f})")
             ax.plot([1e-3, 1], [1e-3, 1], color="#bbbbbb", lw=1, ls=":", label="chance")
             ax.set_xscale("log")
@@ -90,16 +62,16 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
             ax.set_ylabel("true positive rate")
             ax.set_title(f"{dname}: {_ATTACK_TITLES[attack]}")
             ax.legend(fontsize=7, loc="lower right")
-        out[f"roc-{dname}"] = _png(fig)
+        out[f"roc-{dname}"] = image_data(fig)
 
         rob = s["robustness"]
         robust_attacks = list(next(iter(rob["curves"].values())))
-        fig, axes = plt.subplots(1, len(robust_attacks), figsize=(4.4 * len(robust_attacks), 3.8), sharey=True,
+        fig, axes = figure(1, len(robust_attacks), figsize=(4.4 * len(robust_attacks), 3.8), sharey=True,
                                  squeeze=False)
         axes = axes[0]
         for ax, attack in zip(axes, robust_attacks):
             for name, c in rob["curves"].items():
-                ax.errorbar(rob["epsilons"], c[attack]["mean"], yerr=c[attack]["std"], color=_color(name),
+                ax.errorbar(rob["epsilons"], c[attack]["mean"], yerr=c[attack]["std"], color=color(name),
                             marker="o", ms=3, lw=1.5, capsize=2, label=name)
             ax.set_xlabel("L-inf budget epsilon")
             ax.set_title(_ROBUST_TITLES.get(attack, attack))
@@ -107,16 +79,16 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
         axes[0].set_ylabel("robust accuracy")
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{dname}: robust accuracy vs perturbation budget")
-        out[f"robust-{dname}"] = _png(fig)
+        out[f"robust-{dname}"] = image_data(fig)
 
         names = list(s["artifacts"])
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        fig, axes = figure(1, 3, figsize=(13, 3.6))
         kb = [s["artifacts"][n].get("size_bytes", {"mean": 0})["mean"] / 1024 for n in names]
         acc = [s["artifacts"][n]["accuracy"]["mean"] for n in names]
         acc_sd = [s["artifacts"][n]["accuracy"]["std"] for n in names]
         auc = [s["artifacts"][n]["mia"][head]["auc"]["mean"] for n in names]
         auc_sd = [s["artifacts"][n]["mia"][head]["auc"]["std"] for n in names]
-        cols = [_color(n) for n in names]
+        cols = [color(n) for n in names]
         deflated = [s["artifacts"][n].get("deflated_bytes", {"mean": 0})["mean"] / 1024 for n in names]
         pos = np.arange(len(names))
         axes[0].bar(pos - 0.2, kb, width=0.4, color=cols, label="ONNX file")
@@ -134,7 +106,7 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
         for ax in axes:
             ax.tick_params(axis="x", rotation=35, labelsize=8)
         fig.suptitle(f"{dname}: size / accuracy / leakage per artifact")
-        out[f"tradeoff-{dname}"] = _png(fig)
+        out[f"tradeoff-{dname}"] = image_data(fig)
         if "attribution_pictures" in s:
             out[f"attribution-{dname}"] = _attribution_figure(dname, s["attribution_pictures"])
     return out
@@ -147,7 +119,6 @@ def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
     """Rows: each picture input x each method; columns: the input, then every artifact's attribution map.
     Each map is scaled to its own largest |value| (drift is about ranks, and a pruned model's
     scores are smaller overall), symmetric around 0."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from .attribution import group_map
@@ -160,7 +131,7 @@ def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
     n_in, d = inputs.shape
     rows, cols = n_in * len(methods), 1 + len(names)
     cell = 1.55 if shape else 2.4
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (1.55 if shape else 0.7) * rows), squeeze=False)
+    fig, axes = figure(rows, cols, figsize=(cell * cols, (1.55 if shape else 0.7) * rows), squeeze=False)
     for i in range(n_in):
         for k, m in enumerate(methods):
             r = i * len(methods) + k
@@ -185,20 +156,19 @@ def _attribution_figure(dname: str, pics: dict[str, Any]) -> str:
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if r == 0 or k == 0:
-                    ax.set_title(n, fontsize=7, color=_color(n))
+                    ax.set_title(n, fontsize=7, color=color(n))
                 if j == 0:
                     ax.set_ylabel(_METHOD_TITLES.get(m, m), fontsize=7)
     fig.suptitle(f"{dname}: attributions of the fp32 class score (red raises it, blue lowers it; "
                  "each map scaled to its own max)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_size_inches()[1]))  # room for the title
-    return _png(fig, dpi=100)
+    return image_data(fig, dpi=100)
 
 
 def _crop_figure(title: str, crop: Any, maps: dict[str, dict[str, Any]], groups: list[Any],
                  shape: tuple[int, ...]) -> str:
     """One crop: rows are the methods, columns the crop then every model's map over a grey copy of it.
     Each map is scaled to its own largest |value|, symmetric around 0 (red raises the class score)."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from .attribution import group_map
@@ -209,7 +179,7 @@ def _crop_figure(title: str, crop: Any, maps: dict[str, dict[str, Any]], groups:
     methods = list(maps)
     names = list(maps[methods[0]])
     d = int(np.prod(shape))
-    fig, axes = plt.subplots(len(methods), 1 + len(names), figsize=(1.9 * (1 + len(names)), 1.9 * len(methods)),
+    fig, axes = figure(len(methods), 1 + len(names), figsize=(1.9 * (1 + len(names)), 1.9 * len(methods)),
                              squeeze=False)
     for r, m in enumerate(methods):
         axes[r][0].axis("off")
@@ -225,18 +195,15 @@ def _crop_figure(title: str, crop: Any, maps: dict[str, dict[str, Any]], groups:
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(n, fontsize=8, color=_color(n))
+                ax.set_title(n, fontsize=8, color=color(n))
             if j == 0:
                 ax.set_ylabel(_METHOD_TITLES.get(m, m), fontsize=8)
     fig.tight_layout()
-    return _png(fig, dpi=90, jpeg=True)  # photographs: JPEG is a fifth of the PNG
+    return image_data(fig, dpi=90, jpeg=True)  # photographs: JPEG is a fifth of the PNG
 
 
 def crop_figures(result: dict[str, Any], crops: Any) -> list[str]:
     """One base64 JPEG per crop of an :func:`edgeseal.audit.crops.explain_crops` result (its ``to_dict()``)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
     import numpy as np
 
     from .explain import feature_groups
@@ -299,8 +266,7 @@ def render_crops_html(result: dict[str, Any], crops: Any, *, title: str, intro: 
     """A self-contained page (same CSS as the audit report): drift table, per-crop table, one picture per crop."""
     e = html.escape
     head, rows, chead, crows = crop_tables(result)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
-             f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
+    parts = [f"<h1>{e(title)}</h1>",
              f"<p class='muted'>{e(_crop_facts(result))}</p>"]
     parts += [f"<p>{e(t)}</p>" for t in intro]
     parts.append("<h2>Attribution drift vs the fp32 reference</h2>")
@@ -308,9 +274,9 @@ def render_crops_html(result: dict[str, Any], crops: Any, *, title: str, intro: 
                  f"over the {result['groups']} superpixels (mean ± std over crops), and the overlap of their top-"
                  f"{result['settings']['top_k']} superpixels (mean). The last row is the fp32 model against itself "
                  "with other random masks: the sampling error of LIME and SHAP at this budget.</p>")
-    parts.append(_table(head, [[e(c) for c in r] for r in rows]))
+    parts.append(table(head, [[e(c) for c in r] for r in rows]))
     parts.append("<h2>Per crop</h2>")
-    parts.append(_table(chead, [[e(c) for c in r] for r in crows]))
+    parts.append(table(chead, [[e(c) for c in r] for r in crows]))
     parts.append("<h2>Pictures</h2><p class='muted'>Rows: occlusion, LIME, SHAP; columns: the crop, then each "
                  "model's map over a grey copy of it (red raises the fp32 class score, blue lowers it; each map "
                  "scaled to its own largest value).</p>")
@@ -320,8 +286,7 @@ def render_crops_html(result: dict[str, Any], crops: Any, *, title: str, intro: 
         parts.append("<h2>What these figures mean, and their limits</h2><ul>")
         parts += [f"<li>{e(t)}</li>" for t in notes]
         parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return page(title, parts)
 
 
 def render_crops_markdown(result: dict[str, Any], *, title: str, intro: list[str] = (),
@@ -354,29 +319,10 @@ def _f(stat: dict[str, float] | float | None, digits: int = 3, pct: bool = False
     return f"{stat:.{digits}f}"
 
 
-def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1320px;color:#222}
-h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:1.6em}
-table{border-collapse:collapse;margin:8px 0 16px;font-size:.86em} td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-img{max-width:100%;display:block;margin:8px 0;border:1px solid #eee}
-.pass{color:#1a7f37;font-weight:bold} .fail{color:#cf222e;font-weight:bold} .muted{color:#666;font-size:.85em}
-code{background:#f5f5f5;padding:1px 4px}
-"""
-
-
 def render_html(report: dict[str, Any]) -> str:
     figs = figures(report)
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgeseal audit</title>"
-             f"<style>{_CSS}</style></head><body>",
-             "<h1>edgeseal audit: does compression leak more or break more easily?</h1>",
+    parts = [             "<h1>edgeseal audit: does compression leak more or break more easily?</h1>",
              f"<p class='muted'>schema {e(report['schema'])} · created {e(report['created'])} · "
              f"{report['elapsed_s']} s · seeds {report['config']['seeds']} · "
              f"torch {e(str(report['environment'].get('torch')))}, onnxruntime "
@@ -392,7 +338,7 @@ def render_html(report: dict[str, Any]) -> str:
                       "<span class='fail'>over</span>" if c["violated"] else "<span class='pass'>ok</span>"]
                      for c in gate["checks"]]
         if gate["violations"]:
-            parts.append(_table(["dataset", "artifact", "check", "value", "limit", ""],
+            parts.append(table(["dataset", "artifact", "check", "value", "limit", ""],
                                 [r for r, c in zip(gate_rows, gate["checks"]) if c["violated"]]))
     for dname, d in report["datasets"].items():
         s = d["summary"]
@@ -426,7 +372,7 @@ def render_html(report: dict[str, Any]) -> str:
                          _f(a["mia"][head]["tpr_at_0.1pct_fpr"], pct=True),
                          _f(a["mia"][second]["auc"]), e(extra)])
         parts.append("<h3>Membership inference and accuracy (mean ± std over seeds)</h3>")
-        parts.append(_table(["artifact", "test acc", "KiB", "KiB deflated", "sealed", f"{hname} AUC", f"{hname} adv.",
+        parts.append(table(["artifact", "test acc", "KiB", "KiB deflated", "sealed", f"{hname} AUC", f"{hname} adv.",
                              "TPR@1%FPR",
                              "TPR@0.1%FPR", f"{second}-attack AUC", "notes"], rows))
         parts.append(f"<img alt='ROC curves {e(dname)}' src='data:image/png;base64,{figs['roc-' + dname]}'>")
@@ -438,12 +384,12 @@ def render_html(report: dict[str, Any]) -> str:
         rows = [[e(n)] + [f"{m:.3f}" for k in shown for m in c[k]["mean"]] for n, c in rob["curves"].items()]
         eps = [f"ε={v:g}" for v in rob["epsilons"]]
         label = {"pgd": "PGD", "transfer": "transfer", "blackbox": "black-box"}
-        parts.append(_table(["artifact"] + [f"{label[k]} {x}" for k in shown for x in eps], rows))
+        parts.append(table(["artifact"] + [f"{label[k]} {x}" for k in shown for x in eps], rows))
         if s.get("disagreement"):
             parts.append("<h3>Artifact vs reference disagreement search</h3>")
             rows = [[e(n), str(v["start_points"]), _f(v["natural"], 2), _f(v["found"], 1), _f(v["rate"], pct=True),
                      f"{v['radius']:g}", _f(v["linf_median"])] for n, v in s["disagreement"].items()]
-            parts.append(_table(["artifact", "start points", "on the data itself", "found within radius",
+            parts.append(table(["artifact", "start points", "on the data itself", "found within radius",
                                  "rate", "L-inf radius", "median L-inf distance"], rows))
         if "attribution" in s:
             methods = list(next(iter(s["attribution"].values())))
@@ -454,7 +400,7 @@ def render_html(report: dict[str, Any]) -> str:
                          "mean ± std over seeds). LIME and SHAP use the same random masks for both models.</p>")
             rows = [[e(n)] + [c for m in methods for c in (_f(per[m]["spearman_mean"]), _f(per[m]["topk_overlap_mean"]))]
                     for n, per in s["attribution"].items()]
-            parts.append(_table(["artifact"] + [f"{_METHOD_TITLES.get(m, m)} {h}" for m in methods
+            parts.append(table(["artifact"] + [f"{_METHOD_TITLES.get(m, m)} {h}" for m in methods
                                                 for h in ("ρ", f"top-{k}")], rows))
             if f"attribution-{dname}" in figs:
                 parts.append(f"<img alt='attributions {e(dname)}' "
@@ -462,17 +408,16 @@ def render_html(report: dict[str, Any]) -> str:
         else:
             parts.append("<h3>Explanation drift (occlusion attributions vs the fp32 reference)</h3>")
             rows = [[e(n), _f(v["spearman_mean"]), _f(v["top5_overlap_mean"])] for n, v in s["explanation"].items()]
-            parts.append(_table(["artifact", "Spearman ρ (mean over inputs)", "top-5 overlap"], rows))
+            parts.append(table(["artifact", "Spearman ρ (mean over inputs)", "top-5 overlap"], rows))
     parts.append("<h2>Attacks and reproducibility</h2><ul>")
     for k, v in report["attacks"]["membership"].items():
         parts.append(f"<li><code>{e(k)}</code>: {e(v)}</li>")
     parts.append(f"<li>members: {e(report['attacks']['members'])}</li></ul>")
     if gate_rows:
         parts.append(f"<details><summary>all {len(gate_rows)} gate checks</summary>"
-                     + _table(["dataset", "artifact", "check", "value", "limit", ""], gate_rows) + "</details>")
+                     + table(["dataset", "artifact", "check", "value", "limit", ""], gate_rows) + "</details>")
     parts.append("<p class='muted'>Full configuration, splits, indices and per-seed results are in the JSON report.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return page("edgeseal audit", parts)
 
 
 def write_html(report: dict[str, Any], path: str | Path) -> Path:
@@ -526,3 +471,27 @@ def render_markdown(report: dict[str, Any]) -> str:
                                                       for m in methods) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+class AuditReport(Report):
+    """An audit report (``edgeseal.audit/1``, the dict :func:`edgeseal.audit.pipeline.run_audit` returns,
+    with its ``gate``): JSON, the Markdown summary as text, and the HTML page with every plot."""
+
+    kind = "audit"
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def passed(self) -> bool | None:
+        gate = self.data.get("gate")
+        return None if gate is None else bool(gate["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def text(self) -> str:
+        return render_markdown(self.data)
+
+    def html(self) -> str:
+        return render_html(self.data)

@@ -111,7 +111,7 @@ def audit_artifacts(reference: ArtifactBase, artifacts: Sequence[ArtifactBase], 
     adds LiRA with ``config.reference_models`` reference models.
     """
     from .config import config_to_dict
-    from .pipeline import _environment, _membership, _summarize
+    from .pipeline import environment, membership_results, summarize_seeds
 
     cfg = config or UserAuditConfig()
     if not artifacts:
@@ -133,7 +133,7 @@ def audit_artifacts(reference: ArtifactBase, artifacts: Sequence[ArtifactBase], 
         refs = MI.train_reference_models(x, y, count=cfg.reference_models, seed=cfg.seed,
                                          train_fn=lambda xt, yt, s: _as_predict(train_fn(xt.reshape(len(xt), *shape), yt, s), shape))
         attacks = tuple(MI.MiaAttack)
-    mia, combined = _membership(arts, ds, is_member, refs, attacks=attacks,
+    mia, combined = membership_results(arts, ds, is_member, refs, attacks=attacks,
                                 together=[a.name for a in artifacts] if len(artifacts) >= 2 else [])
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(np.where(~is_member)[0])
@@ -197,7 +197,7 @@ def audit_artifacts(reference: ArtifactBase, artifacts: Sequence[ArtifactBase], 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": round(time.perf_counter() - started, 2),
         "config": {**config_to_dict(cfg), "seeds": [cfg.seed], "mode": "artifacts"},
-        "environment": _environment(),
+        "environment": environment(),
         "attacks": {"membership": membership_attacks,
                     "members": "x_members trained the model; x_nonmembers did not (as given by the user)"},
         "datasets": {"data": {"n_records": int(len(y)), "n_features": int(x.shape[1]), "n_classes": n_classes,
@@ -209,5 +209,5 @@ def audit_artifacts(reference: ArtifactBase, artifacts: Sequence[ArtifactBase], 
                                   "pool": "members + non-members; each reference trained by train_fn on a balanced "
                                           "random half"},
                               "seeds": [seed_result],
-                              "summary": _summarize([seed_result])}},
+                              "summary": summarize_seeds([seed_result])}},
     }

@@ -16,7 +16,7 @@ from edgeseal.audit.cli import quick_config
 from edgeseal.audit.config import AuditConfig, GateConfig
 from edgeseal.audit.gate import evaluate_gate
 from edgeseal.audit.pipeline import SCHEMA, run_audit
-from edgeseal.audit.report import render_html, render_markdown, write_html, write_json
+from edgeseal.audit.report import AuditReport, render_html, render_markdown, write_html, write_json
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -190,3 +190,15 @@ def test_builtin_audit_attacks_images_with_art_and_records_with_its_own_search(r
     image = TorchArtifact(name="img", kind="fp32", module=torch.nn.Sequential(torch.nn.Flatten(), net))
     adv = square_attack(image, x.reshape(-1, 1, 8, 8), y, 0.2, queries=30, n_classes=10, lo=0.0, hi=1.0, seed=0)
     assert robust_accuracy(ref, adv.reshape(len(x), -1), y) == pytest.approx(curve[-1])
+
+
+def test_the_audit_report_is_a_report_in_every_form(report, tmp_path):
+    from edgeseal.report import render, write
+
+    audit = AuditReport(report)
+    assert audit.kind == "audit" and audit.to_dict() is report
+    assert render(audit, "html") == render_html(report) and render(audit, "text") == render_markdown(report) + "\n"
+    assert json.loads(render(audit, "json")) == json.loads(json.dumps(report, default=str))
+    assert write(audit, tmp_path / "a.html").read_text() == render_html(report)
+    if "gate" in report:
+        assert audit.passed is report["gate"]["passed"]

@@ -29,8 +29,8 @@ def test_compress_and_verify_call_sites_agree_and_match_scikit_learn(name, logit
     from edgeseal.runtime.evaluate import classification_metrics as verify_metrics  # verify's and the device's
 
     pred = logits.argmax(-1)
-    report = compress_report(labels, pred, num_classes=logits.shape[-1])  # as sdk/compress.py calls it
-    flat = verify_metrics(logits, labels)  # as sdk/verify.py and runtime.evaluate call it
+    report = compress_report(labels, pred, num_classes=logits.shape[-1])  # as sdk/compress/core.py calls it
+    flat = verify_metrics(logits, labels)  # as sdk/verify/core.py and runtime.evaluate call it
     assert flat == report.to_metrics()
     assert flat["accuracy"] == sklearn.accuracy_score(labels, pred)
     p, r, f1, _ = sklearn.precision_recall_fscore_support(labels, pred, average="macro", zero_division=0)

@@ -90,7 +90,7 @@ def test_compress_reads_the_layout_verify_and_demo_write(tmp_path):
 def test_compress_honours_the_recipes_x_key_and_y_key(tmp_path):
     """[data] x_key / y_key reach the reader (compress used to ignore them and look for x / y)."""
     from edgeseal.compress import read_split as _as_xy
-    from edgeseal.recipe import DataSpec
+    from edgeseal.compress.recipe import DataSpec
 
     (tmp_path / "d.npz").write_bytes(_npz(pixels=X, x=X + 1, target=Y, y=Y[::-1]))
     x, y = _as_xy(str(tmp_path / "d.npz"), "train", DataSpec(x_key="pixels", y_key="target"))

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import edgeseal
-from edgeseal import cli
+from edgeseal.cli import app as cli
 from edgeseal.runtime import errors, keys
 from edgeseal.runtime.format import (
     Codec,

@@ -449,7 +449,7 @@ def test_sparse_tensors_are_refused_by_name(publisher, device):
 
 
 def test_declared_shapes_reads_the_graph_without_onnx():
-    from edgeseal.runtime.backends._onnx_graph import declared_shapes
+    from edgeseal.runtime.backends.onnx_graph import declared_shapes
 
     elem = helper.make_tensor_type_proto(TP.FLOAT, [2])
     model = _model([helper.make_node("Identity", ["a"], ["b"]), helper.make_node("OptionalHasElement", ["o"], ["h"]),

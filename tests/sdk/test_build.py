@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeseal.build import StageCache, build
+from edgeseal.release.pipeline import build
+from edgeseal.stages import StageCache
 from edgeseal.release import load_release, release_from_dict
 from edgeseal.runtime.errors import ConfigError
 
@@ -147,6 +148,10 @@ def test_release_is_verified_signed_and_complete(built):
 
     first = built["first"]
     out = first.out
+    from edgeseal.report import render
+
+    assert render(first, "html") == (out / "index.html").read_text()  # the page build wrote is the report's
+    assert json.loads(render(first, "json"))["release"] == json.loads((out / "release.json").read_text())
     assert first.passed, first.text()
     rel = json.loads((out / "release.json").read_text())
     t = rel["targets"]["linux-x86_64"]

@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from edgeseal.compress import compress, load_model, main  # noqa: E402
-from edgeseal.recipe import CompressRecipe, ExportStage, QuantizeStage, TargetSpec, load_recipe, recipe_from_dict  # noqa: E402
+from edgeseal.compress.recipe import CompressRecipe, ExportStage, QuantizeStage, TargetSpec, load_recipe, recipe_from_dict  # noqa: E402
 from edgeseal.runtime.errors import ConfigError, UnsupportedError  # noqa: E402
 
 
@@ -147,3 +147,32 @@ def test_qat_when_the_budget_is_missed(setup):
     assert stages[1].classification.accuracy < stages[0].classification.accuracy - 0.005
     assert "quantization-aware" in stages[2].notes[0]
     assert result.model is not None and len(result.model) == stages[2].size_bytes
+
+
+def test_cli_compress_with_a_stage_cache_returns_the_same_files_until_an_input_changes(setup, tmp_path, capsys):
+    d, _, tmp = setup
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        "latency_runs = 10\n"
+        f'[model]\nfactory = "edgeseal.converters.zoo:DigitsCNN"\nstate_dict = "{tmp / "digits.pt"}"\n'
+        "input_shape = [1, 8, 8]\n"
+        f'[data]\ncalibration = "{tmp / "calib.npz"}"\neval = "{tmp_path / "eval.npz"}"\n'
+        '[quantize]\nmode = "static"\n'
+    )
+    np.savez(tmp_path / "eval.npz", x=d.x_test, y=d.y_test)
+    cache = tmp_path / "cache"
+    args = ["--json", "compress", "--recipe", str(recipe), "--cache-dir", str(cache)]
+
+    def run(out):
+        assert main([*args, "-o", str(tmp_path / out)]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    first, second = run("a.onnx"), run("b.onnx")
+    assert first["cached"] is False and second["cached"] is True
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    assert (tmp_path / "a.onnx.report.json").read_bytes() == (tmp_path / "b.onnx.report.json").read_bytes()
+    assert second["report"] == first["report"] and second["size_bytes"] == (tmp_path / "b.onnx").stat().st_size
+    # other eval data under the same path: a new key, compress runs again and measures the new data
+    np.savez(tmp_path / "eval.npz", x=d.x_test[:100], y=d.y_test[:100])
+    third = run("c.onnx")
+    assert third["cached"] is False and third["report"]["stages"][0]["classification"]["n"] == 100

@@ -30,7 +30,7 @@ ort = pytest.importorskip("onnxruntime")
 nn = torch.nn
 
 from edgeseal.compress import compress  # noqa: E402
-from edgeseal.recipe import CompressRecipe, ExportStage, PruneStage, QuantizeStage, load_recipe  # noqa: E402
+from edgeseal.compress.recipe import CompressRecipe, ExportStage, PruneStage, QuantizeStage, load_recipe  # noqa: E402
 from edgeseal.runtime.errors import ConfigError, UnsupportedError  # noqa: E402
 
 

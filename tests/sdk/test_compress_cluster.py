@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgeseal.recipe import recipe_from_dict  # noqa: E402
+from edgeseal.compress.recipe import recipe_from_dict  # noqa: E402
 from edgeseal.runtime.errors import ConfigError  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def test_recipe_cluster_method_reaches_the_converter() -> None:
 
 
 def test_trials_carry_cluster_and_int4() -> None:
-    from edgeseal.search_space import Budget, SearchSpace, TrialConfig, grid, trial_recipe
+    from edgeseal.search.space import Budget, SearchSpace, TrialConfig, grid, trial_recipe
 
     base = recipe_from_dict({"cluster": {"bits": [2, 4]}})
     space = SearchSpace(prune_ratio=[0.0], quantization=["none", "int4", "dynamic"], calibration=["minmax"],

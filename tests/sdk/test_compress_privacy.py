@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from edgeseal.compress import compress  # noqa: E402
-from edgeseal.recipe import recipe_from_dict  # noqa: E402
+from edgeseal.compress.recipe import recipe_from_dict  # noqa: E402
 from edgeseal.runtime.errors import ConfigError  # noqa: E402
 
 SMALL = ((4, 8, 16), 32)  # DigitsCNN widths: trains in a second

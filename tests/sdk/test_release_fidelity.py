@@ -1,7 +1,7 @@
 """The release page shows verify's fidelity to fp32 (agreement / top-5 overlap / SQNR) per target."""
 
-from edgeseal.build import _verification_summary
-from edgeseal.release_html import _fidelity_cell
+from edgeseal.release.pipeline import _verification_summary
+from edgeseal.release.html import _fidelity_cell
 
 
 def _verify_report(fidelity):

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgeseal.recipe import DataSpec, load_recipe, recipe_from_dict  # noqa: E402
+from edgeseal.compress.recipe import DataSpec, load_recipe, recipe_from_dict  # noqa: E402
 from edgeseal.runtime.errors import ConfigError, UnsupportedError  # noqa: E402
 from edgeseal.search import (  # noqa: E402
     Budget,
@@ -28,8 +28,8 @@ from edgeseal.search import (  # noqa: E402
     prepare_digits,
     search,
 )
-from edgeseal.search_exec import gpus_for_trials  # noqa: E402
-from edgeseal.search_space import choose_trials, grid, search_from_dict, trial_recipe  # noqa: E402
+from edgeseal.search.executors import gpus_for_trials  # noqa: E402
+from edgeseal.search.space import choose_trials, grid, search_from_dict, trial_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 # The static int8 digits model uses only these; dynamic int8 adds DynamicQuantizeLinear/MatMulInteger,
@@ -343,7 +343,7 @@ class _FlakyRay:
 
 
 def test_connect_retries_a_stalled_head_then_names_the_servers_reason(monkeypatch):
-    from edgeseal import search_exec
+    from edgeseal.search import executors as search_exec
 
     monkeypatch.setattr(search_exec.time, "sleep", lambda s: None)
     ray = _FlakyRay(failures=search_exec.CONNECT_ATTEMPTS - 1)
@@ -380,10 +380,10 @@ def _import_ray():
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """A real single-node Ray cluster (``edgeseal.search_exec.local_ray_head``), stopped afterwards; its
+    """A real single-node Ray cluster (``edgeseal.search.executors.local_ray_head``), stopped afterwards; its
     clients need ``env`` (the head's auth token)."""
     _import_ray()
-    from edgeseal.search_exec import local_ray_head
+    from edgeseal.search.executors import local_ray_head
 
     with local_ray_head(num_cpus=2) as head:
         yield {"address": head.address, "env": head.env, "log": head.log, "head": head}
@@ -431,3 +431,43 @@ def test_search_through_a_local_ray_cluster(ray_head, cli_run, digits):
     assert (out / "pareto.png").stat().st_size > 10_000 and (out / "search.html").is_file()
     assert sorted(p.name for p in (out / "front").iterdir()) == sorted(
         [Path(f["model"]).name for f in data["front"]] + ["notes.txt"])
+
+
+@pytest.mark.slow
+def test_a_search_again_with_the_stage_cache_runs_no_trial_and_gets_the_same_results(digits, tmp_path):
+    """Every trial is a stage: the second search with the same settings, recipe, weights and data takes
+    each trial that succeeded from the cache — the same models byte for byte, the same measured
+    accuracy — runs the failed ones again, and a changed budget (part of every key) runs them all."""
+    config = dataclasses.replace(load_search(digits["space"]), workers=2, test=str(digits["test"]))
+    cache = tmp_path / "cache"
+    first = search(digits["recipe"], config, show_progress=False, cache_dir=cache)
+    assert first.executor["cached_trials"] == 0 and first.executor["executor"] == "local"
+    assert all(t.where["executor"] == "local" for t in first.trials)
+    from edgeseal.report import render
+
+    page = render(first, "html")  # the one report model: the page embeds the plot and every trial
+    assert 'class="search"' in page and "data:image/png;base64," in page and page.count("<tr") == len(first.trials) + 1
+    assert json.loads(render(first, "json")) == json.loads(first.to_json())
+    stored = list(cache.glob("??/*/index.json"))
+    assert len(stored) == sum(t.ok for t in first.trials)  # failures are not kept
+
+    second = search(digits["recipe"], config, show_progress=False, cache_dir=cache)
+    ok = [t for t in first.trials if t.ok]
+    assert 0 < len(ok) < len(first.trials)  # the dynamic trials fail here (the target's op list is static-only)
+    assert second.executor["cached_trials"] == len(ok)
+    for a, b in zip(first.trials, second.trials):
+        assert (b.id, b.config, b.status) == (a.id, a.config, a.status)
+        if a.ok:  # from the cache: the same model byte for byte, the same measured accuracy
+            assert b.where["executor"] == "cache" and b.where["ran_on"]["executor"] == "local"
+            assert (b.model, b.size_bytes, b.val_accuracy, b.test_accuracy) == (
+                a.model, a.size_bytes, a.val_accuracy, a.test_accuracy)
+        else:  # failures are not kept: they ran again, and failed the same way
+            assert b.where["executor"] == "local" and b.error == a.error
+    # the front is judged again, with latency re-measured side by side: same members, since sizes and
+    # accuracies are the same and the size budget decides here
+    assert {t.config for t in second.front_trials()} == {t.config for t in first.front_trials()}
+    assert any("from the stage cache" in n for n in second.notes)
+
+    stricter = dataclasses.replace(config, budget=dataclasses.replace(config.budget, max_drop=2.0))
+    third = search(digits["recipe"], stricter, show_progress=False, cache_dir=cache)
+    assert third.executor["cached_trials"] == 0 and all(t.where["executor"] == "local" for t in third.trials)

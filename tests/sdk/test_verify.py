@@ -101,6 +101,12 @@ def test_verify_library_api_with_a_sealed_dataset(tmp_path):
     assert report.data["data"]["n_samples"] == 50 and report.data["latency_ms"]["n"] == 50
     assert report.data["data"]["sha256"] == hashlib.sha256(sealed_data.read_bytes()).hexdigest()
     assert "report NOT signed" in report.text() and report.data["profile"] is None
+    # the one report model: JSON, text and page all come from this report
+    from edgeseal.report import render
+
+    assert json.loads(render(report, "json")) == report.to_dict() == report.data
+    page = render(report, "html")
+    assert page.startswith("<!doctype html>") and report.data["package"]["sha256"] in page
 
 
 # --- bad input: a clear message, no traceback, nothing left behind ----------------------------------

@@ -91,10 +91,10 @@ def test_targets_cli_lists_and_shows():
 def test_one_toml_reader_for_every_edgeseal_file(tmp_path):
     """Recipes, release and search files, audit recipes, target profiles and op sets go through one reader,
     whose errors name what the file is, and where TOML stopped or why the file could not be read."""
-    from edgeseal import recipe as compress_recipe
+    from edgeseal.compress import recipe as compress_recipe
     from edgeseal.audit import config as audit_config
     from edgeseal.release import load_release
-    from edgeseal.search_space import load_search
+    from edgeseal.search.space import load_search
     from edgeseal.targets import read_toml
 
     bad = tmp_path / "bad.toml"

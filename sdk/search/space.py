@@ -39,11 +39,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgeseal.converters._common import as_enum
+from edgeseal.converters.common import as_enum
 from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
-from .recipe import (
+from ..compress.recipe import (
     ClusterStage,
     CompressRecipe,
     DistillStage,
@@ -52,8 +52,8 @@ from .recipe import (
     PruneStage,
     QuantizeStage,
     QuantMode,
-    build_config,
 )
+from ..config import build_config
 
 __all__ = [
     "Scheme",
@@ -242,7 +242,7 @@ def search_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> S
 
 def load_search(path: str | Path) -> SearchConfig:
     """Read a search TOML file (``[space]``, ``[budget]`` and top-level settings) into a ``SearchConfig``."""
-    from .recipe import read_toml
+    from ..compress.recipe import read_toml
 
     path = Path(path)
     return search_from_dict(read_toml(path, "search file"), base_dir=path.resolve().parent)

@@ -26,12 +26,12 @@ def _show(profile) -> str:
 
 
 def cmd_targets(args) -> dict[str, Any]:
-    from .targets import get_profile, list_profiles, search_path
-    from .targets.ops import check_model
+    from ..targets import get_profile, list_profiles, search_path
+    from ..targets.ops import check_model
 
     if args.check_model:
         if not args.name:
-            from .runtime.errors import ConfigError
+            from ..runtime.errors import ConfigError
 
             raise ConfigError("--check MODEL needs a target name: edgeseal targets rpi4 --check model.onnx")
         check = check_model(Path(args.check_model).read_bytes(), args.name)

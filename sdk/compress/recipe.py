@@ -72,16 +72,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgeseal.converters._common import as_enum
+from edgeseal.converters.common import as_enum
 from edgeseal.converters.prune import Importance, Scope
 from edgeseal.converters.quantize import Calibration
 from edgeseal.runtime.errors import ConfigError
+
+from ..config import build_config  # re-exported: the one TOML-table builder
 from edgeseal.targets import ModelFormat, read_toml  # read_toml: re-exported, release/search import it from here
 
 __all__ = [
@@ -511,42 +511,6 @@ class CompressRecipe:
 
 
 # --------------------------------------------------------------------------- TOML -> dataclasses
-
-
-def _dataclass_type(tp: Any) -> type | None:
-    """The dataclass inside ``X`` or ``X | None``, else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        for arg in typing.get_args(tp):
-            if dataclasses.is_dataclass(arg):
-                return arg
-    return None
-
-
-def build_config(cls: type, table: Mapping[str, Any], where: str) -> Any:
-    """A frozen config dataclass from a parsed TOML table: the one builder for recipes, releases, searches
-    and audits. Unknown keys are refused naming the valid ones, nested tables become their dataclasses, TOML
-    arrays become tuples, and the dataclass validates its values (``__post_init__``) before any work starts."""
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{where} must be a table, got {type(table).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in fields:
-            raise ConfigError(
-                f"unknown key {key!r} in {where}; valid keys are: {', '.join(sorted(fields))}"
-            )
-        sub = _dataclass_type(hints[key])
-        if sub is not None:
-            kwargs[key] = build_config(sub, value, f"[{key}]")
-        else:
-            kwargs[key] = tuple(value) if isinstance(value, list) else value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # wrong value types surface here
-        raise ConfigError(f"{where}: {exc}") from None
 
 
 def recipe_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> CompressRecipe:

@@ -51,8 +51,9 @@ from typing import Any
 
 from edgeseal.runtime.errors import ConfigError
 
-from .audit.config import GateConfig
-from .recipe import build_config, read_toml, recipe_from_dict
+from ..audit.config import GateConfig
+from ..compress.recipe import read_toml, recipe_from_dict
+from ..config import build_config
 
 __all__ = ["ReleaseInfo", "KeysSpec", "TrainSpec", "ReleaseModel", "ReleaseData", "Budget", "TargetEntry",
            "AuditSpec", "ReleaseConfig", "load_release", "release_from_dict"]

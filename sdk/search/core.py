@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import io
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -31,10 +33,10 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError
 
-from .recipe import CompressRecipe, load_recipe
-from .search_exec import TrialInputs, run_local, run_ray
-from .search_report import SearchReport, TrialResult
-from .search_space import (
+from ..compress.recipe import CompressRecipe, load_recipe
+from .executors import TrialInputs, run_local, run_ray
+from .report import SearchReport, TrialResult
+from .space import (
     Budget,
     Scheme,
     SearchConfig,
@@ -108,7 +110,7 @@ def latency_rounds(runs: int, turn: int) -> int:
 
 
 def _xy(value: Any, what: str, data: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    from .compress import read_split
+    from ..compress.core import read_split
 
     x, y = read_split(value, what, data)
     if x is None:
@@ -130,7 +132,7 @@ def _inputs(recipe: CompressRecipe, config: SearchConfig, model: Any, train: Any
             test: Any) -> TrialInputs:
     import torch
 
-    from .compress import load_model, read_split
+    from ..compress.core import load_model, read_split
 
     if recipe.model.factory is None:
         raise ConfigError("search rebuilds the model in every worker from the recipe's [model] factory; give "
@@ -160,6 +162,9 @@ def _trial_line(t: TrialResult) -> str:
     where = t.where.get("node_ip") or t.where.get("host", "?")
     if not t.ok:
         return f"[red]x[/] #{t.id} {t.config.label()}: {t.error}"
+    if t.where.get("executor") == "cache":
+        return (f"[green]v[/] #{t.id} {t.config.label()}: {t.size_bytes / 1024:.1f} KiB, val "
+                f"{100 * t.val_accuracy:.2f} %, from the stage cache ({t.where['key']})")
     return (f"[green]v[/] #{t.id} {t.config.label()}: {t.size_bytes / 1024:.1f} KiB, val {100 * t.val_accuracy:.2f} %, "
             f"{t.seconds:.1f} s on {where} pid {t.where.get('pid')} ({t.device})")
 
@@ -174,6 +179,7 @@ def search(
     validation: Any = None,
     test: Any = None,
     show_progress: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> SearchReport:
     """Run the search; returns the report (every trial, the front). Nothing is written: see ``report.write``.
 
@@ -181,6 +187,11 @@ def search(
     ``model`` an optional ``nn.Module`` of that factory with the fp32 weights (default: the recipe's
     state dict). Data arguments override the files: ``(x, y)`` tuples or ``.npz`` paths. Accuracy for
     the budget and the front is measured on ``validation``; ``test`` is held out and only reported.
+
+    With ``cache_dir`` every trial is a stage of edgeseal's stage pipeline (:mod:`edgeseal.stages`): a
+    trial whose settings, base recipe, model weights, data and edgeseal code match an earlier run's comes
+    back from the cache (``where.executor == "cache"``) instead of running; the candidates' latency is
+    re-measured side by side as always, so cached and fresh trials are timed alike.
     """
     started = time.perf_counter()
     if not isinstance(recipe, CompressRecipe):
@@ -192,8 +203,12 @@ def search(
     check_base_recipe(recipe)
     inputs = _inputs(recipe, config, model, train, calibration, validation, test)
     chosen = list(enumerate(choose_trials(config)))
-    from .progress import Progress
+    from ..progress import Progress
+    from ..stages import StageCache, Stages
 
+    stages = Stages(StageCache(None if cache_dir is None else Path(cache_dir)), lambda line: None)
+    base = _trial_stage_inputs(inputs, config)
+    keys: dict[int, str] = {}
     results: dict[int, TrialResult] = {}
     with Progress(quiet=not show_progress) as sink:
         with sink.task("search trials", len(chosen)) as bar:
@@ -202,8 +217,23 @@ def search(
                 results[result.id] = result
                 sink.status(_trial_line(result), markup=True)
                 bar.advance()
+                if result.id in keys and result.ok:  # failures are not kept: they run again next time
+                    stages.store(result.config.label(), TRIAL_STAGE, keys[result.id], _trial_files(result),
+                                 result.seconds)
 
-            executor = _run_trials(inputs, config, chosen, on_result)
+            todo = []
+            for tid, trial in chosen:
+                if cache_dir is None:
+                    todo.append((tid, trial))
+                    continue
+                key, files = stages.lookup(trial.label(), TRIAL_STAGE, {**base, "trial": trial.to_dict()})
+                if files is None:
+                    keys[tid] = key
+                    todo.append((tid, trial))
+                else:
+                    on_result(_cached_trial(tid, key, files))
+            executor = _run_trials(inputs, config, todo, on_result) if todo else {"executor": "cache"}
+            executor["cached_trials"] = len(chosen) - len(todo)
         trials_done = time.perf_counter()
         ref = results[0]
         if not ref.ok:
@@ -222,10 +252,40 @@ def search(
     size = len(grid(config.space))  # distinct configurations, the fp32 reference apart
     return SearchReport(
         config=config, recipe=recipe, trials=tuple(trials), front=tuple(sorted(front_ids)), grid_size=size,
-        executor=executor, notes=_notes(inputs, config, len(chosen) - 1, size, len(candidates)),
+        executor=executor, notes=_notes(inputs, config, len(chosen) - 1, size, len(candidates))
+        + ((f"{executor['cached_trials']} of {len(chosen)} trials came from the stage cache {cache_dir} (same "
+            "settings, recipe, weights, data and code as an earlier run; where = cache)",)
+           if executor.get("cached_trials") else ()),
         seconds={"trials": round(trials_done - started, 2), "remeasure": round(finished - trials_done, 2),
                  "total": round(finished - started, 2)},
     )
+
+
+TRIAL_STAGE = "search trial"
+
+
+def _trial_stage_inputs(inputs: TrialInputs, config: SearchConfig) -> dict[str, Any]:
+    """What every trial's stage key shares: the base recipe (with its files' and factory's digests), the
+    budget, the fp32 weights, the data, where trials may run, and how long they time."""
+    from ..config import config_to_dict
+    from ..stages import arrays_digest, content_inputs
+    from .executors import TRIAL_LATENCY_RUNS
+
+    return {"recipe": content_inputs(config_to_dict(inputs.recipe)), "budget": config.budget.to_dict(),
+            "weights": hashlib.sha256(inputs.state_dict).hexdigest(),
+            "data": [arrays_digest(*(inputs.train or (None, None))), arrays_digest(inputs.calibration),
+                     arrays_digest(*inputs.validation), arrays_digest(*(inputs.test or (None, None)))],
+            "gpus_per_trial": config.gpus_per_trial, "latency_runs": TRIAL_LATENCY_RUNS}
+
+
+def _trial_files(result: TrialResult) -> dict[str, bytes]:
+    return {"trial.json": json.dumps(result.to_dict(), default=str).encode(), "model.onnx": result.model or b""}
+
+
+def _cached_trial(trial_id: int, key: str, files: dict[str, bytes]) -> TrialResult:
+    earlier = TrialResult.from_dict(json.loads(files["trial.json"]), files["model.onnx"])
+    return dataclasses.replace(earlier, id=trial_id, seconds=0.0,
+                               where={"executor": "cache", "key": key[:12], "ran_on": earlier.where})
 
 
 def _run_trials(inputs: TrialInputs, config: SearchConfig, chosen: list[tuple[int, TrialConfig]],
@@ -269,7 +329,7 @@ def _judge(t: TrialResult, ref: TrialResult, budget: Budget, latency_ms: float |
 
 def digits_recipe(folder: Path) -> CompressRecipe:
     """The recipe of examples/digits/recipe.toml, with its files in ``folder`` (a test keeps the two equal)."""
-    from .recipe import DataSpec, DistillStage, ExportStage, ModelSpec, PruneStage, QuantizeStage, TargetSpec
+    from ..compress.recipe import DataSpec, DistillStage, ExportStage, ModelSpec, PruneStage, QuantizeStage, TargetSpec
 
     return CompressRecipe(
         latency_runs=200,
@@ -334,6 +394,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--validation", help=".npz the budget is judged on (default: the recipe's [data] eval)")
     p.add_argument("--test", help="held-out .npz, reported for every trial and never used to select")
     p.add_argument("--out", default="edgeseal-search", help="folder for search.json, pareto.png, search.html, front/")
+    p.add_argument("--cache-dir", help="stage cache: trials an earlier search ran with the same settings, recipe, "
+                                       "weights, data and code come back from it instead of running again")
     p.set_defaults(func=_cmd_search)
 
 
@@ -359,7 +421,7 @@ def _cmd_search(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"the recipe's files are missing: {', '.join(missing)}; create them first (for "
                               "examples/digits: python examples/digits/make_data.py), or use edgeseal search --digits")
     config = dataclasses.replace(config, budget=dataclasses.replace(config.budget, **budget), **overrides)
-    report = search(recipe, config, show_progress=not args.json)
+    report = search(recipe, config, show_progress=not args.json, cache_dir=args.cache_dir)
     paths = report.write(out)
     files = {k: str(v) for k, v in paths.items()} | {"front": str(out / "front")}
     text = report.render() + "\n\n" + f"wrote {paths['json']}, {paths['png']}, {paths['html']} and " \

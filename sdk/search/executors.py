@@ -24,9 +24,9 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, InternalError, UnsupportedError
 
-from .recipe import CompressRecipe
-from .search_report import TrialResult
-from .search_space import Budget, TrialConfig, trial_recipe
+from ..compress.recipe import CompressRecipe
+from .report import TrialResult
+from .space import Budget, TrialConfig, trial_recipe
 
 __all__ = ["TrialInputs", "run_trial", "run_local", "run_ray", "gpus_for_trials", "import_ray", "RayHead",
            "local_ray_head"]
@@ -56,7 +56,7 @@ OnResult = Callable[[TrialResult], None]
 def _rebuild(inputs: TrialInputs) -> Any:
     import torch
 
-    from .compress import load_model
+    from ..compress.core import load_model
 
     model = load_model(None, factory=inputs.recipe.model.factory)
     model.load_state_dict(torch.load(io.BytesIO(inputs.state_dict), map_location="cpu", weights_only=True))
@@ -79,9 +79,9 @@ def run_trial(inputs: TrialInputs, trial_id: int, trial: TrialConfig, *, device:
     Exceptions become an error result. The worker that calls this sets torch to one thread
     (``_init_worker``, ``_ray_trial``): trials run side by side.
     """
-    from edgeseal.converters._common import resolve_device
+    from edgeseal.converters.common import resolve_device
 
-    from .compress import compress
+    from ..compress.core import compress
 
     started = time.perf_counter()
     where = where or {"executor": "local", "host": socket.gethostname(), "pid": os.getpid()}

@@ -1,6 +1,6 @@
 """``edgeseal build release.toml``: one reproducible release step for several targets.
 
-For every ``[[target]]`` of the recipe (see :mod:`edgeseal.release`) the build runs
+For every ``[[target]]`` of the recipe (see :mod:`edgeseal.release.config`) the build runs
 
     model (train or load, fp32 reference) -> compress (prune / distill / int8, exported in the
     target's format) -> seal (for the target's devices, the target's cipher) -> verify (on the
@@ -23,116 +23,33 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import io
 import json
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from .compress import resolve_callable, compress, load_model, load_npz, manifest_summary
-from .release import ReleaseConfig, TargetEntry, load_release
-from .verify import _sha256
-from .runtime.errors import ConfigError, EdgesealError
+from ..compress.core import resolve_callable, compress, load_model, load_npz, manifest_summary
+from .config import ReleaseConfig, TargetEntry, load_release
+from ..report.base import Report
+from ..report.signing import sha256_hex as _sha256
+from ..stages import StageCache, StageRecord, Stages, arrays_digest as _arrays_digest, default_cache
+from ..runtime.errors import ConfigError, EdgesealError
 
 __all__ = ["StageCache", "StageRecord", "BuildResult", "build", "add_parser"]
 
 SCHEMA = "edgeseal.release/1"
 
 
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def _arrays_digest(*arrays: np.ndarray | None) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            h.update(b"none")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def code_version() -> str:
-    """What the cache keys say about the code: the checkout's source digest, else the installed version."""
-    from .targets.runtime_env import checkout_root, source_digest
-
-    root = checkout_root()
-    if root is not None:
-        return f"src:{source_digest(root)}"
-    from importlib.metadata import version
-
-    return f"edgeseal=={version('edgeseal')}"
-
-
-# --------------------------------------------------------------------------- the cache
-
-
-class StageCache:
-    """Content-addressed stage outputs: ``ROOT/<key[:2]>/<key>/<file>``; ``root=None`` caches nothing."""
-
-    def __init__(self, root: Path | None) -> None:
-        self.root = root
-
-    def _dir(self, key: str) -> Path:
-        assert self.root is not None
-        return self.root / key[:2] / key
-
-    def load(self, key: str) -> dict[str, bytes] | None:
-        if self.root is None:
-            return None
-        d = self._dir(key)
-        index = d / "index.json"
-        if not index.is_file():
-            return None
-        files = {}
-        for name, digest in json.loads(index.read_text()).items():
-            data = (d / name).read_bytes() if (d / name).is_file() else b""
-            if _sha256(data) != digest:  # damaged entry: run the stage again
-                return None
-            files[name] = data
-        return files
-
-    def store(self, key: str, files: dict[str, bytes]) -> None:
-        if self.root is None:
-            return
-        final = self._dir(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-            os.chmod(tmp / name, 0o600)  # plain models live here
-        (tmp / "index.json").write_text(json.dumps({n: _sha256(d) for n, d in files.items()}, sort_keys=True))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-
-
-@dataclasses.dataclass(frozen=True)
-class StageRecord:
-    target: str
-    stage: str
-    key: str
-    cached: bool
-    seconds: float
-    outputs: dict[str, str]  # file name -> SHA-256
-    main: str = ""  # the output the stage is for (shown in the table)
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
 @dataclasses.dataclass
-class BuildResult:
+class BuildResult(Report):
     """What ``build`` did: the release folder, ``release`` (release.json) and this run's stage log."""
+
+    kind: ClassVar[str] = "release"
 
     out: Path
     release: dict[str, Any]
@@ -142,6 +59,14 @@ class BuildResult:
     @property
     def passed(self) -> bool:
         return bool(self.release["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"release": self.release, "log": self.log(), "out": str(self.out)}
+
+    def html(self) -> str:
+        from .html import render_html
+
+        return render_html(self.release)
 
     def log(self) -> dict[str, Any]:
         return {"seconds": round(self.seconds, 2), "stages": [r.to_dict() for r in self.records],
@@ -204,7 +129,7 @@ def _load_data(cfg: ReleaseConfig) -> dict[str, Any]:
 def _ensure_key(cfg: ReleaseConfig, path: Path, generate: Callable[[], Any], what: str, why: str,
                 status: Callable[[str], None]) -> None:
     """Create a missing private key (0600) when the recipe allows it."""
-    from .runtime.keys import write_private_key
+    from ..runtime.keys import write_private_key
 
     if path.is_file():
         return
@@ -223,7 +148,7 @@ class _Keys:
 
 
 def _keys(cfg: ReleaseConfig, status: Callable[[str], None]) -> _Keys:
-    from .runtime.keys import fingerprint, generate_publisher_key, load_private_key, public_pem
+    from ..runtime.keys import fingerprint, generate_publisher_key, load_private_key, public_pem
 
     path = cfg.path(cfg.keys.publisher) or cfg.path(cfg.keys.dir) / "publisher.pem"
     _ensure_key(cfg, path, generate_publisher_key, "publisher key", "keep it safe: it signs every package and report",
@@ -239,7 +164,7 @@ def _device_keys(cfg: ReleaseConfig, target: TargetEntry, status: Callable[[str]
     """The verifying device's private key file and every public key the package is sealed for (PEM)."""
     import glob
 
-    from .runtime.keys import generate_device_key, load_private_key, load_public_key, public_pem
+    from ..runtime.keys import generate_device_key, load_private_key, load_public_key, public_pem
 
     path = cfg.path(target.device_key) or cfg.path(cfg.keys.dir) / f"{target.name}-device.pem"
     _ensure_key(cfg, path, generate_device_key, f"[[target]] {target.name}: device key", "it verifies the target",
@@ -258,36 +183,14 @@ def _device_keys(cfg: ReleaseConfig, target: TargetEntry, status: Callable[[str]
 
 class _Build:
     def __init__(self, cfg: ReleaseConfig, cache: StageCache, status: Callable[[str], None], show_progress: bool):
-        self.cfg, self.cache, self.status, self.show_progress = cfg, cache, status, show_progress
-        self.code = code_version()
-        self.records: list[StageRecord] = []
-        self.total = 0  # stages this build will run or reuse (for the "(3/13)" in the progress lines)
+        self.cfg, self.status, self.show_progress = cfg, status, show_progress
+        self.stages = Stages(cache, status)  # .total: set once the targets are known, for the "(3/13)"
+        self.code = self.stages.code
+        self.records = self.stages.records
 
     def stage(self, target: str, name: str, inputs: dict[str, Any], run: Callable[[], dict[str, bytes]],
               main: str) -> dict[str, bytes]:
-        key = _sha256(_canonical({"stage": name, "inputs": inputs, "code": self.code}))
-        t0 = time.perf_counter()
-        files = self.cache.load(key)
-        cached = files is not None
-        where = f"({len(self.records) + 1}/{self.total}) [{target}] {name}"
-        if cached:
-            self.status(f"{where}: cached ({key[:12]})")
-        else:
-            self.status(f"{where}: running")
-            try:
-                files = run()
-            except EdgesealError as exc:
-                self.records.append(StageRecord(target, name, key, False, round(time.perf_counter() - t0, 2), {},
-                                                error=f"{type(exc).__name__}: {exc}"))
-                raise
-            self.cache.store(key, files)
-        seconds = round(time.perf_counter() - t0, 2)
-        outputs = {n: _sha256(d) for n, d in sorted(files.items())}
-        main = next((n for n in outputs if n.startswith(main)), next(iter(outputs), ""))
-        self.records.append(StageRecord(target, name, key, cached, seconds, outputs, main))
-        if not cached:
-            self.status(f"{where}: done in {seconds:.1f} s")
-        return files
+        return self.stages.run(target, name, inputs, run, main)
 
     # -- model: trained (or loaded) fp32 weights and the fp32 ONNX reference
     def model(self, data: dict[str, Any]) -> tuple[dict[str, bytes], Any]:
@@ -303,8 +206,8 @@ class _Build:
                   "data": _arrays_digest(*data["train"]) if m.train is not None else None}
 
         def run() -> dict[str, bytes]:
-            from .converters.export import export_onnx
-            from .converters.train import TrainConfig, fit
+            from ..converters.export import export_onnx
+            from ..converters.train import TrainConfig, fit
 
             if m.train is None:
                 module = load_model(None, factory=m.factory, state_dict=str(weights))
@@ -328,8 +231,8 @@ class _Build:
     def compress(self, target: TargetEntry, model_files: dict[str, bytes], module: Any, data: dict[str, Any]) -> dict[str, bytes]:
         import copy
 
-        from .recipe import recipe_from_dict
-        from .targets import get_profile
+        from ..compress.recipe import recipe_from_dict
+        from ..targets import get_profile
 
         profile = get_profile(target.name)
         tables = {k: dict(v) for k, v in self.cfg.compress.items()}
@@ -358,8 +261,8 @@ class _Build:
 
     def seal(self, target: TargetEntry, model: bytes, fmt: str, keys: _Keys, device_pems: list[bytes],
              summary: dict[str, Any]) -> bytes:
-        from .seal import seal
-        from .targets import get_profile
+        from ..seal import seal
+        from ..targets import get_profile
 
         rel = self.cfg.release
         inputs = {"model": _sha256(model), "target": target.name, "cipher": str(get_profile(target.name).cipher),
@@ -367,7 +270,7 @@ class _Build:
                   "version": rel.version, "expires_days": rel.expires_days, "summary": summary}
 
         def run() -> dict[str, bytes]:
-            from .runtime.keys import load_public_key
+            from ..runtime.keys import load_public_key
 
             expires = None if rel.expires_days is None else int(time.time()) + rel.expires_days * 86400
             package = seal(model, publisher=keys.publisher, devices=[load_public_key(p) for p in device_pems],
@@ -379,8 +282,8 @@ class _Build:
 
     def verify(self, target: TargetEntry, package: bytes, keys: _Keys, device_key: Path, fp32: bytes,
                data: dict[str, Any], progress: Any) -> dict[str, bytes]:
-        from .runtime.keys import fingerprint, load_private_key
-        from .verify import VerifyConfig, verify
+        from ..runtime.keys import fingerprint, load_private_key
+        from ..verify.core import VerifyConfig, verify
 
         x, y = data["test"]
         inputs = {"package": _sha256(package), "device": target.device, "threads": target.threads,
@@ -412,11 +315,11 @@ class _Build:
                   "members": _arrays_digest(*data["train"]), "nonmembers": _arrays_digest(*data["test"])}
 
         def run() -> dict[str, bytes]:
-            from .audit.artifacts import OnnxArtifact, SealedArtifact
-            from .audit.gate import evaluate_gate
-            from .audit.user import UserAuditConfig, audit_artifacts
-            from .runtime.keys import FileKey
-            from .verify import sign_report
+            from ..audit.artifacts import OnnxArtifact, SealedArtifact
+            from ..audit.gate import evaluate_gate
+            from ..audit.user import UserAuditConfig, audit_artifacts
+            from ..runtime.keys import FileKey
+            from ..report.signing import sign_report
 
             ref = OnnxArtifact(name="fp32", kind="fp32", model=fp32)  # audit_artifacts handles image-shaped inputs
             art = SealedArtifact(name=target.name, kind="int8", package=package, size_bytes=len(package),
@@ -446,8 +349,7 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
           use_cache: bool = True, targets: list[str] | None = None, status: Callable[[str], None] = print,
           show_progress: bool = False, verify_progress: Any = None) -> BuildResult:
     """Run the release recipe; write the release folder and return what happened."""
-    from .release_html import write_html
-    from .targets.cache import cache_dir as default_cache
+    from .html import write_html
 
     cfg = config if isinstance(config, ReleaseConfig) else load_release(config)
     chosen = [t for t in cfg.targets if targets is None or t.name in targets]
@@ -462,7 +364,7 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
     cache = StageCache(None if not use_cache else Path(cache_dir) if cache_dir else default_cache("build"))
     t0 = time.perf_counter()
     b = _Build(cfg, cache, status, show_progress)
-    b.total = 1 + len(chosen) * (4 if cfg.audit is not None else 3)
+    b.stages.total = 1 + len(chosen) * (4 if cfg.audit is not None else 3)
     keys = _keys(cfg, status)
     data = _load_data(cfg)
     model_files, module = b.model(data)
@@ -497,8 +399,8 @@ def build(config: ReleaseConfig | str | Path, *, out: str | Path | None = None, 
 def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict[str, bytes], module: Any,
                   data: dict[str, Any], written: dict[str, bytes], verify_progress: Any) -> dict[str, Any]:
     """compress -> seal -> verify -> audit for one target; a failure is recorded, not raised."""
-    from .runtime.format import Package
-    from .targets.ops import require_supported
+    from ..runtime.format import Package
+    from ..targets.ops import require_supported
 
     cfg, fp32 = b.cfg, model_files["fp32.onnx"]
     entry: dict[str, Any] = {"device": target.device, "checks": [], "stages": []}
@@ -557,8 +459,8 @@ def _build_target(b: _Build, target: TargetEntry, keys: _Keys, model_files: dict
 def _preflight_devices(chosen: list[TargetEntry]) -> dict[str, str]:
     """Targets whose device cannot be used (not built, no client, unreachable) -> why; checked before any work,
     so the build spends no time compressing for them. The other targets build as usual."""
-    from .runtime.errors import DeviceError
-    from .targets.transports import preflight
+    from ..runtime.errors import DeviceError
+    from ..targets.transports import preflight
 
     problems = {}
     for target in chosen:
@@ -657,7 +559,7 @@ def _audit_summary(a: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from .progress import Progress
+    from ..progress import Progress
 
     with Progress(quiet=args.json) as sink:
         result = build(args.recipe, out=args.out, cache_dir=args.cache_dir, use_cache=not args.no_cache,

@@ -31,9 +31,10 @@ import numpy as np
 
 from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
+from ..report.base import Report
 from .recipe import CompressRecipe, ModelFormat, PruneMethod, QuantMode, load_recipe
 
-__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "read_split", "add_parser"]
+__all__ = ["StageReport", "CompressReport", "CompressResult", "manifest_summary", "resolve_callable", "compress", "validate_recipe", "load_model", "load_npz", "read_split", "add_parser", "main"]
 
 
 # --------------------------------------------------------------------------- reports
@@ -74,7 +75,7 @@ class StageReport:
 
 
 @dataclasses.dataclass(frozen=True)
-class CompressReport:
+class CompressReport(Report):
     """Every stage's measurements plus the pruning plan and the int8 report when those ran.
 
     ``budget`` (accuracy points) covers the whole recipe against the original model
@@ -124,6 +125,11 @@ class CompressReport:
     def manifest_summary(self) -> dict[str, Any]:
         """What a sealed package's manifest carries about this compression (see ``manifest_summary``)."""
         return manifest_summary(self.to_dict())
+
+    kind = "compress"
+
+    def text(self) -> str:
+        return self.render()
 
     def render(self) -> str:
         """A plain-text table for people: one row per stage, then per-class metrics of the last stage."""
@@ -1101,33 +1107,58 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-o", "--out", required=True, help="where to write the compressed model")
     p.add_argument("--report", help="where to write the JSON report (default: OUT + .report.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no table")
+    p.add_argument("--cache-dir", help="stage cache: reuse an identical earlier run's model and report (same recipe, "
+                                       "files, factory source and edgeseal code) instead of compressing again")
     p.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> dict[str, Any]:
-    """Write the model and the JSON report; exit 1 when no candidate met the budget (the model is still written)."""
+    """Write the model and the JSON report; exit 1 when no candidate met the budget (the model is still written).
+
+    With ``--cache-dir`` the run is one stage of edgeseal's stage pipeline (:mod:`edgeseal.stages`): its
+    key covers the recipe, the content of every file it names (model, weights, data), the source of a
+    user's model factory and the edgeseal code; an identical earlier run's model and report come back
+    byte for byte instead of compressing again."""
+    from ..config import config_to_dict
+    from ..stages import StageCache, Stages, content_inputs
+
     recipe = load_recipe(args.recipe)
     if args.max_drop is not None:
         recipe = dataclasses.replace(recipe, max_drop=args.max_drop)
     quiet = args.quiet or getattr(args, "json", False)
-    result = compress(args.model, recipe, train=args.train, calibration=args.calibration, eval=args.eval,
-                      show_progress=not quiet)
+    status = (lambda line: None) if quiet else (lambda line: print(f"edgeseal compress: {line}", file=sys.stderr))
+    stages = Stages(StageCache(Path(args.cache_dir) if args.cache_dir else None), status)
+
+    def run() -> dict[str, bytes]:
+        result = compress(args.model, recipe, train=args.train, calibration=args.calibration, eval=args.eval,
+                          show_progress=not quiet)
+        return {"model": result.model, "report.json": result.report.to_json().encode(),
+                "report.txt": result.report.render().encode()}
+
+    inputs = {"recipe": content_inputs(config_to_dict(recipe)),
+              "files": content_inputs({"model": args.model, "train": args.train, "calibration": args.calibration,
+                                       "eval": args.eval})}
+    files = stages.run("compress", "compress", inputs, run, main="model") if args.cache_dir else run()
+    cached = bool(stages.records and stages.records[-1].cached)
+    report = json.loads(files["report.json"])
+    met = report["budget"]["met"]
     out = Path(args.out)
-    out.write_bytes(result.model)
+    out.write_bytes(files["model"])
     report_path = Path(args.report) if args.report else out.with_name(out.name + ".report.json")
-    report_path.write_text(result.report.to_json())
-    text = "" if args.quiet else result.report.render() + "\n\n"
-    text += f"wrote {out} ({len(result.model):,} bytes) and {report_path}"
-    if result.report.met is False:
+    report_path.write_bytes(files["report.json"])
+    text = "" if args.quiet else files["report.txt"].decode() + "\n\n"
+    if cached:
+        text += f"(from the stage cache {args.cache_dir}: recipe, files and code unchanged since that run)\n"
+    text += f"wrote {out} ({len(files['model']):,} bytes) and {report_path}"
+    if met is False:
         text += "\nexit 1: the accuracy budget was not met (see BUDGET MISSED above)"
-    return {"model": str(out), "report_path": str(report_path), "size_bytes": len(result.model),
-            "met": result.report.met, "report": result.report.to_dict(), "text": text,
-            "exit_code": 1 if result.report.met is False else 0}
+    return {"model": str(out), "report_path": str(report_path), "size_bytes": len(files["model"]),
+            "met": met, "report": report, "cached": cached, "text": text, "exit_code": 1 if met is False else 0}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m edgeseal.compress``) until the CLI wires ``add_parser``."""
-    from .cli import main as cli_main
+    from ..cli.app import main as cli_main
 
     return cli_main(sys.argv[1:] if argv is None else argv)
 

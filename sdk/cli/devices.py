@@ -20,9 +20,9 @@ __all__ = ["add_parser", "cmd_create", "cmd_status", "cmd_remove"]
 
 
 def cmd_create(args) -> dict[str, Any]:
-    from .targets.qemu import build_device
+    from ..targets.qemu import build_device
 
-    from .progress import Progress
+    from ..progress import Progress
 
     started = time.perf_counter()
     # --json: plain lines on stderr (the JSON document alone on stdout); the build's output as passing details
@@ -36,7 +36,7 @@ def cmd_create(args) -> dict[str, Any]:
 
 
 def cmd_status(args) -> dict[str, Any]:
-    from .targets.qemu import DEVICES, device_status
+    from ..targets.qemu import DEVICES, device_status
 
     names = [args.name] if args.name else list(DEVICES)
     devices = [device_status(n) for n in names]
@@ -45,14 +45,14 @@ def cmd_status(args) -> dict[str, Any]:
 
 
 def cmd_remove(args) -> dict[str, Any]:
-    from .targets.qemu import remove_device
+    from ..targets.qemu import remove_device
 
     remove_device(args.name)
     return {"removed": args.name, "text": f"removed {args.name}"}
 
 
 def add_parser(subparsers) -> None:
-    from .targets.qemu import DEVICES
+    from ..targets.qemu import DEVICES
 
     names = list(DEVICES)
     p = subparsers.add_parser("device", help=f"build and manage emulated devices ({', '.join(names)})")

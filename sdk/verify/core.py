@@ -14,8 +14,6 @@ checks it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import tempfile
@@ -23,15 +21,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from .runtime import evaluate as ev
-from .runtime.errors import ConfigError, EdgesealError, InvalidPackage, UnsupportedError
-from .runtime import errors as _errors
-from .runtime.fidelity import FidelityBudget, fidelity
-from .runtime.preprocess import manifest_labels
+from ..runtime import evaluate as ev
+from ..runtime.errors import ConfigError, EdgesealError, InvalidPackage, UnsupportedError
+from ..runtime import errors as _errors
+from ..runtime.fidelity import FidelityBudget, fidelity
+from ..runtime.preprocess import manifest_labels
+from ..report.base import Report
+from ..report.signing import canonical_json as _canonical, sha256_hex as _sha256, sign_report, verify_report
 
 __all__ = ["VerifyConfig", "VerificationReport", "verify", "sign_report", "verify_report", "add_parser"]
 
@@ -95,77 +95,8 @@ class VerifyConfig:
                 raise ConfigError(f"file {path} does not exist")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
 def _round(x: float | None, n: int = 6) -> float | None:
     return None if x is None else round(float(x), n)
-
-
-# --- signing ---------------------------------------------------------------------------------
-
-
-def sign_report(report: dict[str, Any], publisher: Any, passphrase: str | None = None) -> tuple[bytes, dict[str, str]]:
-    """Canonical JSON bytes of ``report`` and the detached signature record over exactly those bytes."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from .runtime import crypto
-    from .runtime.keys import load_private_key
-
-    key = publisher if isinstance(publisher, Ed25519PrivateKey) else load_private_key(Path(publisher), passphrase)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError("reports are signed with the publisher (Ed25519) key, not a device key")
-    body = _canonical(report)
-    public = crypto.raw_public(key.public_key())
-    return body, {
-        "algorithm": "ed25519",
-        "publisher": crypto.publisher_fingerprint(public),
-        "sha256": _sha256(body),
-        "signature": base64.b64encode(key.sign(body)).decode(),
-    }
-
-
-def verify_report(report_path: str | Path, trusted: Any, signature_path: str | Path | None = None) -> dict[str, Any]:
-    """Check a report's detached signature against trusted publisher keys; return the report dict."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from .runtime import crypto
-    from .runtime.keys import resolve_trusted
-
-    report_path = Path(report_path)
-    signature_path = Path(signature_path or f"{report_path}.sig")
-    try:
-        body = report_path.read_bytes()
-        record = json.loads(signature_path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{exc.filename} does not exist (a report needs its .sig next to it)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidPackage(f"{signature_path} is not a signature record") from None
-    keys = resolve_trusted(trusted)
-    if not keys:
-        raise ConfigError("give the publisher's public key (--trusted) to check the report against")
-    try:
-        signature = base64.b64decode(record["signature"], validate=True)
-    except (KeyError, ValueError, TypeError):
-        raise InvalidPackage(f"{signature_path} is not a signature record") from None
-    for raw in keys:
-        try:
-            Ed25519PublicKey.from_public_bytes(raw).verify(signature, body)
-        except InvalidSignature:
-            continue
-        report = json.loads(body)
-        report["_signature"] = {"publisher": crypto.publisher_fingerprint(raw), "valid": True}
-        return report
-    raise InvalidPackage(
-        f"the signature of {report_path} does not verify with the trusted key(s): the report was changed "
-        "after signing, or signed by another publisher"
-    )
 
 
 # --- comparison --------------------------------------------------------------------------------
@@ -221,8 +152,8 @@ def _run_host(session_run: Callable[[dict], dict], feeds: dict[str, np.ndarray],
 
 
 def _reference_session(path: Path, threads: int | None):
-    from .runtime import backends
-    from .seal import detect_format
+    from ..runtime import backends
+    from ..seal import detect_format
 
     data = path.read_bytes()
     fmt = detect_format(data, str(path))
@@ -230,8 +161,10 @@ def _reference_session(path: Path, threads: int | None):
 
 
 @dataclass
-class VerificationReport:
+class VerificationReport(Report):
     """The result of one verification: ``data`` is the JSON form, ``text()`` the table."""
+
+    kind: ClassVar[str] = "verify"
 
     data: dict[str, Any]
     signature: dict[str, str] | None = None
@@ -320,12 +253,12 @@ def verify(model: str | Path, data: str | Path, config: VerifyConfig, *,
            progress: Callable[[str, int, int], None] = lambda s, i, n: None,
            status: Callable[[str], None] = lambda s: None) -> VerificationReport:
     """Run the whole verification and return the (signed, when a publisher key is given) report."""
-    from .seal import seal as seal_package
-    from .runtime import inspect, load, open_payload
-    from .runtime.format import Kind
-    from .runtime.keys import FileKey, resolve_secret
-    from .targets import get_profile
-    from .targets.transports import DeviceError, open_transport
+    from ..seal import seal as seal_package
+    from ..runtime import inspect, load, open_payload
+    from ..runtime.format import Kind
+    from ..runtime.keys import FileKey, resolve_secret
+    from ..targets import get_profile
+    from ..targets.transports import DeviceError, open_transport
 
     model, data = Path(model), Path(data)
     for path, what in ((model, "sealed model"), (data, "evaluation data")):
@@ -581,7 +514,7 @@ def cmd_verify(args) -> dict[str, Any]:
         fidelity=FidelityBudget(min_agreement=args.min_agreement, min_top5_overlap=args.min_top5_overlap,
                                 min_sqnr_db=args.min_sqnr, min_cosine=args.min_cosine),
     )
-    from .progress import Progress
+    from ..progress import Progress
 
     with Progress(quiet=args.json) as sink:
         report = verify(args.model, args.data, config, progress=sink.update, status=sink.status)

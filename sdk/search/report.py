@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import enum
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from .search_space import SearchConfig, TrialConfig
+from ..config import config_to_dict
+from ..report.base import Report
+from .space import SearchConfig, TrialConfig
 
 __all__ = ["TrialResult", "SearchReport"]
 
@@ -66,22 +67,19 @@ class TrialResult:
             d[k] = list(d[k])
         return d
 
-
-def _plain(value: Any) -> Any:
-    """Dataclasses, enums and tuples as JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], model: bytes | None = None) -> TrialResult:
+        """The inverse of :meth:`to_dict` (with the model's bytes, which the dict leaves out)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in fields and k != "model"}
+        kwargs["config"] = TrialConfig(**d["config"])
+        for k in ("float_layers", "warnings", "budget_failures"):
+            kwargs[k] = tuple(kwargs.get(k, ()))
+        return cls(**kwargs, model=model)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SearchReport:
+class SearchReport(Report):
     """The whole search: its settings, every trial (id 0 is the fp32 reference) and the front's trial ids."""
 
     config: SearchConfig
@@ -115,7 +113,7 @@ class SearchReport:
         return {
             "budget": self.config.budget.to_dict(),
             "config": self.config.to_dict(),
-            "recipe": _plain(self.recipe),
+            "recipe": config_to_dict(self.recipe),
             "grid_size": self.grid_size,
             "counts": self.counts(),
             "reference": {"id": ref.id, "size_bytes": ref.size_bytes, "val_accuracy": ref.val_accuracy,
@@ -162,6 +160,14 @@ class SearchReport:
                 "why": t.error if not t.ok else "; ".join(t.budget_failures),
             })
         return out
+
+    kind: ClassVar[str] = "search"
+
+    def text(self) -> str:
+        return self.render()
+
+    def html(self) -> str:
+        return self.to_html(self.plot_png())
 
     def render(self) -> str:
         b = self.config.budget
@@ -237,35 +243,25 @@ class SearchReport:
         return buf.getvalue()
 
     def to_html(self, png: bytes) -> str:
+        from ..report.html import page, table
+
         esc = html.escape
         cells = ("mark", "id", "config", "size", "val", "drop", "test", "p50", "secs", "where", "why")
-        heads = ("", "#", "configuration", "KiB", "val %", "drop", "test %", "p50 ms", "s", "where", "why not")
-        rows = []
-        for r in self.rows():
-            cls = "front" if r["mark"] == "*" else ("meet" if r["mark"] == "ok" else "miss")
-            rows.append(f'<tr class="{cls}">' + "".join(f"<td>{esc(r[c])}</td>" for c in cells) + "</tr>")
-        summary = "".join(f"<p>{esc(line)}</p>" for line in self.render().splitlines()[:3])
-        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
-        return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edgeseal search</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ padding: 3px 8px; text-align: right; }}
-td:nth-child(3), td:nth-child(10), td:nth-child(11) {{ text-align: left; }}
-tr.front {{ background: #fde8ea; font-weight: 600; }} tr.miss {{ color: #999; }}
-th {{ border-bottom: 1px solid #999; }}
-</style></head><body>
-<h1>edgeseal search</h1>
-{summary}
-<img alt="size vs latency of every trial, the Pareto front ringed" src="data:image/png;base64,{base64.b64encode(png).decode()}">
-<h2>Trials</h2>
-<p>* on the Pareto front (size, latency, validation accuracy); ok: meets the budget; ~: in-trial latency (not re-measured).</p>
-<table><tr>{"".join(f"<th>{h}</th>" for h in heads)}</tr>
-{chr(10).join(rows)}
-</table>
-<ul>{notes}</ul>
-</body></html>
-"""
+        heads = ["", "#", "configuration", "KiB", "val %", "drop", "test %", "p50 ms", "s", "where", "why not"]
+        rows = self.rows()
+        marks = ["front" if r["mark"] == "*" else ("meet" if r["mark"] == "ok" else "miss") for r in rows]
+        trials = table(heads, [[esc(r[c]) for c in cells] for r in rows], cls="search", row_cls=marks)
+        return page("edgeseal search", [
+            "<h1>edgeseal search</h1>",
+            *(f"<p>{esc(line)}</p>" for line in self.render().splitlines()[:3]),
+            "<img alt=\"size vs latency of every trial, the Pareto front ringed\" "
+            f"src=\"data:image/png;base64,{base64.b64encode(png).decode()}\">",
+            "<h2>Trials</h2>",
+            "<p>* on the Pareto front (size, latency, validation accuracy); ok: meets the budget; "
+            "~: in-trial latency (not re-measured).</p>",
+            trials,
+            "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>",
+        ])
 
     def write(self, out: str | Path) -> dict[str, Path]:
         """Write search.json, pareto.png, search.html and the front's models (front/NNN-LABEL.onnx) under ``out``.

@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from .audit.report import _CSS, _color, _png, _table
+from ..report.html import color, figure, image_data, page, table
 
 __all__ = ["figures", "render_html", "write_html"]
 
@@ -30,17 +30,13 @@ def _stage_rows(release: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 def figures(release: dict[str, Any]) -> dict[str, str]:
     """``{id: base64 PNG}``: size, accuracy and latency per target and stage; leakage per target."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
 
     out: dict[str, str] = {}
     targets = list(release["targets"])
     rows = _stage_rows(release)
     if rows:
         stages = list(dict.fromkeys(label for _, label, _ in rows))
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        fig, axes = figure(1, 3, figsize=(15, 4.2))
         width = 0.8 / max(len(stages), 1)
         for ax, (metric, title, scale) in zip(axes, (("bytes", "model size (KiB)", 1 / 1024),
                                                       ("accuracy", "accuracy (%): stages on eval; fp32 and device on test", 100),
@@ -52,7 +48,7 @@ def figures(release: dict[str, Any]) -> dict[str, str]:
                     if hit and hit[0][metric] is not None:  # (a stage without this number gets no bar)
                         xs.append(j + (i - (len(stages) - 1) / 2) * width)
                         ys.append(hit[0][metric] * scale)
-                ax.bar(xs, ys, width=width, label=stage, color=_color(stage))
+                ax.bar(xs, ys, width=width, label=stage, color=color(stage))
             ax.set_xticks(range(len(targets)), targets)
             ax.set_title(title, fontsize=10)
             if metric == "accuracy":
@@ -63,10 +59,10 @@ def figures(release: dict[str, Any]) -> dict[str, str]:
                 ax.set_yscale("log")
         axes[0].legend(fontsize=8)
         fig.tight_layout()
-        out["stages"] = _png(fig, dpi=100)
+        out["stages"] = image_data(fig, dpi=100)
     audited = {n: t["audit"] for n, t in release["targets"].items() if t.get("audit")}
     if audited:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+        fig, axes = figure(1, 2, figsize=(12, 4))
         attacks = list(next(iter(audited.values()))["mia_auc"])
         width = 0.8 / (2 * len(attacks))
         for k, atk in enumerate(attacks):
@@ -74,7 +70,7 @@ def figures(release: dict[str, Any]) -> dict[str, str]:
                 i = 2 * k + m
                 xs = [j + (i - (2 * len(attacks) - 1) / 2) * width for j in range(len(audited))]
                 axes[0].bar(xs, [a["mia_auc"][atk][who] for a in audited.values()], width=width,
-                            label=f"{atk} attack, {who}", color=_color("fp32" if who == "fp32" else "int8"),
+                            label=f"{atk} attack, {who}", color=color("fp32" if who == "fp32" else "int8"),
                             alpha=1.0 if k == 0 else 0.55)
         axes[0].axhline(0.5, color="#888", lw=0.8, ls="--")
         axes[0].set_xticks(range(len(audited)), list(audited))
@@ -87,12 +83,12 @@ def figures(release: dict[str, Any]) -> dict[str, str]:
             for who in (("fp32", name) if i == 0 else (name,)):  # the fp32 model is the same for every target
                 attack = "blackbox" if "blackbox" in curves[who] else next(iter(curves[who]))
                 axes[1].plot(a["epsilons"], [100 * v for v in curves[who][attack]], "--" if who == "fp32" else "-",
-                             marker="o", color=_color(who), label="fp32" if who == "fp32" else f"{name} package")
+                             marker="o", color=color(who), label="fp32" if who == "fp32" else f"{name} package")
         axes[1].set_xlabel("L-inf epsilon")
         axes[1].set_title("accuracy under black-box attack (%)", fontsize=10)
         axes[1].legend(fontsize=8)
         fig.tight_layout()
-        out["audit"] = _png(fig, dpi=100)
+        out["audit"] = image_data(fig, dpi=100)
     return out
 
 
@@ -104,9 +100,7 @@ def render_html(release: dict[str, Any]) -> str:
     e = html.escape
     figs = figures(release)
     verdict = '<span class="pass">PASSED</span>' if release["passed"] else '<span class="fail">FAILED</span>'
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(release['name'])} release</title>"
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>{e(release['name'])} v{release['version']}: {verdict}</h1>",
+    parts = [             f"<h1>{e(release['name'])} v{release['version']}: {verdict}</h1>",
              f"<p class='muted'>publisher {e(release['publisher'])} · fp32 ONNX {release['fp32']['onnx_bytes']:,} bytes, "
              f"sha256 <code>{release['fp32']['sha256'][:16]}…</code> · budget {release['budget']['max_drop_points']} "
              f"accuracy points · code {e(release['code'])}</p>"]
@@ -121,7 +115,7 @@ def render_html(release: dict[str, Any]) -> str:
                      _num(v.get("load_seconds"), "{:.3f}"), _num(v.get("peak_rss_mb"), "{:.1f}"),
                      f"{_num(mia.get('fp32'), '{:.3f}')} → {_num(mia.get('package'), '{:.3f}')}" if mia else "-"])
     parts.append("<h2>Targets</h2>")
-    parts.append(_table(["target", "verdict", "device", "machine", "runtime", "package bytes", "cipher", "device acc",
+    parts.append(table(["target", "verdict", "device", "machine", "runtime", "package bytes", "cipher", "device acc",
                          "agreement w/ host", "fidelity to fp32 (agreement / top-5 / SQNR)", "p50 ms", "load s", "peak MiB", "MIA AUC (loss) fp32 → package"], rows))
     if "stages" in figs:
         parts.append("<h2>Size, accuracy, latency per target and stage</h2>")
@@ -132,15 +126,14 @@ def render_html(release: dict[str, Any]) -> str:
     parts.append("<h2>Checks</h2>")
     checks = [[e(n), e(c["name"]), '<span class="pass">ok</span>' if c["passed"] else '<span class="fail">FAIL</span>',
                e(c["detail"])] for n, t in release["targets"].items() for c in t["checks"]]
-    parts.append(_table(["target", "check", "", "detail"], checks))
+    parts.append(table(["target", "check", "", "detail"], checks))
     parts.append("<h2>Files</h2>")
     files = [[f"<code>{e(path)}</code>", f"<code>{digest}</code>"]
              for t in release["targets"].values() for path, digest in t.get("files", {}).items()]
-    parts.append(_table(["file", "sha256"], files))
+    parts.append(table(["file", "sha256"], files))
     parts.append("<p class='muted'>Check a report: <code>edgeseal verify-report TARGET/verification.json --trusted "
                  "publisher.pub</code>. The packages open only with the device keys they were sealed for.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return page(f"{release['name']} release", parts)
 
 
 def write_html(release: dict[str, Any], path: str | Path) -> Path:

@@ -20,21 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .runtime import errors
-from .runtime.format import DEFAULT_MAX_PLAINTEXT, DEFAULT_SCRYPT_BUDGET
+from .. import __version__
+from ..runtime import errors
+from ..runtime.format import DEFAULT_MAX_PLAINTEXT, DEFAULT_SCRYPT_BUDGET
 
 # Feature modules that contribute sub-commands through ``add_parser(subparsers)``.
 # They import torch and friends lazily, so listing them keeps ``edgeseal --help`` fast.
 FEATURE_MODULES = (
-    "edgeseal.demo",
-    "edgeseal.compress",
-    "edgeseal.verify",
-    "edgeseal.devices",
-    "edgeseal.targets_cli",
+    "edgeseal.release.demo",
+    "edgeseal.compress.core",
+    "edgeseal.verify.core",
+    "edgeseal.cli.devices",
+    "edgeseal.cli.targets",
     "edgeseal.audit",
-    "edgeseal.search",
-    "edgeseal.build",
+    "edgeseal.search.core",
+    "edgeseal.release.pipeline",
 )
 
 HINTS: dict[type, str] = {
@@ -79,7 +79,7 @@ def _passphrase(args: argparse.Namespace, env_attr: str, ask_attr: str, what: st
 
 
 def cmd_keygen(args: argparse.Namespace) -> dict[str, Any]:
-    from .runtime import keys
+    from ..runtime import keys
 
     out = Path(args.out)
     if out.parent and not out.parent.exists():
@@ -131,9 +131,9 @@ def _parse_expiry(text: str | None) -> Any:
 
 
 def cmd_seal(args: argparse.Namespace) -> dict[str, Any]:
-    from .mask import MaskConfig
-    from .runtime.keys import FileKey, RawKey
-    from .seal import seal
+    from ..mask import MaskConfig
+    from ..runtime.keys import FileKey, RawKey
+    from ..seal import seal
 
     mask = MaskConfig.from_cli(columns=args.mask_columns or (), pixels=args.mask_pixels or (), drop=args.drop or (),
                                fill=args.mask_fill)
@@ -200,7 +200,7 @@ def _compress_summary(path: str | None) -> dict[str, Any] | None:
         return None
     import json
 
-    from .compress import manifest_summary
+    from ..compress.core import manifest_summary
 
     try:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -222,7 +222,7 @@ def _publisher_required(args: argparse.Namespace) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> dict[str, Any]:
     """Show what the file says. With --trusted, the signature must verify: otherwise exit 3 (README)."""
-    from .runtime import inspect
+    from ..runtime import inspect
 
     info = inspect(Path(args.package), trusted=[Path(t) for t in args.trusted or ()])
     m = info.manifest
@@ -283,7 +283,7 @@ def _safe(text: object, *, lines: bool = False) -> str:
 
 
 def _key_from_args(args: argparse.Namespace) -> Any:
-    from .runtime.keys import FileKey, Passphrase
+    from ..runtime.keys import FileKey, Passphrase
 
     phrase = _passphrase(args, "passphrase_env", "ask_passphrase", "package passphrase")
     if phrase is not None:
@@ -344,7 +344,7 @@ def _kind(value: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
-    from .runtime import load
+    from ..runtime import load
 
     model = load(
         Path(args.package),
@@ -393,7 +393,7 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_image(model: Any, args: argparse.Namespace) -> dict[str, Any]:
     """``run --image``: the manifest's preprocessing, then the top-k classes (with names when sealed in)."""
-    from .runtime.preprocess import classify
+    from ..runtime.preprocess import classify
 
     with model:
         started = time.perf_counter()
