@@ -236,8 +236,9 @@ class ClusterStage:
     def config(self, max_drop: float = 1.0, seed: int = 0) -> Any:
         from edgeseal.converters.cluster import ClusterConfig
 
-        return ClusterConfig(bits=self.bits, method=self.method, max_drop=max_drop, per_channel=self.per_channel, keep_zero=self.keep_zero,
-                             min_params=self.min_params, exclude=self.exclude, epochs=self.epochs, lr=self.lr, seed=seed)
+        return ClusterConfig(bits=self.bits, method=self.method, max_drop=max_drop, per_channel=self.per_channel,
+                             keep_zero=self.keep_zero, min_params=self.min_params, exclude=self.exclude,
+                             epochs=self.epochs, lr=self.lr, seed=seed)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
