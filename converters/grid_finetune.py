@@ -88,7 +88,7 @@ def grid_parameters(model: bytes) -> tuple[dict[str, str], dict[str, str]]:
         if len(after) != 1 or after[0].op_type != "Mul" or after[0].input[1] not in inits:
             continue
         mul = after[0]
-        if not mul.name.endswith("_grid_scale") and "_grid_scale" not in mul.name:
+        if "_grid_scale" not in mul.name:  # grid_model's name for it (made unique with a suffix if taken)
             continue
         scales[mul.input[1]] = mul.name
         nxt = readers.get(mul.output[0], [])
@@ -100,7 +100,7 @@ def grid_parameters(model: bytes) -> tuple[dict[str, str], dict[str, str]]:
 class _Graph:
     """The ONNX graph as a torch function of its first input (the ops of image classifiers and MLPs)."""
 
-    def __init__(self, model: bytes, trainable: set[str]) -> None:
+    def __init__(self, model: bytes, scales: set[str], biases: set[str]) -> None:
         import onnx
         import torch
         from onnx import numpy_helper
@@ -110,6 +110,7 @@ class _Graph:
         self.consts: dict[str, Any] = {}
         self.params: dict[str, Any] = {}
         self.base: dict[str, Any] = {}
+        trainable = scales | biases
         for init in self.graph.initializer:
             arr = numpy_helper.to_array(init)
             t = torch.as_tensor(np.array(arr))
@@ -118,7 +119,7 @@ class _Graph:
                 self.params[init.name] = torch.nn.Parameter(torch.zeros_like(t, dtype=torch.float32))
             else:
                 self.consts[init.name] = t
-        self.scales = {n for n in trainable if n.endswith("_grid_scale") or "_grid_scale" in n}
+        self.scales = set(scales)
         self.input = next(i.name for i in self.graph.input if i.name not in self.consts)
         self.output = self.graph.output[0].name
         for node in self.graph.node:
@@ -252,7 +253,7 @@ def finetune_grid(model: bytes, teacher: bytes, x: np.ndarray, config: GridFinet
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        net = _Graph(model, set(scales) | set(biases))
+        net = _Graph(model, set(scales), set(biases))
         opt = torch.optim.Adam(list(net.params.values()), lr=config.lr)
         rng = np.random.default_rng(config.seed)
         xt, yt = torch.as_tensor(x), torch.as_tensor(y)

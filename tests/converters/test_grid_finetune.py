@@ -38,7 +38,7 @@ def test_the_torch_graph_computes_what_onnx_runtime_computes(gridded, digits) ->
     _, model, grids = gridded
     scales, biases = gf.grid_parameters(model)
     assert len(scales) == len(grids) and set(biases)
-    net = gf._Graph(model, set(scales) | set(biases))
+    net = gf._Graph(model, set(scales), set(biases))
     x = digits.x_test[:32]
     with torch.no_grad():
         got = net(torch.as_tensor(x)).numpy()
