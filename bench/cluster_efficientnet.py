@@ -26,6 +26,7 @@ The machine was shared with other jobs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -105,12 +106,21 @@ def main() -> None:
         t0 = time.time()
         model, report, _ = cl.cluster_onnx(fp32, selection, lambda m: agree(m, selection, ref_sel), cfg,
                                            reference_score=100.0)
+        while cfg.max_bytes is not None:  # the cap is on records + scales: tighten it until the package fits
+            over = len(seal(cl.codebook_model(model), "onnx+codebook")) - len(fp32) // 8
+            if over <= 0:
+                break
+            cfg = dataclasses.replace(cfg, max_bytes=cfg.max_bytes - over - 1000)
+            model, report, _ = cl.cluster_onnx(fp32, selection, lambda m: agree(m, selection, ref_sel), cfg,
+                                               reference_score=100.0)
+        cap = f"{cfg.max_bytes:,}" if cfg.max_bytes is not None else ""
         how = {"kmeans_per_channel": f"k-means per output channel, widths 2..8 bits within {args.max_drop:g} points "
                                      "on the selection crops",
                "grid_entropy": f"uniform grid per output channel, entropy-coded, steps within {args.max_drop:g} "
                                "points on the selection crops, bias correction",
                "grid_entropy_2pt": f"the same within {args.max_drop - 1:g} points",
-               "grid_one_eighth": f"uniform grid, the finest allocation with records + scales <= {one_eighth:,} B"}[name]
+               "grid_one_eighth": f"uniform grid, the finest allocation with records + scales <= {cap} B (fp32/8 "
+                                  "less an allowance for the graph and the package)"}[name]
         describe(name, model, how, report, t0)
     # grid fine-tuning: the 1/8 model's channel scales and biases distilled from fp32 on unlabelled crops of the
     # calibration photos (other crops than the selection ones); the levels, hence the records, do not change

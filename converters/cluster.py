@@ -904,7 +904,8 @@ def finetune_centroids(torch_model: Any, exported: bytes, clusters: Mapping[str,
 
 def clustered_tensors(model: bytes, *, min_params: int = 256, per_channel: bool = True) -> dict[str, tuple[np.ndarray, int]]:
     """Initializers a codebook holds: float32 / int8 / uint8 with at most 256 distinct values (per channel when
-    ``per_channel`` and the whole tensor does not fit), at least ``min_params`` elements -> (array, groups)."""
+    ``per_channel`` and the whole tensor does not fit), at least ``min_params`` elements -> (array, groups): one
+    codebook or one per channel, whichever gives the smaller entropy-coded record."""
     import onnx
     from onnx import numpy_helper
 
@@ -921,8 +922,10 @@ def clustered_tensors(model: bytes, *, min_params: int = 256, per_channel: bool 
             candidates = [arr.shape[0]]
         else:
             continue
-        # per tensor or per channel, whichever record is smaller
-        groups = min(candidates, key=lambda g: len(codebook.to_bytes(codebook.encode(arr, groups=g), "packed")))
+        # per tensor or per channel, whichever record is smaller once entropy-coded (what ships: a per-channel
+        # codebook can win on packed bits and lose after coding, its float32 entries being incompressible)
+        groups = candidates[0] if len(candidates) == 1 else min(
+            candidates, key=lambda g: len(codebook.to_bytes(codebook.encode(arr, groups=g), "auto")))
         out[init.name] = (arr, groups)
     return out
 

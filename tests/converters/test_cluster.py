@@ -330,3 +330,26 @@ def test_bias_correction_removes_the_mean_shift() -> None:
             assert gt.bias_shift is None
     shift = {c: np.abs((outs[c] - ref)[:, :, 1:-1, 1:-1].mean(axis=(0, 2, 3))).mean() for c in outs}
     assert shift[True] < 0.05 * shift[False]
+
+
+def test_clustered_tensors_keeps_the_smaller_coded_record() -> None:
+    """A grid tensor whose per-channel codebooks win on packed bits but lose once the indices are entropy-coded:
+    the record that ships is the smaller coded one, measured independently for both groupings."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(6)
+    q = np.round(rng.laplace(scale=2.0, size=(64, 4096)))
+    q[0::2], q[1::2] = np.clip(q[0::2], -8, 7), np.clip(q[1::2], -7, 8)  # 16 levels per row, 17 in the tensor
+    ints = (q + 0.0).astype(np.float32)
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4096])],
+        [numpy_helper.from_array(ints, "w")])).SerializeToString()
+    coded = {g: len(codebook.to_bytes(codebook.encode(ints, groups=g), "auto")) for g in (1, 64)}
+    packed = {g: len(codebook.to_bytes(codebook.encode(ints, groups=g), "packed")) for g in (1, 64)}
+    assert packed[64] < packed[1] and coded[1] < coded[64]  # the case this is about
+    (arr, groups), = cl.clustered_tensors(model).values()
+    assert groups == 1 and np.array_equal(arr, ints)
+    size, _, records = cl.encoded_size(model)
+    assert size.tensor_bytes == len(records) and len(records) < coded[64]
