@@ -128,7 +128,8 @@ def render(res: dict) -> str:
     for name, r in runs:
         c, s = r["counts"], r["seconds"]
         lines.append(f"| {name} | {c['trials']} | {c['errors']} | {c['meet_budget']} | {c['front']} | "
-                     f"{s['trials']:.0f} | {s['remeasure']:.1f} | {s['total']:.0f} |")
+                     f"{s['trials']:.{0 if s['trials'] >= 10 else 1}f} | {s['remeasure']:.1f} | "
+                     f"{s['total']:.{0 if s['total'] >= 10 else 1}f} |")
     ag = res["agreement"]
     lines += [
         "",

@@ -1,8 +1,9 @@
-"""The converters' graph probes: the only places outside ``runtime/backends`` that open ONNX Runtime or LiteRT.
+"""The converters' graph probes: ONNX Runtime and LiteRT used for something other than running a model.
 
 A model is *run* one way, by the runtime's backend sessions (``converters.infer`` on the host,
 ``edgeseal.runtime.load`` on the device). The probes here do something else, which the backend
-sessions rightly do not offer, so they talk to the libraries directly:
+sessions rightly do not offer; they get their raw sessions from the backends too
+(``runtime.backends.onnxruntime.raw_session``, ``runtime.backends.litert.graph_reader``):
 
 - :func:`intermediate_session`: read intermediate tensors of an ONNX graph (error localization,
   SmoothQuant ranges, bias correction, activation shapes). The graph gets extra outputs and ORT's
@@ -12,8 +13,8 @@ sessions rightly do not offer, so they talk to the libraries directly:
 - :func:`tflite_graph`: a LiteRT interpreter used to *read* a flatbuffer (ops, tensors, signatures);
   it is never invoked.
 
-``tests/ci/test_one_way_to_run.py`` fails when a direct ``InferenceSession(`` or
-``Interpreter(`` appears anywhere else that is not on its allow-list.
+``tests/ci/test_one_way_to_run.py`` fails when a direct ``InferenceSession(`` or ``Interpreter(``
+appears outside ``runtime/backends`` (benchmarks' plain-library baselines apart, each with its reason).
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ def intermediate_session(model: bytes, names: Sequence[str] = (), *, every_tenso
     import onnx
     import onnxruntime as ort
 
+    from edgeseal.runtime.backends.onnxruntime import raw_session
+
     if every_tensor:
         proto = onnx.load_from_string(model)
         names = [o for n in proto.graph.node for o in n.output if o]
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor name
-    return ort.InferenceSession(with_outputs(model, names), sess_options=opts, providers=["CPUExecutionProvider"])
+    return raw_session(with_outputs(model, names), opts)
 
 
 def override_session(model: bytes, names: Sequence[str]) -> Any:
@@ -58,6 +61,8 @@ def override_session(model: bytes, names: Sequence[str]) -> Any:
     import onnx
     import onnxruntime as ort
     from onnx import helper
+
+    from edgeseal.runtime.backends.onnxruntime import raw_session
 
     proto = onnx.load_from_string(model)
     inits = {i.name: i for i in proto.graph.initializer}
@@ -71,12 +76,12 @@ def override_session(model: bytes, names: Sequence[str]) -> Any:
     so.intra_op_num_threads = 1
     so.log_severity_level = 3  # overridable initializers are the point here; ORT warns about them
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return raw_session(proto.SerializeToString(), so)
 
 
 def tflite_graph(model: bytes) -> Any:
     """A LiteRT interpreter over ``model`` for reading its graph (``_get_ops_details``, tensor details,
     signatures). Tensors are not allocated and nothing is invoked; run models with ``converters.infer``."""
-    from ai_edge_litert.interpreter import Interpreter
+    from edgeseal.runtime.backends.litert import graph_reader
 
-    return Interpreter(model_content=bytes(model))
+    return graph_reader(model)

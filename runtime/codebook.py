@@ -411,11 +411,13 @@ def session(graph: bytes | bytearray | memoryview, records: bytes | bytearray | 
     The buffer is kept on the session as ``_edgeseal_weights`` (ORT does not own it)."""
     import onnxruntime as ort
 
+    from .backends.onnxruntime import raw_session
+
     blob, layout = weights_blob(records, max_elements=max_elements)
     check_graph(graph, layout)
     opts = options or ort.SessionOptions()
     opts.add_external_initializers_from_files_in_memory([EXTERNAL_LOCATION], [blob], [blob.size])
-    sess = ort.InferenceSession(bytes(graph), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess = raw_session(bytes(graph), opts)
     sess._edgeseal_weights = blob
     return sess
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import threading
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,16 @@ def problem() -> str | None:
 
 def interpreter_name() -> str | None:
     return _interpreter()[0]
+
+
+def graph_reader(model: bytes) -> Any:
+    """A LiteRT interpreter over ``model`` for *reading* its graph (ops, tensors, signatures), from the
+    interpreter package that works here; tensors are not allocated and nothing is invoked
+    (:func:`edgeseal.converters.probe.tflite_graph`). Models are run through :class:`Session`."""
+    name, cls = _interpreter()
+    if name is None:
+        raise UnsupportedError(f"no working LiteRT interpreter to read a .tflite graph: {cls}")
+    return cls(model_content=bytes(model))
 
 
 def _spec(detail: dict) -> TensorSpec:

@@ -125,6 +125,18 @@ def _dtypes(spec: TensorSpec):
     yield spec.dtype
 
 
+def raw_session(model: bytes, options: Any = None) -> Any:
+    """A plain ``onnxruntime.InferenceSession`` over ``model`` (CPU), with the caller's SessionOptions.
+
+    For what :class:`Session` rightly does not offer: the converters' graph probes (extra outputs with
+    optimizations off, initializers fed per run — :mod:`edgeseal.converters.probe`) and a codebook graph on
+    weights decoded in memory (:func:`edgeseal.runtime.codebook.session`). Models are *run* through
+    :class:`Session` (host: ``converters.infer``; device: ``edgeseal.runtime.load``)."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class Session:
     """An ``onnxruntime.InferenceSession`` built from bytes. ``run`` is thread-safe (ORT's is).
 

@@ -200,6 +200,22 @@ def _reason(exc: BaseException) -> str:
     return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
 
 
+def _reread_ray_auth() -> None:
+    """Make Ray read its authentication mode and token from the environment now.
+
+    Ray caches them (its RayConfig and AuthenticationTokenLoader) before a driver connects: a program
+    that puts the head's RAY_AUTH_MODE / RAY_AUTH_TOKEN into ``os.environ`` itself (as a notebook or a
+    script that starts its own head does) then connects without a token, and the head refuses it
+    ("Authentication required but no authorization header provided" in its client server log, a
+    "ray client connection timeout" here). Ray has no public call to re-read them; the one its own tests
+    use is called where it exists."""
+    try:
+        from ray._private.authentication_test_utils import reset_auth_token_state
+    except ImportError:  # another Ray version: nothing cached this way, or nothing to reset with
+        return
+    reset_auth_token_state()
+
+
 def _connect(ray: Any, address: str, workers: int | None) -> int:
     """Connect (or start, for 'local'); returns how many attempts it took."""
     kwargs: dict[str, Any] = {"log_to_driver": False}
@@ -207,6 +223,7 @@ def _connect(ray: Any, address: str, workers: int | None) -> int:
         kwargs.update(num_cpus=workers or os.cpu_count(), include_dashboard=False)
     else:
         kwargs["address"] = address
+        _reread_ray_auth()
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
             ray.init(**kwargs)

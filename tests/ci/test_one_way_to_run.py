@@ -2,7 +2,8 @@
 
 Every other place runs a model through the backend sessions (``converters.infer`` on the host,
 ``edgeseal.runtime.load`` on the device), so that quantization, batching and errors are the same
-everywhere. The few places that need the libraries for something else are listed below with the reason;
+everywhere. Graph probes get their raw sessions from the backends too (``raw_session``, ``graph_reader``); the
+only other place is a benchmark's plain-library baseline, listed below with the reason;
 a new direct ``InferenceSession(...)`` or ``Interpreter(...)`` call anywhere else fails this test.
 Tests are not scanned: they drive plain ORT/LiteRT on purpose, as the independent reference.
 """
@@ -17,10 +18,6 @@ SCANNED = ("runtime", "converters", "sdk", "targets", "examples", "bench")
 CALLS = {"InferenceSession", "Interpreter"}
 THE_ONE_PLACE = "runtime/backends/"
 ALLOWED = {
-    "converters/probe.py": "graph probes, not model runs: intermediate tensors with ORT optimizations off, "
-                           "initializers fed per run, a LiteRT interpreter that only reads the flatbuffer",
-    "runtime/codebook.py": "codebook.session(): a graph on decoded codebook records with the caller's SessionOptions "
-                           "(the spec's reference for §11; packages go through the onnx+codebook backend)",
     "bench/seal_load.py": "the plain onnxruntime.InferenceSession(bytes) baseline that sealed loading is measured against",
 }
 

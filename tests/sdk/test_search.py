@@ -471,3 +471,19 @@ def test_a_search_again_with_the_stage_cache_runs_no_trial_and_gets_the_same_res
     stricter = dataclasses.replace(config, budget=dataclasses.replace(config.budget, max_drop=2.0))
     third = search(digits["recipe"], stricter, show_progress=False, cache_dir=cache)
     assert third.executor["cached_trials"] == 0 and all(t.where["executor"] == "local" for t in third.trials)
+
+
+@pytest.mark.slow
+def test_search_through_ray_from_a_program_that_sets_the_token_itself(ray_head, digits, monkeypatch):
+    """The Python API in one process, the head's token put into os.environ by the program (as
+    bench/search_digits.py and a notebook do): Ray had cached "no token" and the head refused the
+    connection until the driver made Ray read its auth settings again."""
+    for name, value in ray_head["env"].items():
+        monkeypatch.setenv(name, value)
+    config = dataclasses.replace(load_search(digits["space"]), ray=ray_head["address"], test=str(digits["test"]))
+    try:
+        report = search(digits["recipe"], config, show_progress=False)
+    except ConfigError as exc:
+        pytest.fail(f"{exc}\n{ray_head['head'].client_server_logs()}")
+    assert report.executor["executor"] == "ray"
+    assert all(t.where["executor"] == "ray" for t in report.trials)
