@@ -87,6 +87,9 @@ MOVED = {
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def __init__(self) -> None:
+        self._specs: dict[str, Any] = {}
+
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname not in MOVED:
             return None
@@ -97,10 +100,13 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
         warnings.warn(f"{spec.name} moved to {MOVED[spec.name]}; import it from there", DeprecationWarning,
                       stacklevel=2)
-        return importlib.import_module(MOVED[spec.name])
+        module = importlib.import_module(MOVED[spec.name])
+        self._specs[spec.name] = module.__spec__  # the import system sets the alias spec on it next
+        return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        pass  # the new module ran when it was imported
+        # The new module ran when it was imported; give it back its own spec (name, file, loader).
+        module.__spec__ = self._specs.pop(module.__spec__.name, module.__spec__)
 
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):

@@ -33,6 +33,7 @@ def test_a_moved_module_imports_under_its_old_name_with_a_warning(old):
         warnings.simplefilter("always")
         module = importlib.import_module(old)
     assert module is importlib.import_module(edgeseal.MOVED[old])
+    assert module.__spec__.name == module.__name__ == edgeseal.MOVED[old]  # its own spec, not the alias's
     assert any(issubclass(w.category, DeprecationWarning) and edgeseal.MOVED[old] in str(w.message) for w in caught)
 
 
