@@ -131,7 +131,7 @@ def run_demo(workdir: Path, *, epochs: int = 12, seed: int = 0, max_drop: float 
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     from ..progress import Progress
     from ..runtime.errors import ConfigError
-    from ..verify.core import max_drop_from_args
+    from ..verify.core import VerificationReport, max_drop_from_args
 
     if args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: the demo trains its CNN for at least 1 epoch (default 12)")
@@ -144,8 +144,11 @@ def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     report = json.loads(report_path.read_text()) if report_path.is_file() else None
     sizes = (f"ONNX fp32 {summary['fp32_onnx_bytes']:,} B -> int8 {summary['int8_onnx_bytes'] or 0:,} B -> "
              f"sealed {summary['sealed_bytes'] or 0:,} B")
-    text = (f"{result.text()}\n  {sizes}\n  recipe {summary['recipe']} (run it again: edgeseal build "
-            f"{summary['recipe']})\n  check the report: {summary['verification']}")
+    sig = report_path.with_name(report_path.name + ".sig")
+    signature = json.loads(sig.read_text()) if report is not None and sig.is_file() else None
+    verification = "" if report is None else VerificationReport(report, signature).text() + "\n\n"
+    text = (f"{verification}{result.text()}\n  {sizes}\n  recipe {summary['recipe']} (run it again: edgeseal "
+            f"build {summary['recipe']})\n  check the report: {summary['verification']}")
     return {**summary, "report": report, "build": result.log(), "exit_code": 0 if result.passed else 1,
             "text": text}
 
