@@ -198,15 +198,19 @@ class Stages:
         key = self.key(name, inputs)
         files = self.cache.load(key)
         if files is not None:
-            self.records.append(StageRecord(scope, name, key, True, 0.0,
-                                            {n: sha256_hex(d) for n, d in sorted(files.items())}))
+            self._record(scope, name, key, True, 0.0, files)
         return key, files
 
     def store(self, scope: str, name: str, key: str, files: dict[str, bytes], seconds: float) -> None:
         """Keep the files of a stage that ran (see :meth:`lookup`) and record it."""
         self.cache.store(key, files)
-        self.records.append(StageRecord(scope, name, key, False, round(seconds, 2),
-                                        {n: sha256_hex(d) for n, d in sorted(files.items())}))
+        self._record(scope, name, key, False, seconds, files)
+
+    def _record(self, scope: str, name: str, key: str, cached: bool, seconds: float, files: dict[str, bytes],
+                main: str = "") -> None:
+        outputs = {n: sha256_hex(d) for n, d in sorted(files.items())}
+        main = next((n for n in outputs if main and n.startswith(main)), next(iter(outputs), ""))
+        self.records.append(StageRecord(scope, name, key, cached, round(seconds, 2), outputs, main))
 
     def run(self, scope: str, name: str, inputs: dict[str, Any], fn: Callable[[], dict[str, bytes]],
             main: str = "") -> dict[str, bytes]:
@@ -230,10 +234,8 @@ class Stages:
                                                 error=f"{type(exc).__name__}: {exc}"))
                 raise
             self.cache.store(key, files)
-        seconds = round(time.perf_counter() - t0, 2)
-        outputs = {n: sha256_hex(d) for n, d in sorted(files.items())}
-        main = next((n for n in outputs if main and n.startswith(main)), next(iter(outputs), ""))
-        self.records.append(StageRecord(scope, name, key, cached, seconds, outputs, main))
+        seconds = time.perf_counter() - t0
+        self._record(scope, name, key, cached, seconds, files, main)
         if not cached:
-            self.status(f"{where}: done in {seconds:.1f} s")
+            self.status(f"{where}: done in {round(seconds, 2):.1f} s")
         return files

@@ -1127,7 +1127,6 @@ def _cli(args: argparse.Namespace) -> dict[str, Any]:
         recipe = dataclasses.replace(recipe, max_drop=args.max_drop)
     quiet = args.quiet or getattr(args, "json", False)
     status = (lambda line: None) if quiet else (lambda line: print(f"edgeseal compress: {line}", file=sys.stderr))
-    stages = Stages(StageCache(Path(args.cache_dir) if args.cache_dir else None), status)
 
     def run() -> dict[str, bytes]:
         result = compress(args.model, recipe, train=args.train, calibration=args.calibration, eval=args.eval,
@@ -1135,11 +1134,16 @@ def _cli(args: argparse.Namespace) -> dict[str, Any]:
         return {"model": result.model, "report.json": result.report.to_json().encode(),
                 "report.txt": result.report.render().encode()}
 
-    inputs = {"recipe": content_inputs(config_to_dict(recipe)),
-              "files": content_inputs({"model": args.model, "train": args.train, "calibration": args.calibration,
-                                       "eval": args.eval})}
-    files = stages.run("compress", "compress", inputs, run, main="model") if args.cache_dir else run()
-    cached = bool(stages.records and stages.records[-1].cached)
+    cached = False
+    if args.cache_dir:  # the key's digests (code, recipe files, data) only when there is a cache
+        stages = Stages(StageCache(Path(args.cache_dir)), status)
+        inputs = {"recipe": content_inputs(config_to_dict(recipe)),
+                  "files": content_inputs({"model": args.model, "train": args.train, "calibration": args.calibration,
+                                           "eval": args.eval})}
+        files = stages.run("compress", "compress", inputs, run, main="model")
+        cached = stages.records[-1].cached
+    else:
+        files = run()
     report = json.loads(files["report.json"])
     met = report["budget"]["met"]
     out = Path(args.out)

@@ -206,8 +206,9 @@ def search(
     from ..progress import Progress
     from ..stages import StageCache, Stages
 
-    stages = Stages(StageCache(None if cache_dir is None else Path(cache_dir)), lambda line: None)
-    base = _trial_stage_inputs(inputs, config)
+    # keys (the code's and the data's digests) only when there is a cache to look them up in
+    stages = None if cache_dir is None else Stages(StageCache(Path(cache_dir)), lambda line: None)
+    base = None if stages is None else _trial_stage_inputs(inputs, config)
     keys: dict[int, str] = {}
     results: dict[int, TrialResult] = {}
     with Progress(quiet=not show_progress) as sink:
@@ -223,7 +224,7 @@ def search(
 
             todo = []
             for tid, trial in chosen:
-                if cache_dir is None:
+                if stages is None:
                     todo.append((tid, trial))
                     continue
                 key, files = stages.lookup(trial.label(), TRIAL_STAGE, {**base, "trial": trial.to_dict()})
