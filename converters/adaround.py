@@ -224,7 +224,7 @@ class _Graph:
     target come from one pass over the calibration samples."""
 
     OPS = ("Conv", "Gemm", "MatMul", "Clip", "Relu", "Add", "Mul", "Sigmoid", "ReduceMean", "GlobalAveragePool",
-           "Reshape", "Flatten", "Identity")
+           "MaxPool", "Reshape", "Flatten", "Identity")
 
     def __init__(self, g: Any, inits: dict[str, np.ndarray]) -> None:
         bad = sorted({n.op_type for n in g.node if n.op_type not in self.OPS})
@@ -277,6 +277,8 @@ class _Graph:
             out = v(0).mean(dim=tuple(axes), keepdim=bool(a.get("keepdims", 1)))
         elif op == "GlobalAveragePool":
             out = v(0).mean(dim=tuple(range(2, v(0).ndim)), keepdim=True)
+        elif op == "MaxPool":
+            out = _max_pool(v(0), a)
         elif op == "Reshape":
             x = v(0)
             shape = [int(d) for d in np.asarray(v(1)).ravel()]
@@ -300,6 +302,20 @@ class _Graph:
                         env.pop(i, None)
 
 
+def _max_pool(x: Any, a: dict[str, Any]) -> Any:
+    """ONNX MaxPool (2-D, NCHW) in torch: explicit pads as -inf (ONNX pads are [top, left, bottom, right])."""
+    import torch.nn.functional as F
+
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(a["kernel_shape"]) != 2:
+        raise UnsupportedError("AdaRound's graph runner handles 2-D MaxPool with explicit pads only",
+                               reason="unsupported ops")
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if any(pads):
+        x = F.pad(x, (pads[1], pads[3], pads[0], pads[2]), value=-math.inf)
+    return F.max_pool2d(x, tuple(a["kernel_shape"]), stride=tuple(a.get("strides", [1, 1])),
+                        dilation=tuple(a.get("dilations", [1, 1])), ceil_mode=bool(a.get("ceil_mode", 0)))
+
+
 def fake_quant_uint8(x: Any, lo: float, hi: float) -> Any:
     """``x`` through a uint8 QuantizeLinear -> DequantizeLinear pair for the range [lo, hi] (torch), the scale
     and zero point ONNX Runtime derives from that range (the range widened to hold 0)."""
@@ -317,14 +333,20 @@ def uint8_params(lo: float, hi: float) -> tuple[float, int]:
 
 
 def adaround_onnx(model: bytes, calibration: CalibrationData, config: AdaRoundConfig | None = None, *,
-                  activation_ranges: Mapping[str, tuple[float, float]] | None = None) -> tuple[bytes, AdaRoundReport]:
+                  activation_ranges: Mapping[str, tuple[float, float]] | None = None,
+                  grids: Mapping[str, np.ndarray] | None = None) -> tuple[bytes, AdaRoundReport]:
     """Learn the int8 rounding of every Conv/Gemm weight (see the module doc); returns the float model with
     its weights on the int8 grid (and corrected biases with ``bias_correction``) and a per-layer report.
 
     ``activation_ranges`` (tensor name -> (lo, hi), e.g. :func:`edgeseal.converters.ranges.activation_ranges`
     of the static int8 model) puts each of those tensors through its uint8 quantize -> dequantize in the
     rounded model's pass: every layer then learns its rounding, and its bias correction, from inputs that
-    carry the activation rounding the int8 model will have, against the float model's output."""
+    carry the activation rounding the int8 model will have, against the float model's output.
+
+    ``grids`` (weight initializer name -> its step per output channel, shaped to broadcast against the weight)
+    rounds those weights to that uniform grid instead of the int8 one (levels -127..127 of the step, no level
+    pinned, since the step does not depend on the largest weight): how :func:`edgeseal.converters.cluster.adaround_grids`
+    learns the rounding of entropy-coded grids. Only those weights are rounded then."""
     import onnx
     import torch
     from onnx import numpy_helper
@@ -340,6 +362,8 @@ def adaround_onnx(model: bytes, calibration: CalibrationData, config: AdaRoundCo
         for i in n.input:
             weight_users[i] = weight_users.get(i, 0) + 1
     todo = [n for n in g.node if n.op_type in ("Conv", "Gemm") and len(n.input) > 1 and n.input[1] in inits]
+    if grids is not None:
+        todo = [n for n in todo if n.input[1] in grids]
     if config.layers:
         unknown = sorted(set(config.layers) - {n.name for n in todo})
         if unknown:
@@ -366,7 +390,8 @@ def adaround_onnx(model: bytes, calibration: CalibrationData, config: AdaRoundCo
         for node in g.node:
             if node.name in todo_names:
                 bar.advance()
-                result = _one_layer(node, env_q, env_f, inits, weight_users, readers_of, config, rng, skipped)
+                step = None if grids is None else np.asarray(grids[node.input[1]], np.float64)
+                result = _one_layer(node, env_q, env_f, inits, weight_users, readers_of, config, rng, skipped, step)
                 if result is not None:
                     layer_report, w_grid, b_new = result
                     done.append(layer_report)
@@ -394,8 +419,10 @@ def adaround_onnx(model: bytes, calibration: CalibrationData, config: AdaRoundCo
 
 def _one_layer(node: Any, env_q: dict[str, Any], env_f: dict[str, Any], inits: dict[str, np.ndarray],
                weight_users: dict[str, int], readers_of: dict[str, list[Any]], config: AdaRoundConfig,
-               rng: np.random.Generator, skipped: list[tuple[str, str]]) -> tuple[AdaRoundLayer, np.ndarray, np.ndarray | None] | None:
-    """Round one layer; None (and a line in ``skipped``) when it cannot be."""
+               rng: np.random.Generator, skipped: list[tuple[str, str]],
+               step: np.ndarray | None = None) -> tuple[AdaRoundLayer, np.ndarray, np.ndarray | None] | None:
+    """Round one layer (to the int8 grid, or to ``step`` per channel); None (and a line in ``skipped``) when it
+    cannot be."""
     import torch
 
     w = np.array(inits[node.input[1]], dtype=np.float32)
@@ -411,23 +438,27 @@ def _one_layer(node: Any, env_q: dict[str, Any], env_f: dict[str, Any], inits: d
     b = None if layer.b is None else torch.from_numpy(layer.b)
     y = layer(env_f[node.input[0]], torch.from_numpy(w), b)  # the float target
     with torch.enable_grad():
-        q, b_new, rec = _round_layer(layer, env_q[node.input[0]], y, _activation(readers_of, node, inits), config, rng)
-    return AdaRoundLayer(node.name, *rec), (q * int8_grid(w, layer.axis)).astype(np.float32), b_new
+        q, b_new, rec = _round_layer(layer, env_q[node.input[0]], y, _activation(readers_of, node, inits), config, rng,
+                                     step)
+    return AdaRoundLayer(node.name, *rec), (q * (int8_grid(w, layer.axis) if step is None else step)).astype(np.float32), b_new
 
 
 def _round_layer(layer: _Layer, x: Any, y: Any, act: tuple[float, float] | None, config: AdaRoundConfig,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
+                 rng: np.random.Generator, step: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
     """Learn one layer's rounding from its input ``x`` and float output ``y`` (torch tensors, all samples);
-    returns the int8 levels, the corrected bias (or None) and (mse nearest, mse adaround, flipped)."""
+    returns the levels (int8, or of ``step``), the corrected bias (or None) and (mse nearest, mse adaround,
+    flipped)."""
     import torch
 
     w = layer.w.astype(np.float64)
-    s = int8_grid(w, layer.axis)
+    s = int8_grid(w, layer.axis) if step is None else step
     ws = w / s
     floor = np.floor(ws)
     nearest = np.clip(np.round(ws), -_QMAX, _QMAX)
-    # the largest weight of each channel sits at +-127 exactly and must stay there (it fixes the scale)
-    pinned = np.abs(nearest) == _QMAX
+    # on the int8 grid the largest weight of each channel sits at +-127 exactly and must stay there (it fixes
+    # the scale); a given step does not depend on any weight
+    pinned = np.abs(nearest) == _QMAX if step is None else np.zeros(w.shape, bool)
     frac = np.clip(ws - floor, 1e-4, 1 - 1e-4)
     v0 = -np.log((_ZETA - _GAMMA) / (frac - _GAMMA) - 1)  # h(v0) = frac: start at the float weight
     V = torch.tensor(v0, dtype=torch.float32, requires_grad=True)

@@ -53,6 +53,7 @@ from edgeseal.runtime.errors import ConfigError, UnsupportedError
 
 __all__ = [
     "Method",
+    "adaround_grids",
     "GRID_STEPS",
     "ClusterConfig",
     "GridTensor",
@@ -792,6 +793,49 @@ def _cluster_grid(model: bytes, probe: Any, score: Callable[[bytes], float], con
     report = ClusterReport(tuple(layers), ref, ref - steps[lo].drop, config.max_drop,
                            tuple(steps[i] for i in sorted(steps)))
     return built[lo], report, chosen
+
+
+def adaround_grids(model: bytes, grids: Mapping[str, GridTensor], calibration: Any,
+                   config: Any = None) -> tuple[dict[str, GridTensor], Any]:
+    """Learn the rounding of chosen grids with AdaRound (:func:`edgeseal.converters.adaround.adaround_onnx` on the
+    grid's per-channel step): each layer's levels go up or down so that its output on ``calibration`` stays
+    closest to the float model's, layer by layer in graph order, the earlier layers already rounded; each bias
+    absorbs the mean output shift left (bias correction). The steps, hence the channel scales, stay; the levels
+    change, so the encoded size moves a little (measure it again).
+
+    ``model``: the float model the grids were made from; ``grids``: :func:`cluster_onnx`'s (``method="grid"``).
+    Grids with tail levels (a step too fine for one codebook) keep their nearest rounding. Returns the new grids
+    (the ones not rounded again unchanged) and the AdaRound report."""
+    import onnx
+    from onnx import numpy_helper
+
+    from .adaround import AdaRoundConfig, adaround_onnx
+
+    plain = {n: gt for n, gt in grids.items()
+             if gt.ints.size and float(np.abs(gt.ints).max()) <= 127 and np.array_equal(gt.ints, np.round(gt.ints))}
+    if not plain:
+        raise ConfigError("none of the grids can be rounded again (every one has tail levels)")
+    steps = {}
+    for n, gt in plain.items():
+        shape = [1] * gt.ints.ndim
+        shape[gt.axis] = -1
+        steps[n] = gt.scales.astype(np.float64).reshape(shape)
+    rounded, report = adaround_onnx(model, calibration, config or AdaRoundConfig(), grids=steps)
+    before = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer}
+    after = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(rounded).graph.initializer}
+    # the bias each rounded layer ends with (AdaRound adds one to a layer that had none)
+    bias_of = {n.input[1]: n.input[2] for n in onnx.load_from_string(rounded).graph.node
+               if len(n.input) > 2 and n.input[1] in plain and n.input[2]}
+    out = dict(grids)
+    for n, gt in plain.items():
+        ints = np.round(after[n].astype(np.float64) / steps[n]).astype(np.float32)
+        shift = None
+        if n in bias_of:
+            b0 = before[bias_of[n]].astype(np.float64) if bias_of[n] in before else 0.0
+            shift = b0 - after[bias_of[n]].astype(np.float64)
+        values = ints * steps[n].astype(np.float32)  # as grid_array computes them: float32 levels x float32 scales
+        out[n] = GridTensor(values.astype(np.float32), ints, gt.scales, gt.axis, gt.step, shift)
+    return out, report
 
 
 def _exact_bytes(w: np.ndarray) -> int:

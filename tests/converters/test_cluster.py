@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -353,3 +354,40 @@ def test_clustered_tensors_keeps_the_smaller_coded_record() -> None:
     assert groups == 1 and np.array_equal(arr, ints)
     size, _, records = cl.encoded_size(model)
     assert size.tensor_bytes == len(records) and len(records) < coded[64]
+
+
+def test_adaround_grids_learns_the_rounding_on_the_same_steps(small, digits) -> None:
+    """AdaRound on chosen grids: same channel scales, levels within one step of nearest, some changed, the
+    biases corrected, and the layer outputs on held-out data closer to the float model's than nearest rounding."""
+    from edgeseal.converters.adaround import AdaRoundConfig
+    from edgeseal.converters.infer import runner_for
+
+    _, fp32 = small
+    cfg = cl.ClusterConfig(method="grid", max_drop=100.0, min_params=64, steps=(1.0,))  # coarse: room to round
+    nearest_model, _, grids = cl.cluster_onnx(fp32, digits.x_train[:64], lambda m: 0.0, cfg, reference_score=0.0)
+    assert grids
+    fp_inits = _inits(fp32)
+    new, report = cl.adaround_grids(fp32, grids, digits.x_train[:128], AdaRoundConfig(iterations=200, samples=128))
+    assert set(new) == set(grids) and len(report.layers) == len(grids)
+    changed = 0
+    for name, gt in new.items():
+        old = grids[name]
+        assert np.array_equal(gt.scales, old.scales) and gt.axis == old.axis and gt.step == old.step
+        assert np.array_equal(gt.ints, np.round(gt.ints))  # still levels of the grid
+        shape = [1] * gt.ints.ndim
+        shape[gt.axis] = -1
+        assert np.array_equal(gt.values, gt.ints * gt.scales.reshape(shape))
+        u = fp_inits[name].astype(np.float64) / gt.scales.reshape(shape)
+        assert np.all(np.abs(gt.ints - u) < 1.0 + 1e-6)  # floor or ceil of the scaled weight
+        changed += int(np.sum(gt.ints != old.ints))
+        assert gt.bias_shift is not None
+    assert changed > 0
+    # held-out digits: the model with the learned rounding is closer to fp32 than the nearest grid's
+    x = digits.x_test[:256]
+    ref = runner_for(fp32).run(x).astype(np.float64)
+    err = lambda m: float(np.mean((runner_for(m).run(x) - ref) ** 2))  # noqa: E731
+    assert err(cl.grid_model(fp32, new)) < err(nearest_model)
+    # nothing to round again: only tail-level grids
+    tails = {n: dataclasses.replace(g, ints=g.ints + 0.5) for n, g in grids.items()}
+    with pytest.raises(ConfigError, match="tail levels"):
+        cl.adaround_grids(fp32, tails, digits.x_train[:16])
