@@ -112,6 +112,10 @@ class ClusterConfig:
     ``max_bytes`` (grid) caps the layers' measured encoded bytes (records + scales, not the graph): the search
     starts at the finest allocation under the cap, so the model returned is never larger (``report.met`` says
     whether the score budget held there).
+    ``adaround`` > 0 (grid): once the allocation is chosen, AdaRound learns its rounding (:func:`adaround_grids`,
+    that many steps per layer on ``adaround_samples`` probe inputs): the same steps and scales, each level the floor or
+    the ceiling of the scaled weight, chosen for the layer's output; the report then gives the rounded model's
+    score and sizes (the allocation itself was chosen with nearest rounding).
     """
 
     method: Method = Method.KMEANS
@@ -130,6 +134,8 @@ class ClusterConfig:
     seed: int = 0
     bias_correction: bool = True
     max_bytes: int | None = None
+    adaround: int = 0
+    adaround_samples: int = 64
 
     def __post_init__(self) -> None:
         bits = tuple(sorted(dict.fromkeys(self.bits)))
@@ -150,6 +156,12 @@ class ClusterConfig:
         if self.max_bytes is not None and (self.method is not Method.GRID or isinstance(self.max_bytes, bool)
                                            or not isinstance(self.max_bytes, int) or self.max_bytes < 1):
             raise ConfigError(f"[cluster] max_bytes={self.max_bytes!r} must be a byte count >= 1, with method = 'grid'")
+        for name in ("adaround", "adaround_samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "adaround" else 1):
+                raise ConfigError(f"[cluster] {name}={v!r} must be an integer >= {0 if name == 'adaround' else 1}")
+        if self.adaround and self.method is not Method.GRID:
+            raise ConfigError("[cluster] adaround learns the rounding of grids: it needs method = 'grid'")
         if self.method is Method.GRID and self.epochs:
             raise ConfigError("[cluster] epochs > 0 fine-tunes k-means centroids; method = 'grid' has no centroid "
                               "fine-tuning: set epochs = 0 (or method = 'kmeans')")
@@ -526,6 +538,9 @@ class ClusterReport:
     steps: tuple[ClusterStep, ...]
     finetuned: tuple[str, ...] = ()  # torch parameters whose centroids were fine-tuned
     score_before_finetune: float | None = None
+    #: grids rounded again by AdaRound (ClusterConfig.adaround): its per-layer report and the score before it
+    adaround: Any = None
+    score_before_adaround: float | None = None
 
     @property
     def drop(self) -> float:
@@ -539,6 +554,8 @@ class ClusterReport:
         return {
             "reference_score": self.reference_score, "score": self.score, "drop": self.drop, "max_drop": self.max_drop,
             "met": self.met, "score_before_finetune": self.score_before_finetune, "finetuned": list(self.finetuned),
+            "score_before_adaround": self.score_before_adaround,
+            "adaround": None if self.adaround is None else self.adaround.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
             "steps": [dataclasses.asdict(s) for s in self.steps],
         }
@@ -550,6 +567,9 @@ class ClusterReport:
                          f"{c.weight_sqnr_db:>9.1f}{c.output_noise:>10.2e}")
         tuned = f"; centroids fine-tuned in {len(self.finetuned)} layers (before: {self.score_before_finetune:.2f})" \
             if self.finetuned else ""
+        if self.adaround is not None:
+            tuned += (f"; rounding learned by AdaRound in {len(self.adaround.layers)} layers "
+                      f"(before: {self.score_before_adaround:.2f})")
         verdict = "within" if self.met else "OVER"
         lines.append(f"score {self.score:.2f} vs {self.reference_score:.2f}: drop {self.drop:.2f}, {verdict} the "
                      f"{self.max_drop:g}-point budget; {len(self.steps)} allocations scored{tuned}")
@@ -781,18 +801,28 @@ def _cluster_grid(model: bytes, probe: Any, score: Callable[[bytes], float], con
 
     lo = _bisect(len(path), drop_at, config.max_drop)
     chosen = pick(lo)
+    final, score_now, ada_report, before = built[lo], ref - steps[lo].drop, None, None
+    if config.adaround:
+        from .adaround import AdaRoundConfig
+
+        calibration = [dict(probe)] if isinstance(probe, Mapping) else probe  # an array or feed dicts
+        chosen, ada_report = adaround_grids(model, chosen, calibration, AdaRoundConfig(
+            iterations=config.adaround, samples=config.adaround_samples, seed=config.seed))
+        final, before = grid_model(model, chosen), score_now
+        score_now = float(score(final))
     layers = []
     for n, j in path[lo].items():
-        gt = grids[n][j]
-        if gt is None:  # kept as it is
+        if grids[n][j] is None:  # kept as it is
             continue
+        gt = chosen[n]
         layers.append(LayerCluster(
             name=n, node=targets[n][0], params=int(originals[n].size), bits=_index_bits(gt.levels), centroids=gt.levels,
             groups=gt.groups, zeros=float(np.mean(originals[n] == 0)), weight_sqnr_db=_sqnr_db(originals[n], gt.values),
-            output_noise=points[n][j][1], step=gt.step, encoded_bytes=points[n][j][0], entropy_bits=gt.entropy_bits()))
-    report = ClusterReport(tuple(layers), ref, ref - steps[lo].drop, config.max_drop,
-                           tuple(steps[i] for i in sorted(steps)))
-    return built[lo], report, chosen
+            output_noise=points[n][j][1], step=gt.step,
+            encoded_bytes=points[n][j][0] if gt is grids[n][j] else grid_record_bytes(gt), entropy_bits=gt.entropy_bits()))
+    report = ClusterReport(tuple(layers), ref, score_now, config.max_drop, tuple(steps[i] for i in sorted(steps)),
+                           adaround=ada_report, score_before_adaround=before)
+    return final, report, chosen
 
 
 def adaround_grids(model: bytes, grids: Mapping[str, GridTensor], calibration: Any,

@@ -216,6 +216,8 @@ class ClusterStage:
 
     ``bits``: candidate index widths (1..8: 2..256 centroids); each layer gets the fewest the budget allows,
     the most sensitive layers the most. ``epochs`` > 0 then fine-tunes the centroids on [data] train.
+    ``adaround`` > 0 (``method = "grid"``): AdaRound steps per layer that learn the chosen grids' rounding on
+    the calibration data (``converters.cluster.adaround_grids``).
     """
 
     bits: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
@@ -226,6 +228,7 @@ class ClusterStage:
     exclude: tuple[str, ...] = ()
     epochs: int = 0
     lr: float = 1e-4
+    adaround: int = 0
 
     def __post_init__(self) -> None:
         _check(isinstance(self.bits, (list, tuple)), f"[cluster] bits={self.bits!r} must be a list of widths 1..8")
@@ -238,7 +241,7 @@ class ClusterStage:
 
         return ClusterConfig(bits=self.bits, method=self.method, max_drop=max_drop, per_channel=self.per_channel,
                              keep_zero=self.keep_zero, min_params=self.min_params, exclude=self.exclude,
-                             epochs=self.epochs, lr=self.lr, seed=seed)
+                             epochs=self.epochs, lr=self.lr, adaround=self.adaround, seed=seed)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -391,3 +391,30 @@ def test_adaround_grids_learns_the_rounding_on_the_same_steps(small, digits) -> 
     tails = {n: dataclasses.replace(g, ints=g.ints + 0.5) for n, g in grids.items()}
     with pytest.raises(ConfigError, match="tail levels"):
         cl.adaround_grids(fp32, tails, digits.x_train[:16])
+
+
+def test_grid_search_with_adaround_reports_the_rounded_model(small, digits, acc) -> None:
+    """``ClusterConfig(adaround=N)``: the search's grids rounded again, the score and sizes those of that model."""
+    from edgeseal.converters.adaround import AdaRoundConfig
+
+    _, fp32 = small
+    score = lambda b: acc(b, digits.x_val, digits.y_val)  # noqa: E731
+    base = dict(method="grid", max_drop=100.0, min_params=64, steps=(1.0, 0.5))
+    nearest_model, nearest_report, nearest = cl.cluster_onnx(fp32, digits.x_train[:64], score, cl.ClusterConfig(**base))
+    model, report, grids = cl.cluster_onnx(fp32, digits.x_train[:64], score,
+                                           cl.ClusterConfig(**base, adaround=50, adaround_samples=64))
+    want, _ = cl.adaround_grids(fp32, nearest, digits.x_train[:64], AdaRoundConfig(iterations=50, samples=64))
+    assert set(grids) == set(want)
+    for n in grids:
+        assert np.array_equal(grids[n].ints, want[n].ints)
+    assert model == cl.grid_model(fp32, grids) and model != nearest_model
+    assert report.score == pytest.approx(score(model))
+    assert report.score_before_adaround == pytest.approx(nearest_report.score)
+    assert report.adaround is not None and len(report.adaround.layers) == len(grids)
+    for layer in report.layers:
+        assert layer.encoded_bytes == cl.grid_record_bytes(grids[layer.name])
+    assert report.to_dict()["adaround"]["layers"] and "AdaRound" in report.summary()
+    with pytest.raises(ConfigError, match="method = 'grid'"):
+        cl.ClusterConfig(adaround=10)
+    with pytest.raises(ConfigError, match="adaround_samples"):
+        cl.ClusterConfig(method="grid", adaround=10, adaround_samples=0)

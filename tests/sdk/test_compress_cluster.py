@@ -25,6 +25,8 @@ def digits():
     ({"cluster": {"centroids": 16}}, r"unknown key 'centroids' in \[cluster\]"),
     ({"cluster": {"method": "lloyd"}}, r"\[cluster\] method='lloyd' must be one of 'kmeans', 'grid'"),
     ({"cluster": {"method": "grid", "epochs": 2}}, r"method = 'grid' has no centroid fine-tuning"),
+    ({"cluster": {"adaround": 100}}, r"adaround learns the rounding of grids: it needs method = 'grid'"),
+    ({"cluster": {"method": "grid", "adaround": -1}}, r"\[cluster\] adaround=-1 must be an integer >= 0"),
     ({"quantize": {"bits": 2}}, r"\[quantize\] bits=2 must be 8 \(int8\) or 4"),
     ({"quantize": {"bits": 4, "block_size": 24}}, r"\[quantize\] block_size=24 must be a power of two"),
     ({"quantize": {"bits": 4, "algorithm": "awq"}}, r"\[quantize\] algorithm='awq' is not valid"),
@@ -43,6 +45,7 @@ def test_recipe_cluster_method_reaches_the_converter() -> None:
 
     assert recipe_from_dict({"cluster": {"method": "grid"}}).cluster.config().method is Method.GRID
     assert recipe_from_dict({"cluster": {}}).cluster.config().method is Method.KMEANS
+    assert recipe_from_dict({"cluster": {"method": "grid", "adaround": 100}}).cluster.config().adaround == 100
 
 
 def test_trials_carry_cluster_and_int4() -> None:
