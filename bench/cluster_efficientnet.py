@@ -15,6 +15,10 @@ ImageNet data here), and choose per layer under the same agreement budget on the
   channel scales as a ``Mul`` after the layer, bias correction; the step of each layer picked on output noise
   per *measured* encoded byte.
 
+Then, on the grids: ``*_finetuned`` distils the channel scales and biases from fp32 (levels unchanged);
+``*_adaround`` keeps the steps and learns each level's rounding with AdaRound (``cluster.adaround_grids``, what
+``[cluster] adaround = N`` runs), on crops of the calibration photos.
+
 ``encoded_bytes`` = codebook records + zlib graph (``converters.cluster.encoded_size``).
 ``sealed_codebook_bytes`` = a real sealed package (signed, one X25519 device slot, zlib) of content format
 ``onnx+codebook`` (``cluster.codebook_model``), the file that ships; ``sealed_zlib_bytes`` = the same model as a
@@ -49,9 +53,12 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=512, help="unlabelled crops for grid fine-tuning")
     ap.add_argument("--finetune-steps", type=int, default=150)
     ap.add_argument("--max-drop", type=float, default=3.0, help="agreement points on the selection crops")
+    ap.add_argument("--adaround-iterations", type=int, default=100, help="AdaRound steps per layer on the grids")
+    ap.add_argument("--adaround-samples", type=int, default=32, help="calibration crops AdaRound learns from")
     args = ap.parse_args()
     import edgeseal
     from edgeseal.converters import cluster as cl
+    from edgeseal.converters.adaround import AdaRoundConfig
     from edgeseal.converters.export import ExportConfig, export_onnx
     from edgeseal.converters.grid_finetune import GridFinetuneConfig, finetune_grid
     from edgeseal.converters.infer import runner_for
@@ -102,17 +109,18 @@ def main() -> None:
         (ROOT / "bench" / "results" / "cluster_efficientnet.partial.json").write_text(json.dumps(result, default=float))
         print(name, size.total, len(package), v["selection_agreement"], v["evaluation_agreement"], flush=True)
 
+    chosen_grids: dict[str, dict] = {}
     for name, cfg in configs.items():
         t0 = time.time()
-        model, report, _ = cl.cluster_onnx(fp32, selection, lambda m: agree(m, selection, ref_sel), cfg,
+        model, report, chosen_grids[name] = cl.cluster_onnx(fp32, selection, lambda m: agree(m, selection, ref_sel), cfg,
                                            reference_score=100.0)
         while cfg.max_bytes is not None:  # the cap is on records + scales: tighten it until the package fits
             over = len(seal(cl.codebook_model(model), "onnx+codebook")) - len(fp32) // 8
             if over <= 0:
                 break
             cfg = dataclasses.replace(cfg, max_bytes=cfg.max_bytes - over - 1000)
-            model, report, _ = cl.cluster_onnx(fp32, selection, lambda m: agree(m, selection, ref_sel), cfg,
-                                               reference_score=100.0)
+            model, report, chosen_grids[name] = cl.cluster_onnx(fp32, selection, lambda m: agree(m, selection, ref_sel),
+                                                                cfg, reference_score=100.0)
         cap = f"{cfg.max_bytes:,}" if cfg.max_bytes is not None else ""
         how = {"kmeans_per_channel": f"k-means per output channel, widths 2..8 bits within {args.max_drop:g} points "
                                      "on the selection crops",
@@ -131,6 +139,23 @@ def main() -> None:
     describe("grid_one_eighth_finetuned", tuned, f"grid_one_eighth + {ft_cfg.steps} Adam steps (batch "
              f"{ft_cfg.batch_size}) on the channel scales and biases, distilled from fp32 on {len(train)} crops of the "
              "calibration photos", None, t0, {"finetune": ft_report.to_dict(), "levels_of": "grid_one_eighth"})
+    # AdaRound on the chosen grids (cluster.adaround_grids, what [cluster] adaround = N runs after the search): same
+    # steps and scales, each weight's level the floor or the ceiling, learned layer by layer for the layer's output
+    # on crops of the calibration photos (not the selection crops); settings of the int8 recipe (100 steps, 32 crops)
+    ada_cfg = AdaRoundConfig(iterations=args.adaround_iterations, samples=args.adaround_samples)
+    ada_calib = crop_set(CALIBRATION_PHOTOS, args.adaround_samples, seed=3)
+    for base in ("grid_entropy", "grid_one_eighth"):
+        t0 = time.time()
+        grids, ada_report = cl.adaround_grids(fp32, chosen_grids[base], ada_calib, ada_cfg)
+        describe(f"{base}_adaround", cl.grid_model(fp32, grids),
+                 f"{base}'s steps and scales, each level's rounding learned by AdaRound ({ada_cfg.iterations} steps per "
+                 f"layer on {ada_cfg.samples} crops of the calibration photos, bias correction; "
+                 f"cluster.adaround_grids)", None, t0, {"adaround": ada_report.to_dict(), "levels_of": base})
+        if base == "grid_one_eighth":  # then the channel scales and biases distilled, as for grid_one_eighth
+            t0 = time.time()
+            tuned, ft_report = finetune_grid(models[f"{base}_adaround"], fp32, train, ft_cfg)
+            describe(f"{base}_adaround_finetuned", tuned, f"{base}_adaround + the same distillation as "
+                     f"{base}_finetuned", None, t0, {"finetune": ft_report.to_dict(), "levels_of": f"{base}_adaround"})
     result["verdict"] = verdict(result["variants"], len(fp32))
     result["load"] = load_check(models["grid_entropy"], fp32, evaluation, seal, device, publisher)
     result.update(data={"selection_crops": len(selection), "evaluation_crops": len(evaluation),
@@ -211,6 +236,11 @@ def render(r: dict) -> str:
                      f"{v['evaluation_agreement']:.2f} |")
     for name, v in r["variants"].items():
         goals = "goals: " + ", ".join(f"{k} {'met' if ok else 'NOT met'}" for k, ok in v["goal"].items())
+        if v["clustering"] is None and "adaround" in v:
+            ar = v["adaround"]
+            lines += ["", f"{name}: {v['how']}; {len(ar['layers'])} layers, median layer output error "
+                      f"{ar['median_error_ratio']:.2f}x that of nearest rounding ({v['seconds']} s); {goals}"]
+            continue
         if v["clustering"] is None:
             ft = v["finetune"]
             lines += ["", f"{name}: {v['how']}; distillation loss {ft['loss_start']:.3g} -> {ft['loss_end']:.3g} "

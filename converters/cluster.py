@@ -834,8 +834,8 @@ def adaround_grids(model: bytes, grids: Mapping[str, GridTensor], calibration: A
     change, so the encoded size moves a little (measure it again).
 
     ``model``: the float model the grids were made from; ``grids``: :func:`cluster_onnx`'s (``method="grid"``).
-    Grids with tail levels (a step too fine for one codebook) keep their nearest rounding. Returns the new grids
-    (the ones not rounded again unchanged) and the AdaRound report."""
+    Grids with tail levels (a step too fine for one codebook), and layers AdaRound skips (a shared weight), keep
+    their nearest rounding. Returns the new grids (the ones not rounded again unchanged) and the AdaRound report."""
     import onnx
     from onnx import numpy_helper
 
@@ -853,11 +853,16 @@ def adaround_grids(model: bytes, grids: Mapping[str, GridTensor], calibration: A
     rounded, report = adaround_onnx(model, calibration, config or AdaRoundConfig(), grids=steps)
     before = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer}
     after = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(rounded).graph.initializer}
-    # the bias each rounded layer ends with (AdaRound adds one to a layer that had none)
-    bias_of = {n.input[1]: n.input[2] for n in onnx.load_from_string(rounded).graph.node
-               if len(n.input) > 2 and n.input[1] in plain and n.input[2]}
+    # the bias each rounded layer ends with (AdaRound adds one to a layer that had none); a layer AdaRound
+    # skipped (report.skipped) keeps its grid as it was
+    nodes = onnx.load_from_string(rounded).graph.node
+    done = {x.node for x in report.layers}
+    weight_of = {n.name: n.input[1] for n in nodes if n.name in done}
+    bias_of = {n.input[1]: n.input[2] for n in nodes if n.name in done and len(n.input) > 2 and n.input[2]}
     out = dict(grids)
     for n, gt in plain.items():
+        if n not in weight_of.values():
+            continue
         ints = np.round(after[n].astype(np.float64) / steps[n]).astype(np.float32)
         shift = None
         if n in bias_of:
