@@ -72,6 +72,14 @@ def main() -> None:
     ref_sel = runner_for(fp32).run_batched(selection, 32).argmax(-1)
     ref_eval = runner_for(fp32).run_batched(evaluation, 32).argmax(-1)
     agree = lambda m, x, r: 100 * float((runner_for(m).run_batched(x, 32).argmax(-1) == r).mean())  # noqa: E731
+    logits_eval = runner_for(fp32).run_batched(evaluation, 32).astype("float64")
+
+    def sqnr_eval(m: bytes) -> float:
+        """Logit SQNR (dB) against fp32 on the evaluation crops: steadier than agreement near ties."""
+        import numpy as np
+
+        out = runner_for(m).run_batched(evaluation, 32).astype(np.float64)
+        return float(10 * np.log10(np.sum(logits_eval ** 2) / np.sum((logits_eval - out) ** 2)))
     publisher, device = edgeseal.generate_publisher_key(), edgeseal.generate_device_key()
     seal = lambda m, fmt="onnx": edgeseal.seal(m, publisher=publisher, devices=[device.public_key()],  # noqa: E731
                                                compression="zlib", content_format=fmt, now=1_700_000_000.0)
@@ -101,7 +109,7 @@ def main() -> None:
              "sealed_codebook_bytes": len(package), "sealed_zlib_bytes": len(seal(model)),
              "ratio_encoded_vs_fp32": len(fp32) / size.total, "ratio_sealed_vs_fp32": len(fp32) / len(package),
              "selection_agreement": agree(model, selection, ref_sel),
-             "evaluation_agreement": agree(model, evaluation, ref_eval),
+             "evaluation_agreement": agree(model, evaluation, ref_eval), "evaluation_sqnr_db": sqnr_eval(model),
              "clustering": None if report is None else report.to_dict(), "seconds": round(time.time() - t0, 1), **(extra or {})}
         v["goal"] = {"sealed<=fp32/8": len(package) <= len(fp32) / 8,
                      f"agreement>={GOAL_AGREEMENT}": v["evaluation_agreement"] >= GOAL_AGREEMENT}
@@ -161,7 +169,8 @@ def main() -> None:
     result.update(data={"selection_crops": len(selection), "evaluation_crops": len(evaluation),
                         "selection_photos": list(CALIBRATION_PHOTOS), "evaluation_photos": list(EVALUATION_PHOTOS)},
                   machine={"cpu": cpu_name(), "python": platform.python_version(), "shared": True},
-                  wall_s=round(time.time() - t_start, 1))
+                  wall_s=round(time.time() - t_start, 1),
+                  lab=json.loads((ROOT / "bench" / "ptq_lab" / "grid_attempts.json").read_text()))
     out = ROOT / "bench" / "results"
     (out / "cluster_efficientnet.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "cluster_efficientnet.partial.json").unlink(missing_ok=True)
@@ -229,11 +238,12 @@ def render(r: dict) -> str:
              f"{GOAL_AGREEMENT:g} % top-1 agreement with fp32 on {r['data']['evaluation_crops']} held-out crops "
              f"(widths chosen on {r['data']['selection_crops']} other crops).", "",
              "| variant | encoded bytes | sealed onnx+codebook | fp32 / sealed | sealed plain ONNX (zlib) | "
-             "selection agr. % | evaluation agr. % |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "selection agr. % | evaluation agr. % | evaluation logit SQNR dB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, v in r["variants"].items():
+        sq = f"{v['evaluation_sqnr_db']:.2f}" if "evaluation_sqnr_db" in v else ""
         lines.append(f"| {name} | {v['encoded_bytes']:,} | {v['sealed_codebook_bytes']:,} | "
                      f"{v['ratio_sealed_vs_fp32']:.2f} | {v['sealed_zlib_bytes']:,} | {v['selection_agreement']:.2f} | "
-                     f"{v['evaluation_agreement']:.2f} |")
+                     f"{v['evaluation_agreement']:.2f} | {sq} |")
     for name, v in r["variants"].items():
         goals = "goals: " + ", ".join(f"{k} {'met' if ok else 'NOT met'}" for k, ok in v["goal"].items())
         if v["clustering"] is None and "adaround" in v:
@@ -277,6 +287,13 @@ def render(r: dict) -> str:
               f"{ld['fp32_ms_median']:.1f} ms median; per-round ratio median {ld['ratio_median']:.2f} over {ld['runs']} "
               f"loads each. Outputs bit-identical to the converter's model: "
               f"{ld['outputs_bit_identical_to_converter_model']}."]
+    if r.get("lab"):
+        lab = r["lab"]
+        lines += ["", "## Lab runs: AdaRound on the 1/8 grid", "", lab["note"], "",
+                  "| method | selection agr. % / SQNR dB | evaluation agr. % / SQNR dB | note |", "|---|---|---|---|"]
+        for a in lab["attempts"]:
+            lines.append(f"| {a['method']} | {a['selection'][0]:.1f} / {a['selection'][1]:.2f} | "
+                         f"{a['evaluation'][0]:.1f} / {a['evaluation'][1]:.2f} | {a.get('note', '')} |")
     lines += ["", f"Machine: {r['machine']['cpu']} (shared). Wall {r['wall_s']} s."]
     return "\n".join(lines) + "\n"
 
