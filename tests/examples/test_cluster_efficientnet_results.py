@@ -33,6 +33,9 @@ def test_results_page_and_verdict_follow_from_the_json() -> None:
         assert v["goal"]["agreement>=97.0"] == (v["evaluation_agreement"] >= 97.0), name
         assert v["encoded_bytes"] == v["encoded"]["graph_bytes"] + v["encoded"]["tensor_bytes"], name
         assert abs(v["ratio_sealed_vs_fp32"] - r["fp32_onnx_bytes"] / v["sealed_codebook_bytes"]) < 1e-9, name
+        assert v["evaluation_sqnr_db"] > 0, name
+    # the lab rows rendered are the lab file's
+    assert r["lab"] == json.loads((ROOT / "bench/ptq_lab/grid_attempts.json").read_text())
     assert r["load"]["outputs_bit_identical_to_converter_model"] is True
 
 
@@ -46,4 +49,5 @@ def test_readme_table_matches_the_json() -> None:
     assert set(rows) == set(r["variants"])
     for name, v in r["variants"].items():
         assert rows[name] == [f"{v['sealed_codebook_bytes']:,}", f"{v['ratio_sealed_vs_fp32']:.2f}×",
-                              f"{v['selection_agreement']:.1f}", f"{v['evaluation_agreement']:.1f}"], name
+                              f"{v['selection_agreement']:.1f}", f"{v['evaluation_agreement']:.1f}",
+                              f"{v['evaluation_sqnr_db']:.1f} dB"], name
