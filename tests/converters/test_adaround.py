@@ -125,3 +125,29 @@ def test_quantized_inputs_bias_correction_matches_the_float_mean_on_rounded_inpu
     unaware, _ = adaround_onnx(model, calib, AdaRoundConfig(iterations=0, samples=32))
     np.testing.assert_allclose(_conv1_channel_means(aware, xq), want, atol=1e-4 * scale)
     assert np.abs(_conv1_channel_means(unaware, xq) - want).max() > 100 * 1e-4 * scale
+
+
+def test_graph_runner_max_pool_matches_onnx_runtime():
+    """Conv -> MaxPool (pads, stride 2, ceil_mode) -> Conv: the second layer's round-to-nearest output error that
+    AdaRound reports, computed through its torch MaxPool, equals the one ONNX Runtime gives for the same models."""
+    rng = np.random.default_rng(3)
+    w1, w2 = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=(5, 4, 1, 1)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+         helper.make_node("MaxPool", ["c1"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2],
+                          pads=[1, 0, 1, 1], ceil_mode=1),
+         helper.make_node("Conv", ["p", "w2"], ["y"], name="conv2")], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 3, 9, 9])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    x = rng.normal(size=(8, 3, 9, 9)).astype(np.float32)
+    _, report = adaround_onnx(model, x, AdaRoundConfig(iterations=0, bias_correction=False, samples=8))
+    proto = onnx.load_from_string(model)
+    for t in proto.graph.initializer:  # both weights rounded to nearest on their int8 grids
+        w = numpy_helper.to_array(t).astype(np.float64)
+        s = int8_grid(w)
+        t.CopyFrom(numpy_helper.from_array((np.round(w / s) * s).astype(np.float32), t.name))
+    want = float(np.mean((run(proto.SerializeToString(), x).astype(np.float64) - run(model, x)) ** 2))
+    assert report.layers[1].node == "conv2"
+    assert report.layers[1].mse_nearest == pytest.approx(want, rel=1e-4)
