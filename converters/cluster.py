@@ -852,10 +852,11 @@ def adaround_grids(model: bytes, grids: Mapping[str, GridTensor], calibration: A
         steps[n] = gt.scales.astype(np.float64).reshape(shape)
     rounded, report = adaround_onnx(model, calibration, config or AdaRoundConfig(), grids=steps)
     before = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer}
-    after = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(rounded).graph.initializer}
+    graph = onnx.load_from_string(rounded).graph
+    after = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     # the bias each rounded layer ends with (AdaRound adds one to a layer that had none); a layer AdaRound
     # skipped (report.skipped) keeps its grid as it was
-    nodes = onnx.load_from_string(rounded).graph.node
+    nodes = graph.node
     done = {x.node for x in report.layers}
     weight_of = {n.name: n.input[1] for n in nodes if n.name in done}
     bias_of = {n.input[1]: n.input[2] for n in nodes if n.name in done and len(n.input) > 2 and n.input[2]}
